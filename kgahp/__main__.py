@@ -1,0 +1,3 @@
+from kgahp.cli import main
+
+raise SystemExit(main())

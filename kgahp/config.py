@@ -1,0 +1,372 @@
+"""kgahp's knobs, read once from HTCondor's configuration and passed down as frozen dataclasses.
+
+Every knob is `KGAHP_<NAME>` in HTCondor's configuration, so `condor_config_val KGAHP_NAMESPACE`
+shows it and `_CONDOR_KGAHP_NAMESPACE=...` in the environment overrides it. `KNOBS` below is the
+single list of knobs with their defaults and meaning; `condor_config.d/50-kgahp.conf` and the README
+are written from it (and a test checks they agree).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Optional
+
+from kgahp.errors import ConfigError
+
+PREFIX = "KGAHP_"
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str            # without the prefix
+    default: str         # as written in a config file
+    help: str
+
+
+KNOBS: tuple[Knob, ...] = (
+    # --- cluster access
+    Knob("KUBECONFIG", "", "Kubeconfig file; empty = $KUBECONFIG or ~/.kube/config; "
+         "'in-cluster' = the pod's service account"),
+    Knob("CONTEXT", "", "Kubeconfig context; empty = the current context"),
+    Knob("NAMESPACE", "default", "Namespace for jobs that name none"),
+    Knob("ALLOWED_NAMESPACES", "", "Comma list of namespaces a job may choose; empty = only NAMESPACE"),
+    Knob("QPS", "20", "Client-side API rate limit, requests per second"),
+    Knob("BURST", "40", "Client-side API burst allowance"),
+    Knob("API_TIMEOUT", "30", "Seconds before one API request is abandoned"),
+    Knob("INSTANCE", "", "Name that tells this GAHP's pods from others' (label value); "
+         "empty = the user name kgahp runs as"),
+    # --- server
+    Knob("WORKERS", "16", "Threads doing API work for submit/cancel/refresh"),
+    Knob("MAX_QUEUED", "1000", "Requests waiting for a worker before the GAHP answers "
+         "'F Threads limit reached'"),
+    Knob("LOG", "", "Log file; empty = $(LOG)/KGahpLog.<user>, or stderr when $(LOG) is unset"),
+    Knob("DEBUG", "INFO", "Log level: ERROR, WARNING, INFO or DEBUG"),
+    Knob("STATE_DIR", "", "Directory of the durable job store; empty = ~/.kgahp "
+         "(never GAHP_TEMP, which the gridmanager deletes)"),
+    # --- pods
+    Knob("POD_TEMPLATE", "", "YAML pod template every job pod starts from"),
+    Knob("QUEUE_CONFIG", "", "YAML file: per-queue template overlay, namespace, "
+         "priorityClassName, Kueue queue"),
+    Knob("DEFAULT_IMAGE", "", "Image for jobs that name none; empty = such jobs fail to submit"),
+    Knob("ALLOWED_IMAGES", "*", "Comma list of shell-style patterns a job's image must match"),
+    Knob("POD_NAME_PREFIX", "kg", "Prefix of pod names"),
+    Knob("DEFAULT_CPUS", "1", "CPUs for jobs that ask for none"),
+    Knob("DEFAULT_MEMORY", "2048", "Memory (MiB) for jobs that ask for none"),
+    Knob("DEFAULT_RUNTIME", "0", "Wall time (s) for jobs that ask for none; 0 = unlimited"),
+    Knob("MAX_CPUS", "64", "Largest CPU request a job may make"),
+    Knob("MAX_MEMORY", "262144", "Largest memory request (MiB) a job may make"),
+    Knob("MAX_GPUS", "8", "Largest GPU request a job may make"),
+    Knob("MAX_DISK", "0", "Largest disk request (KiB); 0 = no limit"),
+    Knob("MAX_RUNTIME", "0", "Longest wall time (s) a job may ask for; 0 = no limit"),
+    Knob("LIMIT_POLICY", "equal", "Resource limits: 'equal' (limit = request), 'factor' "
+         "(limit = request x LIMIT_FACTOR) or 'no-cpu-limit' (memory limit = request, no CPU limit)"),
+    Knob("LIMIT_FACTOR", "1.0", "Multiplier for LIMIT_POLICY = factor"),
+    Knob("GPU_RESOURCE", "nvidia.com/gpu", "Extended resource name for GPUNumber"),
+    Knob("GPU_MODEL_LABEL", "nvidia.com/gpu.product", "Node label that GPUModel selects on"),
+    Knob("WHOLE_NODE_CPUS", "0", "CPUs a WholeNodes job gets; 0 = WholeNodes jobs are refused"),
+    Knob("WHOLE_NODE_MEMORY", "0", "Memory (MiB) a WholeNodes job gets"),
+    Knob("EXTRA_ARGS_FIELDS", "", "Comma list of pod spec fields BatchExtraSubmitArgs (a JSON/YAML "
+         "patch) may set, e.g. nodeSelector,tolerations; empty = BatchExtraSubmitArgs is ignored"),
+    Knob("ENVIRONMENT", "", "Extra NAME=VALUE;NAME2=VALUE2 set in every job container "
+         "(e.g. a pilot's collector address)"),
+    # --- lifecycle
+    Knob("IMAGE_PULL_GRACE", "120", "Seconds an image pull may fail before the job is held"),
+    Knob("CONFIG_ERROR_GRACE", "120", "Seconds a container config or mount error may last "
+         "before the job is held"),
+    Knob("PENDING_LIMIT", "0", "Seconds a pod may stay unschedulable before the job is held; "
+         "0 = wait forever"),
+    Knob("MAX_DISRUPTIONS", "3", "Evictions/preemptions/node losses before the job is held"),
+    Knob("UNKNOWN_GRACE", "300", "Seconds a pod may be in phase Unknown or stuck terminating "
+         "before it counts as lost"),
+    Knob("OOM_POLICY", "hold", "'hold' (HoldReasonCode 34) or 'signal' (completed by signal 9)"),
+    Knob("POD_RETENTION", "300", "Seconds a finished pod is kept for debugging after its result "
+         "is collected"),
+    Knob("RESULT_RETENTION", "604800", "Seconds a finished job's result stays answerable"),
+    Knob("RESYNC_INTERVAL", "300", "Seconds between full relists of the watched pods"),
+    # --- files and credentials
+    Knob("TRANSFER_MODE", "api", "'api' (files through the Kubernetes API), 'shared' "
+         "(SHARED_VOLUME mounted at Iwd) or 'none'"),
+    Knob("SHARED_VOLUME", "", "For TRANSFER_MODE = shared: 'pvc:<claim>' or 'hostPath:<dir>'"),
+    Knob("HELPER_IMAGE", "busybox:1.36", "Image of the init container that stages inputs"),
+    Knob("SANDBOX_PATH", "/kgahp/sandbox", "Job working directory inside the pod"),
+    Knob("MAX_INPUT_BYTES", "716800", "Largest input sandbox (bytes) shipped through the API"),
+    Knob("MAX_OUTPUT_BYTES", "8388608", "Largest output sandbox (bytes) fetched through the API"),
+)
+
+_KNOB_NAMES = {k.name for k in KNOBS}
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    kubeconfig: str = ""
+    context: str = ""
+    namespace: str = "default"
+    allowed_namespaces: tuple[str, ...] = ()
+    qps: float = 20.0
+    burst: int = 40
+    api_timeout: float = 30.0
+    instance: str = ""
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """Every namespace this instance may place pods in (and so must watch)."""
+        out = [self.namespace]
+        out += [n for n in self.allowed_namespaces if n not in out]
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    workers: int = 16
+    max_queued: int = 1000
+    log: str = ""
+    debug: str = "INFO"
+    state_dir: str = ""
+
+
+@dataclass(frozen=True)
+class PodSettings:
+    pod_template: str = ""
+    queue_config: str = ""
+    default_image: str = ""
+    allowed_images: tuple[str, ...] = ("*",)
+    pod_name_prefix: str = "kg"
+    default_cpus: float = 1.0
+    default_memory: int = 2048
+    default_runtime: int = 0
+    max_cpus: float = 64.0
+    max_memory: int = 262144
+    max_gpus: int = 8
+    max_disk: int = 0
+    max_runtime: int = 0
+    limit_policy: str = "equal"
+    limit_factor: float = 1.0
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_model_label: str = "nvidia.com/gpu.product"
+    whole_node_cpus: float = 0.0
+    whole_node_memory: int = 0
+    extra_args_fields: tuple[str, ...] = ()
+    environment: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    image_pull_grace: float = 120.0
+    config_error_grace: float = 120.0
+    pending_limit: float = 0.0
+    max_disruptions: int = 3
+    unknown_grace: float = 300.0
+    oom_policy: str = "hold"
+    pod_retention: float = 300.0
+    result_retention: float = 604800.0
+    resync_interval: float = 300.0
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    mode: str = "api"
+    shared_volume: str = ""
+    helper_image: str = "busybox:1.36"
+    sandbox_path: str = "/kgahp/sandbox"
+    max_input_bytes: int = 716800
+    max_output_bytes: int = 8388608
+
+
+@dataclass(frozen=True)
+class Settings:
+    kube: KubeSettings = field(default_factory=KubeSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    pod: PodSettings = field(default_factory=PodSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    transfer: TransferSettings = field(default_factory=TransferSettings)
+    condor_log_dir: str = ""     # HTCondor's $(LOG), for the default log file
+    user: str = ""               # the account kgahp runs as (the job owner)
+
+    @property
+    def instance(self) -> str:
+        return self.kube.instance or self.user or "kgahp"
+
+    @property
+    def state_dir(self) -> str:
+        if self.server.state_dir:
+            return self.server.state_dir
+        return os.path.join(os.path.expanduser("~"), ".kgahp")
+
+    @property
+    def log_file(self) -> str:
+        """Empty string means stderr."""
+        if self.server.log:
+            return self.server.log
+        if self.condor_log_dir:
+            return os.path.join(self.condor_log_dir, f"KGahpLog.{self.user or 'kgahp'}")
+        return ""
+
+
+def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in value.split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ConfigError(f"{PREFIX}ENVIRONMENT entry {item!r} is not NAME=VALUE")
+        name, _, val = item.partition("=")
+        pairs.append((name.strip(), val))
+    return tuple(pairs)
+
+
+# knob name -> (section, field, converter)
+_MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
+    "KUBECONFIG": ("kube", "kubeconfig", str),
+    "CONTEXT": ("kube", "context", str),
+    "NAMESPACE": ("kube", "namespace", str),
+    "ALLOWED_NAMESPACES": ("kube", "allowed_namespaces", _csv),
+    "QPS": ("kube", "qps", float),
+    "BURST": ("kube", "burst", int),
+    "API_TIMEOUT": ("kube", "api_timeout", float),
+    "INSTANCE": ("kube", "instance", str),
+    "WORKERS": ("server", "workers", int),
+    "MAX_QUEUED": ("server", "max_queued", int),
+    "LOG": ("server", "log", str),
+    "DEBUG": ("server", "debug", lambda v: v.strip().upper() or "INFO"),
+    "STATE_DIR": ("server", "state_dir", str),
+    "POD_TEMPLATE": ("pod", "pod_template", str),
+    "QUEUE_CONFIG": ("pod", "queue_config", str),
+    "DEFAULT_IMAGE": ("pod", "default_image", str),
+    "ALLOWED_IMAGES": ("pod", "allowed_images", _csv),
+    "POD_NAME_PREFIX": ("pod", "pod_name_prefix", str),
+    "DEFAULT_CPUS": ("pod", "default_cpus", float),
+    "DEFAULT_MEMORY": ("pod", "default_memory", int),
+    "DEFAULT_RUNTIME": ("pod", "default_runtime", int),
+    "MAX_CPUS": ("pod", "max_cpus", float),
+    "MAX_MEMORY": ("pod", "max_memory", int),
+    "MAX_GPUS": ("pod", "max_gpus", int),
+    "MAX_DISK": ("pod", "max_disk", int),
+    "MAX_RUNTIME": ("pod", "max_runtime", int),
+    "LIMIT_POLICY": ("pod", "limit_policy", lambda v: v.strip().lower()),
+    "LIMIT_FACTOR": ("pod", "limit_factor", float),
+    "GPU_RESOURCE": ("pod", "gpu_resource", str),
+    "GPU_MODEL_LABEL": ("pod", "gpu_model_label", str),
+    "WHOLE_NODE_CPUS": ("pod", "whole_node_cpus", float),
+    "WHOLE_NODE_MEMORY": ("pod", "whole_node_memory", int),
+    "EXTRA_ARGS_FIELDS": ("pod", "extra_args_fields", _csv),
+    "ENVIRONMENT": ("pod", "environment", _env_pairs),
+    "IMAGE_PULL_GRACE": ("lifecycle", "image_pull_grace", float),
+    "CONFIG_ERROR_GRACE": ("lifecycle", "config_error_grace", float),
+    "PENDING_LIMIT": ("lifecycle", "pending_limit", float),
+    "MAX_DISRUPTIONS": ("lifecycle", "max_disruptions", int),
+    "UNKNOWN_GRACE": ("lifecycle", "unknown_grace", float),
+    "OOM_POLICY": ("lifecycle", "oom_policy", lambda v: v.strip().lower()),
+    "POD_RETENTION": ("lifecycle", "pod_retention", float),
+    "RESULT_RETENTION": ("lifecycle", "result_retention", float),
+    "RESYNC_INTERVAL": ("lifecycle", "resync_interval", float),
+    "TRANSFER_MODE": ("transfer", "mode", lambda v: v.strip().lower()),
+    "SHARED_VOLUME": ("transfer", "shared_volume", str),
+    "HELPER_IMAGE": ("transfer", "helper_image", str),
+    "SANDBOX_PATH": ("transfer", "sandbox_path", str),
+    "MAX_INPUT_BYTES": ("transfer", "max_input_bytes", int),
+    "MAX_OUTPUT_BYTES": ("transfer", "max_output_bytes", int),
+}
+
+_CHOICES = {
+    "LIMIT_POLICY": ("equal", "factor", "no-cpu-limit"),
+    "OOM_POLICY": ("hold", "signal"),
+    "TRANSFER_MODE": ("api", "shared", "none"),
+}
+
+assert set(_MAP) == _KNOB_NAMES, "every knob needs a mapping"
+
+
+def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = "",
+                          user: str = "") -> Settings:
+    """Build Settings from `{knob name without prefix: text}`; missing knobs take defaults.
+
+    Raises ConfigError naming the knob when a value cannot be used.
+    """
+    sections: dict[str, dict[str, Any]] = {
+        "kube": {}, "server": {}, "pod": {}, "lifecycle": {}, "transfer": {}}
+    defaults = {k.name: k.default for k in KNOBS}
+    for name, (section, attr, conv) in _MAP.items():
+        raw = values.get(name)
+        if raw is None:
+            raw = defaults[name]
+        raw = str(raw).strip()
+        try:
+            value = conv(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{PREFIX}{name} = {raw!r} is not valid: {exc}") from None
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ConfigError(
+                f"{PREFIX}{name} = {raw!r} is not one of {', '.join(_CHOICES[name])}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"{PREFIX}{name} = {raw!r} must not be negative")
+        sections[section][attr] = value
+    transfer = TransferSettings(**sections["transfer"])
+    if transfer.mode == "shared" and not transfer.shared_volume:
+        raise ConfigError(f"{PREFIX}TRANSFER_MODE = shared needs {PREFIX}SHARED_VOLUME")
+    return Settings(
+        kube=KubeSettings(**sections["kube"]),
+        server=ServerSettings(**sections["server"]),
+        pod=PodSettings(**sections["pod"]),
+        lifecycle=LifecycleSettings(**sections["lifecycle"]),
+        transfer=transfer,
+        condor_log_dir=condor_log_dir,
+        user=user,
+    )
+
+
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back to the uid
+        return str(os.getuid())
+
+
+def load_settings(overrides: Optional[Mapping[str, str]] = None) -> Settings:
+    """Read every KGAHP_ knob through HTCondor's configuration (htcondor2.param).
+
+    `overrides` (knob name without prefix -> text) win over the configuration; the CLI uses them.
+    Without a readable HTCondor configuration the defaults apply, as do `_CONDOR_KGAHP_*`
+    environment variables (HTCondor's own override rule).
+    """
+    values: dict[str, str] = {}
+    log_dir = ""
+    try:
+        import htcondor2
+
+        param = htcondor2.param
+        for knob in KNOBS:
+            v = param.get(PREFIX + knob.name)
+            if v is not None:
+                values[knob.name] = str(v)
+        log_dir = str(param.get("LOG") or "")
+    except Exception:  # htcondor2 without any config file: env overrides still count
+        for knob in KNOBS:
+            v = os.environ.get(f"_CONDOR_{PREFIX}{knob.name}")
+            if v is not None:
+                values[knob.name] = v
+    if log_dir and not os.path.isdir(log_dir):
+        log_dir = ""
+    values.update(overrides or {})
+    return settings_from_mapping(values, condor_log_dir=log_dir, user=_current_user())
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Flat view for `kgahp --show-config` and the log's first lines (nothing secret lives here)."""
+    out: dict[str, Any] = {}
+    for section in ("kube", "server", "pod", "lifecycle", "transfer"):
+        obj = getattr(settings, section)
+        for f in fields(obj):
+            out[f"{section}.{f.name}"] = getattr(obj, f.name)
+    return out
