@@ -1,0 +1,423 @@
+"""The GAHP server loop: read request lines, answer at once, run the work in thread pools.
+
+One thread (the caller's) reads stdin and writes every immediate reply; asynchronous commands are
+answered `S` straight away and executed by two bounded pools, so cheap status/ping calls never
+wait behind slow submits. Finished requests become result lines in a queue that `RESULTS` drains.
+Every write to the protocol stream goes through one lock, one whole line (or block) at a time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import queue
+import select
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import BinaryIO, Callable, Optional, Protocol
+
+from kgahp.errors import KgahpError
+from kgahp.protocol import replies
+from kgahp.protocol.escaping import (
+    MAX_LINE_BYTES,
+    LineReader,
+    OversizeLine,
+    escape_token,
+    split_line,
+)
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "Internal kgahp error; see the kgahp log"
+SHUTDOWN_GRACE_SECONDS = 2.0
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_BANNER_LIMIT = 150
+
+
+class Handlers(Protocol):
+    """The five verbs the service layer implements. Each may block; each runs in a pool thread."""
+
+    def ping(self, batch_type: str) -> tuple[int, str]: ...
+
+    def submit(self, ad_text: str) -> tuple[int, str, Optional[str]]: ...
+
+    def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]: ...
+
+    def cancel(self, job_id: str) -> tuple[int, str]: ...
+
+    def refresh_proxy(self, job_id: str, proxy_path: str) -> tuple[int, str]: ...
+
+
+# --- the command table (pure data)
+
+SYNC_COMMANDS = ("ASYNC_MODE_OFF", "ASYNC_MODE_ON", "COMMANDS", "QUIT", "RESULTS", "VERSION")
+
+
+@dataclass(frozen=True)
+class AsyncCommand:
+    params: int                  # parameters after the command name, reqid included
+    slow: bool                   # runs in the submit/cancel/refresh pool
+    run: Callable[[Handlers, str, list[str]], bytes]   # (handlers, reqid, args) -> result line
+
+
+def _run_ping(h: Handlers, reqid: str, args: list[str]) -> bytes:
+    code, msg = h.ping(args[0])
+    return replies.ping_result(reqid, code, msg)
+
+
+def _run_submit(h: Handlers, reqid: str, args: list[str]) -> bytes:
+    code, msg, job_id = h.submit(args[0])
+    return replies.submit_result(reqid, code, msg, job_id)
+
+
+def _run_status(h: Handlers, reqid: str, args: list[str]) -> bytes:
+    code, msg, job_status, ad = h.status(args[0])
+    return replies.status_result(reqid, code, msg, job_status, ad)
+
+
+def _run_cancel(h: Handlers, reqid: str, args: list[str]) -> bytes:
+    code, msg = h.cancel(args[0])
+    return replies.cancel_result(reqid, code, msg)
+
+
+def _run_refresh(h: Handlers, reqid: str, args: list[str]) -> bytes:
+    code, msg = h.refresh_proxy(args[0], args[1])
+    return replies.refresh_result(reqid, code, msg)
+
+
+ASYNC_COMMANDS: dict[str, AsyncCommand] = {
+    "BLAH_PING": AsyncCommand(2, False, _run_ping),
+    "BLAH_JOB_STATUS": AsyncCommand(2, False, _run_status),
+    "BLAH_JOB_SUBMIT": AsyncCommand(2, True, _run_submit),
+    "BLAH_JOB_CANCEL": AsyncCommand(2, True, _run_cancel),
+    "BLAH_JOB_REFRESH_PROXY": AsyncCommand(3, True, _run_refresh),
+}
+
+# The failure line for each command when its handler breaks (same token counts as success).
+_FAILURE_LINE: dict[str, Callable[[str, str], bytes]] = {
+    "BLAH_PING": lambda r, m: replies.ping_result(r, 1, m),
+    "BLAH_JOB_STATUS": lambda r, m: replies.status_result(r, 1, m, 0, None),
+    "BLAH_JOB_SUBMIT": lambda r, m: replies.submit_result(r, 1, m, None),
+    "BLAH_JOB_CANCEL": lambda r, m: replies.cancel_result(r, 1, m),
+    "BLAH_JOB_REFRESH_PROXY": lambda r, m: replies.refresh_result(r, 1, m),
+}
+
+COMMAND_NAMES = tuple(sorted(SYNC_COMMANDS + tuple(ASYNC_COMMANDS)))
+
+
+def banner(version: str, date: Optional[datetime.date] = None) -> bytes:
+    """`$GahpVersion: <ver> <Mon> <DD> <YYYY> kgahp\\ Kubernetes\\ GAHP $` + CR LF, < 150 bytes."""
+    day = date or datetime.datetime.now(datetime.timezone.utc).date()
+    ver = escape_token(" ".join(version.split()) or "0")[:40].rstrip("\\") or "0"
+    text = (f"$GahpVersion: {ver} {_MONTHS[day.month - 1]} {day.day:02d} {day.year:04d} "
+            "kgahp\\ Kubernetes\\ GAHP $")
+    line = text.encode("utf-8", "replace") + b"\r\n"
+    assert len(line) < _BANNER_LIMIT
+    return line
+
+
+def _valid_reqid(token: str) -> bool:
+    return token.isascii() and token.isdigit() and len(token) <= 18 and int(token) > 0
+
+
+def _job_subject(command: str, args: list[str]) -> str:
+    """What a log line may say about a request: the job id, never the ad (it may hold secrets)."""
+    return "" if command == "BLAH_JOB_SUBMIT" else args[0][:200]
+
+
+def _result_code(line: bytes) -> str:
+    parts = line.split(b" ", 2)
+    return parts[1].decode("ascii", "replace") if len(parts) > 1 else "?"
+
+
+# --- the pools
+
+
+class _Pool:
+    """A fixed set of daemon threads: a stuck handler never keeps the process from exiting."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.size = size
+        self.outstanding = 0        # accepted and not finished (guarded by the server's lock)
+        self._tasks: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+                         for i in range(size)]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            try:
+                task()
+            except Exception:  # a task already catches handler errors; keep the thread anyway
+                log.exception("pool task failed")
+
+    def put(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._tasks.put(None)
+
+
+# --- the server
+
+
+class GahpServer:
+    """One GAHP session over a pair of byte streams. `run()` returns the exit code (0)."""
+
+    def __init__(self, handlers: Handlers, *, workers: int, max_queued: int, stdin: BinaryIO,
+                 out: BinaryIO, version: str, max_line: int = MAX_LINE_BYTES,
+                 shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
+                 date: Optional[datetime.date] = None) -> None:
+        self._handlers = handlers
+        self._stdin = stdin
+        self._out = out
+        self._banner = banner(version, date)
+        self._max_line = max_line
+        self._max_queued = max(0, max_queued)
+        self._grace = shutdown_grace
+        workers = max(1, workers)
+        self._fast_size = max(2, workers // 2)
+        self._slow_size = workers
+        self._lock = threading.Lock()         # guards stdout, the result queue and counters
+        self._idle = threading.Condition(self._lock)
+        self._results: list[bytes] = []
+        self._async_mode = False
+        self._notice_sent = False
+        self._closing = False
+        self._broken = False
+        self._wake_r, self._wake_w = os.pipe()
+        self._fast: Optional[_Pool] = None
+        self._slow: Optional[_Pool] = None
+
+    # --- output
+
+    def _write(self, data: bytes) -> None:
+        """Write whole lines; caller holds the lock. A closed stdout ends the session."""
+        if self._broken:
+            return
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError, OSError) as exc:
+            log.warning("protocol stream closed (%s); stopping", type(exc).__name__)
+            self._broken = True
+            self._wake()
+
+    def _reply(self, data: bytes) -> None:
+        with self._lock:
+            self._write(data)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    # --- input
+
+    def _chunks(self) -> Callable[[], bytes]:
+        """A chunk reader for LineReader that also wakes up on SIGTERM or a broken stdout."""
+        try:
+            fd = self._stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = -1
+        if fd < 0:
+            read1 = getattr(self._stdin, "read1", None) or self._stdin.read
+
+            def read_stream() -> bytes:
+                return b"" if self._closing or self._broken else read1(65536)
+            return read_stream
+
+        def read_fd() -> bytes:
+            while not (self._closing or self._broken):
+                ready, _, _ = select.select([fd, self._wake_r], [], [])
+                if self._wake_r in ready:
+                    return b""
+                if fd in ready:
+                    try:
+                        return os.read(fd, 65536)
+                    except BlockingIOError:
+                        continue
+            return b""
+        return read_fd
+
+    # --- main loop
+
+    def run(self) -> int:
+        self._fast = _Pool("gahp-status", self._fast_size)
+        self._slow = _Pool("gahp-submit", self._slow_size)
+        restore = self._install_sigterm()
+        try:
+            self._reply(self._banner)
+            reader: Iterator[bytes | OversizeLine] = iter(
+                LineReader(self._chunks(), self._max_line))
+            for item in reader:
+                if isinstance(item, OversizeLine):
+                    log.warning("discarded a request line of %d bytes (limit %d)",
+                                item.length, self._max_line)
+                    self._reply(replies.error(f"Line longer than {self._max_line} bytes"))
+                    continue
+                if not self._handle(split_line(item)):
+                    break
+                if self._broken or self._closing:
+                    break
+            else:
+                if not (self._closing or self._broken):
+                    log.info("stdin closed; exiting")
+        finally:
+            self._shutdown()
+            restore()
+        return 0
+
+    def _install_sigterm(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_term(signum: int, frame: Optional[FrameType]) -> None:
+            self._closing = True
+            self._wake()
+
+        previous = signal.signal(signal.SIGTERM, on_term)
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+        return restore
+
+    def _shutdown(self) -> None:
+        """Stop taking work; give running handlers a short grace, never hang on them."""
+        if self._closing:
+            log.info("SIGTERM received; exiting")
+        deadline = time.monotonic() + self._grace
+        with self._lock:
+            self._closing = True
+            while self._outstanding() and time.monotonic() < deadline:
+                self._idle.wait(max(0.0, deadline - time.monotonic()))
+            left = self._outstanding()
+        if left:
+            log.warning("exiting with %d request(s) still running", left)
+        for pool in (self._fast, self._slow):
+            if pool is not None:
+                pool.close()
+        if not left:     # a still-running handler may yet touch the wake pipe: leave it open
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
+
+    def _outstanding(self) -> int:
+        return sum(p.outstanding for p in (self._fast, self._slow) if p is not None)
+
+    # --- commands
+
+    def _handle(self, argv: list[str]) -> bool:
+        """Answer one request line. Returns False when the session should end (QUIT)."""
+        name = argv[0].upper()
+        args = argv[1:]
+        if name in SYNC_COMMANDS:
+            if args:
+                self._reply(replies.error(f"expected 0 parameters, {len(args)} found"))
+                return True
+            return self._handle_sync(name)
+        command = ASYNC_COMMANDS.get(name)
+        if command is None:
+            self._reply(replies.error("Unknown command"))
+            return True
+        if len(args) != command.params:
+            self._reply(replies.error(f"expected {command.params} parameters, {len(args)} found"))
+            return True
+        if not _valid_reqid(args[0]):
+            self._reply(replies.error("Invalid request id"))
+            return True
+        self._dispatch(name, command, str(int(args[0])), args[1:])
+        return True
+
+    def _handle_sync(self, name: str) -> bool:
+        if name == "COMMANDS":
+            self._reply(replies.success(*COMMAND_NAMES))
+        elif name == "VERSION":
+            self._reply(b"S " + self._banner)
+        elif name == "QUIT":
+            self._reply(replies.success())
+            log.info("QUIT received; exiting")
+            return False
+        elif name == "ASYNC_MODE_ON":
+            with self._lock:
+                self._async_mode = True
+                self._notice_sent = False
+                self._write(replies.success("Async mode on"))
+        elif name == "ASYNC_MODE_OFF":
+            with self._lock:
+                self._async_mode = False
+                self._write(replies.success("Async mode off"))
+        elif name == "RESULTS":
+            with self._lock:
+                batch, self._results = self._results, []
+                self._notice_sent = False
+                self._write(b"".join([replies.results_header(len(batch)), *batch]))
+        return True
+
+    def _dispatch(self, name: str, command: AsyncCommand, reqid: str, args: list[str]) -> None:
+        pool = self._slow if command.slow else self._fast
+        assert pool is not None
+        with self._lock:
+            waiting = pool.outstanding - pool.size
+            if waiting >= self._max_queued and self._outstanding() > 0:
+                log.warning("reqid=%s cmd=%s refused: %d requests waiting", reqid, name, waiting)
+                self._write(replies.threads_limit())
+                return
+            pool.outstanding += 1
+            self._write(replies.success())
+        started = time.monotonic()
+
+        def task() -> None:
+            line: Optional[bytes] = None
+            try:
+                line = self._execute(name, command, reqid, args)
+            finally:
+                if line is None:     # only if _execute itself broke (e.g. MemoryError)
+                    line = _FAILURE_LINE[name](reqid, INTERNAL_ERROR)
+                self._finish(pool, line)
+            log.info("reqid=%s cmd=%s %s code=%s ms=%.1f", reqid, name,
+                     _job_subject(name, args), _result_code(line),
+                     (time.monotonic() - started) * 1000)
+
+        pool.put(task)
+
+    def _finish(self, pool: _Pool, line: bytes) -> None:
+        """Queue a result line and send the async notice once per RESULTS cycle."""
+        with self._lock:
+            pool.outstanding -= 1
+            self._results.append(line)
+            if self._async_mode and not self._notice_sent and not self._closing:
+                self._notice_sent = True
+                self._write(replies.ASYNC_NOTICE)
+            self._idle.notify_all()
+
+    def _execute(self, name: str, command: AsyncCommand, reqid: str, args: list[str]) -> bytes:
+        """Run a handler; any exception becomes a failure result, never a dead server."""
+        try:
+            return command.run(self._handlers, reqid, args)
+        except KgahpError as exc:
+            log.warning("reqid=%s cmd=%s failed: %s", reqid, name, exc)
+            return _FAILURE_LINE[name](reqid, str(exc))
+        except Exception:
+            log.exception("reqid=%s cmd=%s: handler raised", reqid, name)
+            return _FAILURE_LINE[name](reqid, INTERNAL_ERROR)
+
+
+def serve(handlers: Handlers, *, workers: int, max_queued: int, stdin: BinaryIO, out: BinaryIO,
+          version: str, max_line: int = MAX_LINE_BYTES,
+          shutdown_grace: float = SHUTDOWN_GRACE_SECONDS) -> int:
+    """Run a GAHP session until stdin EOF, QUIT or SIGTERM; returns the exit code (0)."""
+    server = GahpServer(handlers, workers=workers, max_queued=max_queued, stdin=stdin, out=out,
+                        version=version, max_line=max_line, shutdown_grace=shutdown_grace)
+    return server.run()
