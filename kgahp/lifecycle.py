@@ -1,0 +1,716 @@
+"""Pod → job status: the table of /work/shared/docs/pod-lifecycle.md, as data.
+
+`classify` reads a pod (a plain camelCase dict, as the API server returns it) and walks `RULES`
+in order; the first rule whose `applies` is true gives the `Verdict`. Every threshold comes from
+`LifecycleSettings`. Nothing here does I/O or reads a clock: the caller passes `now`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable, Optional
+
+from kubernetes.utils.quantity import parse_quantity
+
+from kgahp.config import LifecycleSettings
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING, JobState
+
+# HTCondor HoldReasonCode values (src/condor_utils/condor_holdcodes.h)
+HOLD_FAILED_TO_CREATE_PROCESS = 6
+HOLD_TRANSFER_INPUT_ERROR = 13
+HOLD_SYSTEM_POLICY = 26
+HOLD_JOB_OUT_OF_RESOURCES = 34
+HOLD_INVALID_DOCKER_IMAGE = 35
+HOLD_JOB_EXECUTE_EXCEEDED = 47
+
+RESTARTS_ANNOTATION = "kgahp.htcondor.org/restarts"
+
+IMAGE_PULL_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+CONFIG_ERROR_REASONS = frozenset(
+    {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
+# DisruptionTarget condition reasons (k8s.io/api/core/v1 PodReason*)
+DISRUPTION_REASONS = frozenset({
+    "PreemptionByScheduler", "DeletionByTaintManager", "EvictionByEvictionAPI",
+    "DeletionByPodGC", "TerminationByKubelet"})
+# status.reason values the kubelet or node controllers set when the node, not the job, ended
+# the pod: eviction, node loss, graceful node shutdown, admission refusals.
+DISRUPTION_POD_REASONS = frozenset({
+    "Evicted", "Preempting", "NodeLost", "Terminated", "Shutdown", "NodeShutdown",
+    "UnexpectedAdmissionError", "NodeAffinity", "OutOfcpu", "OutOfmemory", "OutOfpods"})
+THROTTLED_PULL = "pull qps exceeded"
+# kubelet messages meaning a Secret/ConfigMap (how kgahp ships job inputs and credentials) is absent
+MISSING_INPUT = re.compile(
+    r'(secret|configmap) "[^"]*" not found|couldn\'t find key|'
+    r'MountVolume\.SetUp failed for volume .* not found', re.IGNORECASE)
+
+MAX_HOLD_REASON = 999
+MAX_KUBE_MESSAGE = 400
+
+
+class Action(enum.Enum):
+    """What the service should do next about the pod."""
+
+    NONE = "none"          # nothing: report `state`
+    COLLECT = "collect"    # pod finished: fetch outputs, then report `final`
+    RECREATE = "recreate"  # disruption: once the old pod is gone, create a new one (state IDLE)
+    DELETE = "delete"      # force-delete (grace 0) a pod stuck terminating; if `state` is IDLE
+    #                        the job is then created again as for RECREATE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: JobState               # what to report now
+    action: Action
+    final: Optional[JobState]     # for COLLECT: the state to report once outputs are in place
+    reason: str                   # short phrase for the log
+    rule: str = ""                # name of the RULES entry that decided (for logs and tests)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a pod dict into the few facts the rules look at
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str
+    init: bool
+    waiting_reason: str = ""
+    waiting_message: str = ""
+    running: bool = False
+    terminated: bool = False
+    exit_code: Optional[int] = None
+    terminated_reason: str = ""
+    terminated_message: str = ""
+    memory_limit: str = ""
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    phase: str
+    reason: str                                  # status.reason
+    message: str                                 # status.message
+    node: Optional[str]
+    conditions: Mapping[str, Mapping[str, Any]]  # by type
+    created: Optional[float]
+    start_time: Optional[float]
+    deletion_at: Optional[float]                 # deletionTimestamp (already includes the grace)
+    active_deadline: Optional[int]
+    main: Optional[Container]
+    init_containers: tuple[Container, ...]
+    cpus: Optional[float]
+    memory_mib: Optional[int]
+    disk_kib: Optional[int]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    def condition(self, kind: str) -> Mapping[str, Any]:
+        return self.conditions.get(kind, {})
+
+
+def parse_time(value: Any) -> Optional[float]:
+    """RFC 3339 time (as the API or sanitize_for_serialization writes it) → epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value).strip().replace("Z", "+00:00").replace("z", "+00:00")
+        # Python 3.9's fromisoformat wants 0, 3 or 6 fraction digits; the API may send up to 9.
+        text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "000000")[:6], text)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def _quantity(value: Any) -> Optional[Decimal]:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(parse_quantity(value))
+    except (ValueError, InvalidOperation, TypeError):
+        return None
+
+
+def _container(spec: Mapping[str, Any], status: Mapping[str, Any], init: bool) -> Container:
+    state = status.get("state") or {}
+    waiting = state.get("waiting") or {}
+    terminated = state.get("terminated")
+    limits = (spec.get("resources") or {}).get("limits") or {}
+    exit_code = terminated.get("exitCode") if terminated else None
+    return Container(
+        name=str(spec.get("name") or status.get("name") or ""),
+        image=str(spec.get("image") or status.get("image") or ""),
+        init=init,
+        waiting_reason=str(waiting.get("reason") or ""),
+        waiting_message=str(waiting.get("message") or ""),
+        running=state.get("running") is not None,
+        terminated=terminated is not None,
+        exit_code=int(exit_code) if exit_code is not None else None,
+        terminated_reason=str((terminated or {}).get("reason") or ""),
+        terminated_message=str((terminated or {}).get("message") or ""),
+        memory_limit=str(limits.get("memory") or ""),
+    )
+
+
+def _containers(specs: list[Any], statuses: list[Any], init: bool) -> list[Container]:
+    by_name = {s.get("name"): s for s in statuses if isinstance(s, Mapping)}
+    return [_container(s, by_name.get(s.get("name"), {}), init)
+            for s in specs if isinstance(s, Mapping)]
+
+
+def read_pod(pod: Mapping[str, Any], main_container: str = "job") -> Pod:
+    """The facts of one pod dict; missing fields read as empty, never raise."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    mains = _containers(spec.get("containers") or [], status.get("containerStatuses") or [], False)
+    main = next((c for c in mains if c.name == main_container), mains[0] if mains else None)
+    inits = _containers(spec.get("initContainers") or [],
+                        status.get("initContainerStatuses") or [], True)
+    main_spec = next((c for c in spec.get("containers") or []
+                      if isinstance(c, Mapping) and c.get("name") == (main.name if main else None)),
+                     {})
+    resources = main_spec.get("resources") or {}
+    requests = resources.get("requests") or {}
+    limits = resources.get("limits") or {}
+
+    def requested(name: str) -> Optional[Decimal]:
+        return _quantity(requests.get(name, limits.get(name)))
+
+    cpus, memory, disk = requested("cpu"), requested("memory"), requested("ephemeral-storage")
+    deadline = spec.get("activeDeadlineSeconds")
+    return Pod(
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        phase=str(status.get("phase") or ""),
+        reason=str(status.get("reason") or ""),
+        message=str(status.get("message") or ""),
+        node=spec.get("nodeName") or None,
+        conditions={str(c.get("type")): c for c in status.get("conditions") or []
+                    if isinstance(c, Mapping)},
+        created=parse_time(meta.get("creationTimestamp")),
+        start_time=parse_time(status.get("startTime")),
+        deletion_at=parse_time(meta.get("deletionTimestamp")),
+        active_deadline=int(deadline) if deadline is not None else None,
+        main=main,
+        init_containers=tuple(inits),
+        cpus=float(cpus) if cpus is not None else None,
+        memory_mib=int(memory / (1 << 20)) if memory is not None else None,
+        disk_kib=int(disk / (1 << 10)) if disk is not None else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers the rules share
+
+
+@dataclass(frozen=True)
+class Context:
+    now: float
+    settings: LifecycleSettings
+    restarts: int
+    deleted_by_kgahp: bool
+
+
+def one_line(text: str, limit: int = MAX_KUBE_MESSAGE) -> str:
+    """Kubernetes text made safe for a HoldReason: one line, bounded length."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _hold_reason(text: str) -> str:
+    return one_line(text, MAX_HOLD_REASON)
+
+
+def _state(pod: Pod, ctx: Context, status: int, **fields: Any) -> JobState:
+    base: dict[str, Any] = {
+        "worker_node": pod.node, "num_restarts": ctx.restarts,
+        "cpus_provisioned": pod.cpus, "memory_provisioned": pod.memory_mib,
+        "disk_provisioned": pod.disk_kib}
+    base.update(fields)
+    return JobState(job_status=status, **base)
+
+
+def _held(pod: Pod, ctx: Context, code: int, reason: str, subcode: int = 0,
+          **fields: Any) -> JobState:
+    return _state(pod, ctx, HELD, hold_code=code, hold_subcode=subcode,
+                  hold_reason=_hold_reason(reason), **fields)
+
+
+def _seconds(value: float) -> str:
+    return f"{int(value)} s"
+
+
+def _waiting_since(pod: Pod) -> Optional[float]:
+    """When the kubelet began working on the pod: pulls and container creation start then.
+
+    status.startTime is written by the kubelet when it admits the pod, so it is the earliest
+    moment a pull can fail; the PodScheduled=True transition (binding) and creation are fallbacks.
+    """
+    scheduled = pod.condition("PodScheduled")
+    bound = parse_time(scheduled.get("lastTransitionTime")) \
+        if scheduled.get("status") == "True" else None
+    for candidate in (pod.start_time, bound, pod.created):
+        if candidate is not None:
+            return candidate
+    return None
+
+
+def _elapsed(since: Optional[float], ctx: Context) -> float:
+    # No timestamp means no evidence of how long: treat as just started (never hold on it).
+    return max(0.0, ctx.now - since) if since is not None else 0.0
+
+
+def _all_containers(pod: Pod) -> tuple[Container, ...]:
+    return pod.init_containers + ((pod.main,) if pod.main else ())
+
+
+def _waiting_in(pod: Pod, reasons: frozenset[str]) -> Optional[Container]:
+    return next((c for c in _all_containers(pod) if c.waiting_reason in reasons), None)
+
+
+def _pull_failure(pod: Pod) -> Optional[Container]:
+    c = _waiting_in(pod, IMAGE_PULL_REASONS)
+    if c is None or THROTTLED_PULL in c.waiting_message.lower():
+        return None
+    return c
+
+
+def _pull_failed_too_long(pod: Pod, ctx: Context) -> bool:
+    return _pull_failure(pod) is not None and \
+        _elapsed(_waiting_since(pod), ctx) > ctx.settings.image_pull_grace
+
+
+def _config_error(pod: Pod) -> Optional[Container]:
+    return _waiting_in(pod, CONFIG_ERROR_REASONS)
+
+
+def _config_failed_too_long(pod: Pod, ctx: Context) -> bool:
+    return _config_error(pod) is not None and \
+        _elapsed(_waiting_since(pod), ctx) > ctx.settings.config_error_grace
+
+
+def _failed_init(pod: Pod) -> Optional[Container]:
+    return next((c for c in pod.init_containers if c.terminated and c.exit_code), None)
+
+
+def _disruption(pod: Pod) -> Optional[str]:
+    """Why Kubernetes (not the job) ended the pod, or None."""
+    target = pod.condition("DisruptionTarget")
+    if target.get("status") == "True":
+        return f"DisruptionTarget {target.get('reason') or 'unknown'}: " \
+               f"{one_line(str(target.get('message') or ''), 200)}".rstrip(": ")
+    if pod.reason in DISRUPTION_POD_REASONS:
+        return f"{pod.reason}: {one_line(pod.message, 200)}".rstrip(": ")
+    return None
+
+
+def _main_exit(pod: Pod) -> Optional[Container]:
+    main = pod.main
+    return main if main is not None and main.terminated and main.exit_code is not None else None
+
+
+def _signal_of(c: Container) -> Optional[int]:
+    code = c.exit_code or 0
+    return code - 128 if 129 <= code <= 128 + 64 else None
+
+
+def _oom_killed(pod: Pod) -> bool:
+    main = pod.main
+    return main is not None and main.terminated and main.terminated_reason == "OOMKilled"
+
+
+def _phase_state(pod: Pod, ctx: Context) -> JobState:
+    """The state a pod's phase implies, used to keep the last known state during a grace."""
+    return _state(pod, ctx, RUNNING if pod.phase in ("Running", "Unknown") else IDLE)
+
+
+def _disrupted(pod: Pod, ctx: Context, why: str, action: Action) -> Verdict:
+    """Count one more disruption: recreate (IDLE) or, past the limit, hold 26."""
+    count = ctx.restarts + 1
+    limit = ctx.settings.max_disruptions
+    if count > limit:
+        state = _held(pod, ctx, HOLD_SYSTEM_POLICY,
+                      f"Pod {pod.ref} was disrupted {count} times, more than "
+                      f"KGAHP_MAX_DISRUPTIONS = {limit} (last: {why}); the cluster keeps stopping "
+                      f"it for reasons outside the job: check node health, preemption and "
+                      f"priorities, then release the job", num_restarts=count)
+        return Verdict(state, action if action is Action.DELETE else Action.NONE, None,
+                       f"disruption {count} > {limit}: {why}")
+    return Verdict(_state(pod, ctx, IDLE, num_restarts=count), action, None,
+                   f"disruption {count}/{limit}: {why}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The rules. Each `applies` is a pure predicate; order matters: first match wins.
+
+
+def _stuck_terminating(pod: Pod, ctx: Context) -> bool:
+    return pod.deletion_at is not None and not pod.finished and \
+        ctx.now > pod.deletion_at + ctx.settings.unknown_grace
+
+
+def _v_stuck_terminating(pod: Pod, ctx: Context) -> Verdict:
+    why = _disruption(pod) or f"pod stuck terminating on node {pod.node or '(none)'}"
+    return _disrupted(pod, ctx, why, Action.DELETE)
+
+
+def _v_stuck_own_delete(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_phase_state(pod, ctx), Action.DELETE, None,
+                   f"pod kgahp deleted is still terminating "
+                   f"{_seconds(ctx.now - (pod.deletion_at or ctx.now))} after its grace")
+
+
+def _unknown_since(pod: Pod) -> Optional[float]:
+    ready = pod.condition("Ready")
+    return parse_time(ready.get("lastTransitionTime"))
+
+
+def _v_unknown_within_grace(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_state(pod, ctx, RUNNING), Action.NONE, None,
+                   f"phase Unknown for {_seconds(_elapsed(_unknown_since(pod), ctx))} "
+                   f"(node {pod.node} unreachable?), keeping Running")
+
+
+def _unknown_too_long(pod: Pod, ctx: Context) -> bool:
+    return pod.phase == "Unknown" and \
+        _elapsed(_unknown_since(pod), ctx) > ctx.settings.unknown_grace
+
+
+def _v_node_lost(pod: Pod, ctx: Context) -> Verdict:
+    return _disrupted(pod, ctx, f"node {pod.node or '(none)'} lost: pod phase Unknown for "
+                      f"{_seconds(_elapsed(_unknown_since(pod), ctx))}", Action.RECREATE)
+
+
+def _v_disruption(pod: Pod, ctx: Context) -> Verdict:
+    return _disrupted(pod, ctx, _disruption(pod) or "disrupted", Action.RECREATE)
+
+
+def _v_deadline(pod: Pod, ctx: Context) -> Verdict:
+    limit = f"{pod.active_deadline} s" if pod.active_deadline is not None else "its limit"
+    state = _held(pod, ctx, HOLD_JOB_EXECUTE_EXCEEDED,
+                  f"Pod {pod.ref} ran longer than its activeDeadlineSeconds ({limit}, from the "
+                  f"job's BatchRuntime) and Kubernetes stopped it (DeadlineExceeded); raise "
+                  f"BatchRuntime if the job needs more time")
+    return Verdict(state, Action.NONE, None, f"DeadlineExceeded after {limit}")
+
+
+def _memory_limit(c: Container, pod: Pod) -> str:
+    if c.memory_limit:
+        mib = _quantity(c.memory_limit)
+        exact = f" ({int(mib / (1 << 20))} MiB)" if mib is not None else ""
+        return f"its memory limit of {c.memory_limit}{exact}"
+    if pod.memory_mib is not None:
+        return f"its memory request of {pod.memory_mib} MiB"
+    return "the memory available to it"
+
+
+def _v_oom_hold(pod: Pod, ctx: Context) -> Verdict:
+    main = pod.main
+    assert main is not None
+    state = _held(pod, ctx, HOLD_JOB_OUT_OF_RESOURCES,
+                  f"Container {main.name} of pod {pod.ref} was OOMKilled: the job used more than "
+                  f"{_memory_limit(main, pod)}; resubmit with a larger RequestMemory",
+                  subcode=main.exit_code or 0)
+    return Verdict(state, Action.NONE, None, f"OOMKilled (limit {main.memory_limit or '?'})")
+
+
+def _v_oom_signal(pod: Pod, ctx: Context) -> Verdict:
+    final = _state(pod, ctx, COMPLETED, exit_by_signal=True, exit_signal=9,
+                   exit_reason="OOMKilled")
+    return Verdict(_state(pod, ctx, RUNNING), Action.COLLECT, final, "OOMKilled, signal 9")
+
+
+def _v_succeeded(pod: Pod, ctx: Context) -> Verdict:
+    final = _state(pod, ctx, COMPLETED, exit_code=0, exit_by_signal=False)
+    return Verdict(_state(pod, ctx, RUNNING), Action.COLLECT, final, "pod Succeeded")
+
+
+def _killed_by_signal(pod: Pod, ctx: Context) -> bool:
+    c = _main_exit(pod)
+    return c is not None and _signal_of(c) is not None and pod.phase != "Succeeded"
+
+
+def _v_signal(pod: Pod, ctx: Context) -> Verdict:
+    c = _main_exit(pod)
+    assert c is not None
+    signal = _signal_of(c)
+    final = _state(pod, ctx, COMPLETED, exit_by_signal=True, exit_signal=signal)
+    return Verdict(_state(pod, ctx, RUNNING), Action.COLLECT, final,
+                   f"main container killed by signal {signal} (exit {c.exit_code}, "
+                   f"{c.terminated_reason or 'no reason'})")
+
+
+def _v_exit(pod: Pod, ctx: Context) -> Verdict:
+    c = _main_exit(pod)
+    assert c is not None
+    final = _state(pod, ctx, COMPLETED, exit_code=c.exit_code, exit_by_signal=False)
+    return Verdict(_state(pod, ctx, RUNNING), Action.COLLECT, final,
+                   f"main container exited with {c.exit_code} ({c.terminated_reason or '-'})")
+
+
+def _v_init_failed(pod: Pod, ctx: Context) -> Verdict:
+    c = _failed_init(pod)
+    assert c is not None
+    detail = one_line(f"{c.terminated_reason}: {c.terminated_message}".strip(": "))
+    missing = bool(MISSING_INPUT.search(c.terminated_message))
+    code = HOLD_TRANSFER_INPUT_ERROR if missing else HOLD_FAILED_TO_CREATE_PROCESS
+    state = _held(pod, ctx, code,
+                  f"Init container {c.name} of pod {pod.ref} failed with exit code {c.exit_code}"
+                  f"{f' ({detail})' if detail else ''}, so the job never started; "
+                  f"see kubectl logs -n {pod.namespace} {pod.name} -c {c.name}",
+                  subcode=c.exit_code or 0)
+    return Verdict(state, Action.NONE, None, f"init container {c.name} exit {c.exit_code}")
+
+
+def _v_failed_unexplained(pod: Pod, ctx: Context) -> Verdict:
+    why = one_line(f"{pod.reason or 'no reason'}: {pod.message}".rstrip(": "))
+    state = _held(pod, ctx, HOLD_FAILED_TO_CREATE_PROCESS,
+                  f"Pod {pod.ref} failed ({why}) without an exit code from its main container; "
+                  f"see kubectl describe pod -n {pod.namespace} {pod.name}")
+    return Verdict(state, Action.NONE, None, f"pod Failed without exit: {why}")
+
+
+def _v_pull_hold(pod: Pod, ctx: Context) -> Verdict:
+    c = _pull_failure(pod)
+    assert c is not None
+    detail = one_line(f"{c.waiting_reason}: {c.waiting_message}".rstrip(": "))
+    state = _held(pod, ctx, HOLD_INVALID_DOCKER_IMAGE,
+                  f'Image "{c.image}" could not be pulled ({detail}) for pod {pod.ref}; '
+                  f"check the image name or the pull secret")
+    return Verdict(state, Action.NONE, None,
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}")
+
+
+def _v_pulling(pod: Pod, ctx: Context) -> Verdict:
+    c = _waiting_in(pod, IMAGE_PULL_REASONS)
+    assert c is not None
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}: "
+                   f"{one_line(c.waiting_message, 200)}")
+
+
+def _v_config_hold(pod: Pod, ctx: Context) -> Verdict:
+    c = _config_error(pod)
+    assert c is not None
+    detail = one_line(f"{c.waiting_reason}: {c.waiting_message}".rstrip(": "))
+    kind = "Init container" if c.init else "Container"
+    if MISSING_INPUT.search(c.waiting_message):
+        state = _held(pod, ctx, HOLD_TRANSFER_INPUT_ERROR,
+                      f"{kind} {c.name} of pod {pod.ref} could not start ({detail}): a Secret or "
+                      f"ConfigMap carrying the job's inputs or credentials is missing; check the "
+                      f"job's input files and x509userproxy, then resubmit")
+    else:
+        state = _held(pod, ctx, HOLD_FAILED_TO_CREATE_PROCESS,
+                      f"{kind} {c.name} of pod {pod.ref} could not be created ({detail}); "
+                      f"check the job's executable, arguments and the image")
+    return Verdict(state, Action.NONE, None,
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}")
+
+
+def _v_config_waiting(pod: Pod, ctx: Context) -> Verdict:
+    c = _config_error(pod)
+    assert c is not None
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}: "
+                   f"{one_line(c.waiting_message, 200)}")
+
+
+def _unschedulable(pod: Pod) -> bool:
+    cond = pod.condition("PodScheduled")
+    return cond.get("status") == "False" and cond.get("reason") == "Unschedulable"
+
+
+def _unschedulable_for(pod: Pod, ctx: Context) -> float:
+    return _elapsed(parse_time(pod.condition("PodScheduled").get("lastTransitionTime")), ctx)
+
+
+def _unschedulable_too_long(pod: Pod, ctx: Context) -> bool:
+    limit = ctx.settings.pending_limit
+    return _unschedulable(pod) and limit > 0 and _unschedulable_for(pod, ctx) > limit
+
+
+def _scheduler_message(pod: Pod) -> str:
+    return one_line(str(pod.condition("PodScheduled").get("message") or "no message"))
+
+
+def _v_unschedulable_hold(pod: Pod, ctx: Context) -> Verdict:
+    waited = _seconds(_unschedulable_for(pod, ctx))
+    state = _held(pod, ctx, HOLD_SYSTEM_POLICY,
+                  f"Pod {pod.ref} could not be scheduled for {waited} (Unschedulable: "
+                  f"{_scheduler_message(pod)}); no node fits the job's requests, so lower "
+                  f"RequestCpus, RequestMemory or GPUs, or ask the admin "
+                  f"(KGAHP_PENDING_LIMIT = {_seconds(ctx.settings.pending_limit)})")
+    return Verdict(state, Action.NONE, None, f"Unschedulable for {waited}")
+
+
+def _v_unschedulable(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
+                   f"Unschedulable for {_seconds(_unschedulable_for(pod, ctx))}: "
+                   f"{_scheduler_message(pod)}")
+
+
+def _v_running(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_state(pod, ctx, RUNNING), Action.NONE, None,
+                   f"running on {pod.node or '(unknown node)'}")
+
+
+def _starting_reason(pod: Pod) -> str:
+    waiting = next((c for c in _all_containers(pod) if c.waiting_reason), None)
+    if waiting is not None:
+        return f"{waiting.waiting_reason} ({waiting.name})"
+    return "waiting to be scheduled" if not pod.node else "starting"
+
+
+def _v_starting(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
+                   f"Pending: {_starting_reason(pod)}")
+
+
+Predicate = Callable[[Pod, Context], bool]
+Decide = Callable[[Pod, Context], Verdict]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    situation: str        # the pod-lifecycle.md row, in its words
+    applies: Predicate
+    verdict: Decide
+
+
+def _not_own(pred: Predicate) -> Predicate:
+    """Disruption rules do not apply to a pod kgahp itself is deleting."""
+    return lambda pod, ctx: not ctx.deleted_by_kgahp and pred(pod, ctx)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("stuck-terminating", "Pod stuck Terminating past its grace + KGAHP_UNKNOWN_GRACE",
+         _not_own(_stuck_terminating), _v_stuck_terminating),
+    Rule("stuck-terminating-own-delete", "Pod kgahp deleted, stuck Terminating past the grace",
+         lambda p, c: c.deleted_by_kgahp and _stuck_terminating(p, c), _v_stuck_own_delete),
+    Rule("node-lost", "Phase Unknown longer than KGAHP_UNKNOWN_GRACE",
+         _not_own(_unknown_too_long), _v_node_lost),
+    Rule("phase-unknown", "Phase Unknown (node unreachable), within KGAHP_UNKNOWN_GRACE",
+         lambda p, c: p.phase == "Unknown", _v_unknown_within_grace),
+    Rule("disruption", "Evicted, preempted, node lost (status.reason / DisruptionTarget)",
+         _not_own(lambda p, c: _disruption(p) is not None and p.phase != "Succeeded"),
+         _v_disruption),
+    Rule("deadline-exceeded", "status.reason = DeadlineExceeded (activeDeadlineSeconds)",
+         lambda p, c: p.reason == "DeadlineExceeded", _v_deadline),
+    Rule("oom-killed-hold", "OOMKilled, KGAHP_OOM_POLICY = hold",
+         lambda p, c: _oom_killed(p) and c.settings.oom_policy != "signal", _v_oom_hold),
+    Rule("oom-killed-signal", "OOMKilled, KGAHP_OOM_POLICY = signal",
+         lambda p, c: _oom_killed(p) and c.settings.oom_policy == "signal", _v_oom_signal),
+    Rule("succeeded", "Phase Succeeded",
+         lambda p, c: p.phase == "Succeeded", _v_succeeded),
+    Rule("killed-by-signal", "Main container exited 128+s (s in 1..64), reason not OOMKilled",
+         _killed_by_signal, _v_signal),
+    Rule("exited", "Main container exited with N (Failed, reason Error or Completed)",
+         lambda p, c: _main_exit(p) is not None, _v_exit),
+    Rule("init-failed", "Init container failed (exit code != 0)",
+         lambda p, c: _failed_init(p) is not None, _v_init_failed),
+    Rule("failed-unexplained", "Phase Failed without a main-container exit code",
+         lambda p, c: p.phase == "Failed", _v_failed_unexplained),
+    Rule("image-pull-hold", "ErrImagePull/ImagePullBackOff/InvalidImageName/ErrImageNeverPull "
+         "past KGAHP_IMAGE_PULL_GRACE", _pull_failed_too_long, _v_pull_hold),
+    Rule("image-pull-waiting", "Image pull failing within the grace, or throttled "
+         "(pull QPS exceeded)", lambda p, c: _waiting_in(p, IMAGE_PULL_REASONS) is not None,
+         _v_pulling),
+    Rule("config-error-hold", "CreateContainerConfigError/CreateContainerError/"
+         "RunContainerError past KGAHP_CONFIG_ERROR_GRACE", _config_failed_too_long,
+         _v_config_hold),
+    Rule("config-error-waiting", "Container config error within the grace",
+         lambda p, c: _config_error(p) is not None, _v_config_waiting),
+    Rule("unschedulable-hold", "PodScheduled=False Unschedulable past KGAHP_PENDING_LIMIT",
+         _unschedulable_too_long, _v_unschedulable_hold),
+    Rule("unschedulable", "PodScheduled=False Unschedulable",
+         lambda p, c: _unschedulable(p), _v_unschedulable),
+    Rule("running", "Phase Running, main container running",
+         lambda p, c: p.phase == "Running", _v_running),
+    Rule("starting", "Pending: ContainerCreating, PodInitializing, image being pulled",
+         lambda p, c: True, _v_starting),
+)
+
+
+def classify(pod: Mapping[str, Any], *, now: float, settings: LifecycleSettings,
+             main_container: str = "job", restarts: int = 0,
+             deleted_by_kgahp: bool = False) -> Verdict:
+    """What to report for `pod` at time `now` (epoch seconds), and what to do about it.
+
+    `restarts` is the number of disruptions so far (the pod's kgahp.htcondor.org/restarts
+    annotation); `deleted_by_kgahp` says kgahp itself asked for the pod's deletion, so its
+    termination is not a disruption.
+    """
+    facts = read_pod(pod, main_container)
+    ctx = Context(now=now, settings=settings, restarts=max(0, restarts),
+                  deleted_by_kgahp=deleted_by_kgahp)
+    for rule in RULES:
+        if rule.applies(facts, ctx):
+            return replace(rule.verdict(facts, ctx), rule=rule.name)
+    raise AssertionError("the last rule always applies")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------
+# A pod that disappeared without kgahp deleting it and without a recorded result
+
+
+@dataclass(frozen=True)
+class VanishedRule:
+    name: str
+    situation: str
+    applies: Callable[[bool, int, LifecycleSettings], bool]
+
+
+VANISHED_RULES: tuple[VanishedRule, ...] = (
+    VanishedRule("vanished-started", "Pod gone after it started: 3 Removed, never Completed",
+                 lambda started, restarts, s: started),
+    VanishedRule("vanished-unstarted-hold", "Pod gone before starting, past KGAHP_MAX_DISRUPTIONS",
+                 lambda started, restarts, s: restarts + 1 > s.max_disruptions),
+    VanishedRule("vanished-unstarted", "Pod gone before starting: create it again",
+                 lambda started, restarts, s: True),
+)
+
+
+def vanished(*, ever_started: bool, restarts: int, settings: LifecycleSettings,
+             namespace: str = "", name: str = "") -> Verdict:
+    """The pod is gone, kgahp did not delete it and no result was recorded. Never COMPLETED."""
+    ref = f"{namespace}/{name}" if name else "the job's pod"
+    restarts = max(0, restarts)
+    rule = next(r for r in VANISHED_RULES if r.applies(ever_started, restarts, settings))
+    count = restarts + 1
+    if rule.name == "vanished-started":
+        state = JobState(job_status=REMOVED, num_restarts=restarts)
+        return Verdict(state, Action.NONE, None,
+                       f"{ref} deleted by someone else after it started", rule.name)
+    if rule.name == "vanished-unstarted-hold":
+        state = JobState(
+            job_status=HELD, num_restarts=count, hold_code=HOLD_SYSTEM_POLICY, hold_subcode=0,
+            hold_reason=_hold_reason(
+                f"Pod {ref} was deleted before it started, disruption {count} of at most "
+                f"KGAHP_MAX_DISRUPTIONS = {settings.max_disruptions}; someone or something in "
+                f"the cluster keeps removing the job's pods: check with the cluster admin, then "
+                f"release the job"))
+        return Verdict(state, Action.NONE, None, f"{ref} vanished before start, {count} times",
+                       rule.name)
+    return Verdict(JobState(job_status=IDLE, num_restarts=count), Action.RECREATE, None,
+                   f"{ref} vanished before it started: recreating ({count})", rule.name)

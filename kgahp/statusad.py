@@ -1,0 +1,55 @@
+"""JobState → the status ad text of a BLAH_JOB_STATUS result (gahp-protocol.md §5.2).
+
+The ad is built with classad2 so every string is escaped by the ClassAd library, never by hand,
+and unparsed in its one-line form (`[ A = 1; B = "x" ]`): a result token must not carry a raw
+line break, and str(ClassAd) is the multi-line pretty form.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import classad2
+
+from kgahp.model import HELD, JobState
+
+# ClassAd attribute ← JobState field, sent only when the field is set. RemoteWallClockTime is
+# deliberately absent: the gridmanager counts wall time itself and would double it.
+OPTIONAL_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("ExitCode", "exit_code"),
+    ("ExitBySignal", "exit_by_signal"),
+    ("ExitSignal", "exit_signal"),
+    ("ExitReason", "exit_reason"),
+    ("WorkerNode", "worker_node"),
+    ("NumRestarts", "num_restarts"),
+    ("CpusProvisioned", "cpus_provisioned"),
+    ("MemoryProvisioned", "memory_provisioned"),
+    ("DiskProvisioned", "disk_provisioned"),
+    ("RemoteUserCpu", "remote_user_cpu"),
+    ("RemoteSysCpu", "remote_sys_cpu"),
+)
+# Read by the gridmanager only when JobStatus is 5, so sent only then.
+HOLD_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("HoldReason", "hold_reason"),
+    ("HoldReasonCode", "hold_code"),
+    ("HoldReasonSubCode", "hold_subcode"),
+)
+
+
+def status_attributes(job_id: str, state: JobState) -> dict[str, Any]:
+    """The attributes of the status ad as plain Python values (None-valued ones left out)."""
+    attributes: dict[str, Any] = {"BatchJobId": job_id, "JobStatus": state.job_status}
+    pairs = OPTIONAL_ATTRIBUTES + (HOLD_ATTRIBUTES if state.job_status == HELD else ())
+    for attribute, field_name in pairs:
+        value: Optional[Any] = getattr(state, field_name)
+        if value is not None:
+            attributes[attribute] = value
+    return attributes
+
+
+def status_ad(job_id: str, state: JobState) -> str:
+    """The status ad in new ClassAd syntax, on one line, escaped by classad2."""
+    ad = classad2.ClassAd()
+    for attribute, value in status_attributes(job_id, state).items():
+        ad[attribute] = value
+    return repr(ad)
