@@ -1,0 +1,247 @@
+"""JobRequest + admin templates -> one complete Pod manifest (a plain dict, ready to POST).
+
+Layers, each applied on the result of the one before:
+1. the admin's base template, 2. the job's queue overlay (KGAHP_QUEUE_CONFIG),
+3. BatchExtraSubmitArgs (only the spec fields KGAHP_EXTRA_ARGS_FIELDS lists),
+4. the job's own values (image, command, env, resources, ...) in the fields a job may influence,
+   so a patch in 3 cannot undo a checked value,
+5. security defaults for whatever the layers above left unset,
+6. kgahp's name, namespace, labels and annotations.
+`check` runs first and `verify_pod` last, so every pod this returns is within policy.
+
+Security defaults (Pod Security Standard "restricted" where it cannot break ordinary images):
+`allowPrivilegeEscalation: false` and `capabilities: {drop: [ALL]}` on every container,
+`seccompProfile: RuntimeDefault` and `automountServiceAccountToken: false` on the pod.
+`runAsNonRoot: true` is set only when the template names a non-root `runAsUser`: many job
+images (python, busybox, ...) run as root and would otherwise never start.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any, Optional
+
+from kgahp.config import Settings
+from kgahp.errors import ConfigError, JobAdError
+from kgahp.model import JobRequest
+from kgahp.podspec import names, quantity
+from kgahp.podspec.merge import strategic_merge
+from kgahp.podspec.policy import (
+    check,
+    choose_namespace,
+    effective_cpus,
+    effective_memory_mib,
+    effective_runtime,
+    extra_spec_patch,
+    verify_pod,
+)
+from kgahp.podspec.templates import MAIN_CONTAINER, QueueConfig, Templates
+from kgahp.podspec.values import check_env_name, check_image, check_text
+
+ACTIVE_DEADLINE_MAX = 2**31 - 1
+ATTEMPT_MAX = 999_999        # "-<attempt>" must fit the 7 characters a base name leaves free
+_CONTAINER_LISTS = ("initContainers", "containers")
+
+
+def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
+              attempt: int, restarts: int = 0) -> dict[str, Any]:
+    """The Pod for one attempt of a job. Raises JobAdError, PolicyError or ConfigError."""
+    if not 0 <= attempt <= ATTEMPT_MAX:
+        raise ValueError(f"attempt {attempt} is outside 0..{ATTEMPT_MAX}")
+    check(req, settings, templates)
+    queue = templates.queues.get(req.queue or "")
+    pod = copy.deepcopy(templates.base)
+    if queue is not None and queue.template:
+        pod = strategic_merge(pod, queue.template)
+    spec: dict[str, Any] = pod.get("spec") or {}
+    patch = extra_spec_patch(req, settings)
+    if patch:
+        spec = strategic_merge(spec, patch)
+    spec = _with_job_values(spec, req, settings, queue)
+    spec = with_security_defaults(spec)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _metadata(pod.get("metadata") or {}, req, settings, queue,
+                              choose_namespace(req, settings, templates), attempt, restarts),
+        "spec": spec,
+    }
+    verify_pod(pod, templates, settings)
+    return pod
+
+
+def main_container(pod_or_spec: dict[str, Any]) -> dict[str, Any]:
+    """The container named `job` (KeyError if there is none)."""
+    spec = pod_or_spec.get("spec", pod_or_spec)
+    for container in spec.get("containers") or []:
+        if container.get("name") == MAIN_CONTAINER:
+            return container
+    raise KeyError(MAIN_CONTAINER)
+
+
+# --- job values
+
+def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
+                     queue: Optional[QueueConfig]) -> dict[str, Any]:
+    spec = copy.deepcopy(spec)
+    containers = list(spec.get("containers") or [])
+    index = next((i for i, c in enumerate(containers) if c.get("name") == MAIN_CONTAINER), None)
+    if index is None:
+        containers.insert(0, {"name": MAIN_CONTAINER})
+        index = 0
+    template_container = containers[index]
+    container = dict(template_container)
+    container["image"] = _image(req, settings, template_container.get("image"))
+    container["command"] = [check_text(req.cmd, "Cmd")]
+    container["args"] = [check_text(a, "Arguments") for a in req.arguments]
+    container["env"] = _env(template_container.get("env") or [], req, settings)
+    container["resources"] = strategic_merge(template_container.get("resources") or {},
+                                             resources(req, settings))
+    containers[index] = container
+    spec["containers"] = containers
+    spec["restartPolicy"] = "Never"
+    runtime = effective_runtime(req, settings)
+    if runtime is not None:
+        if not 1 <= runtime <= ACTIVE_DEADLINE_MAX:
+            raise JobAdError(f"BatchRuntime {runtime} is outside 1..{ACTIVE_DEADLINE_MAX} seconds")
+        spec["activeDeadlineSeconds"] = runtime
+    if req.gpu_model:
+        selector = dict(spec.get("nodeSelector") or {})
+        selector[settings.pod.gpu_model_label] = _gpu_model_value(req.gpu_model)
+        spec["nodeSelector"] = selector
+    if queue is not None and queue.priority_class:
+        spec["priorityClassName"] = queue.priority_class
+    return spec
+
+
+def _image(req: JobRequest, settings: Settings, template_image: Any) -> str:
+    """The job's image, else the template's (base or queue), else KGAHP_DEFAULT_IMAGE."""
+    if req.image:
+        return check_image(req.image)
+    if isinstance(template_image, str) and template_image:
+        return check_image(template_image, "the pod template's image")
+    if settings.pod.default_image:
+        return check_image(settings.pod.default_image, "KGAHP_DEFAULT_IMAGE")
+    raise JobAdError("No container image: set +remote_KubernetesImage in the job "
+                     "(or the site must set KGAHP_DEFAULT_IMAGE)")
+
+
+def _env(template_env: list[Any], req: JobRequest, settings: Settings) -> list[dict[str, Any]]:
+    """Template entries, overridden by the job's, overridden by KGAHP_ENVIRONMENT (by name).
+
+    An override replaces the whole entry, so a job value never sits beside a template valueFrom.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in template_env:
+        merged[str(entry.get("name"))] = copy.deepcopy(entry)
+    for source in (req.environment, settings.pod.environment):
+        for name, value in source:
+            check_env_name(name)
+            merged.pop(name, None)   # re-inserted last: later sources appear after earlier ones
+            merged[name] = {"name": name, "value": check_text(value, f"Environment {name}")}
+    return list(merged.values())
+
+
+def resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
+    """requests/limits for the main container, limits following KGAHP_LIMIT_POLICY."""
+    pod = settings.pod
+    try:
+        milli = quantity.cpu_millicores(effective_cpus(req, settings))
+        memory = effective_memory_mib(req, settings)
+        requests: dict[str, Any] = {"cpu": quantity.format_millicores(milli),
+                                    "memory": quantity.format_mebibytes(memory)}
+        if req.disk_kib is not None:
+            requests["ephemeral-storage"] = quantity.format_kibibytes(req.disk_kib)
+    except ValueError as exc:
+        raise JobAdError(f"Resource request is not usable: {exc}") from None
+    if req.gpus:
+        requests[pod.gpu_resource] = str(req.gpus)
+    limits: dict[str, Any] = dict(requests)
+    if pod.limit_policy == "factor":
+        if not math.isfinite(pod.limit_factor) or pod.limit_factor < 1:
+            raise ConfigError(f"KGAHP_LIMIT_FACTOR = {pod.limit_factor:g} must be at least 1")
+        limits["cpu"] = quantity.format_millicores(math.ceil(milli * pod.limit_factor))
+        limits["memory"] = quantity.format_mebibytes(memory * pod.limit_factor)
+    elif pod.limit_policy == "no-cpu-limit":
+        limits["cpu"] = None     # also removes a CPU limit the template may carry
+    return {"requests": requests, "limits": limits}
+
+
+def _gpu_model_value(model: str) -> str:
+    # node labels write spaces as '-' (e.g. NVIDIA's gpu.product "Tesla-V100-SXM2-16GB")
+    value = re.sub(r"\s+", "-", model.strip())
+    if not names.is_label_value(value):
+        raise JobAdError(f"GPUModel {model!r} cannot be a node label value "
+                         "(letters, digits, '-', '_', '.'; at most 63)")
+    return value
+
+
+# --- security defaults
+
+def with_security_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """Restricted-profile settings wherever the spec leaves them unset."""
+    spec = copy.deepcopy(spec)
+    pod_context = dict(spec.get("securityContext") or {})
+    pod_context.setdefault("seccompProfile", {"type": "RuntimeDefault"})
+    run_as = [pod_context.get("runAsUser")]
+    for kind in _CONTAINER_LISTS:
+        for container in spec.get(kind) or []:
+            context = dict(container.get("securityContext") or {})
+            if not context.get("privileged"):
+                # the API refuses privileged together with allowPrivilegeEscalation: false
+                context.setdefault("allowPrivilegeEscalation", False)
+                context.setdefault("capabilities", {"drop": ["ALL"]})
+            run_as.append(context.get("runAsUser"))
+            container["securityContext"] = context
+    if "runAsNonRoot" not in pod_context and any(
+            isinstance(u, int) and u > 0 for u in run_as) and 0 not in run_as:
+        pod_context["runAsNonRoot"] = True
+    spec["securityContext"] = pod_context
+    spec.setdefault("automountServiceAccountToken", False)
+    return spec
+
+
+# --- metadata
+
+def _metadata(template_meta: dict[str, Any], req: JobRequest, settings: Settings,
+              queue: Optional[QueueConfig], namespace: str, attempt: int,
+              restarts: int) -> dict[str, Any]:
+    base = names.job_base_name(req.job_directory, settings.pod.pod_name_prefix)
+    info = names.parse_job_directory(req.job_directory)
+    labels: dict[str, str] = {
+        k: names.label_value(str(v)) for k, v in (template_meta.get("labels") or {}).items()}
+    annotations: dict[str, str] = {
+        k: str(v) for k, v in (template_meta.get("annotations") or {}).items()}
+    labels.update({
+        names.LABEL_MANAGED_BY: names.MANAGED_BY_VALUE,
+        names.LABEL_INSTANCE: names.label_value(settings.instance),
+        names.LABEL_JOB: base,
+        names.LABEL_ATTEMPT: str(attempt),
+    })
+    annotations.update({
+        names.ANN_JOB_DIRECTORY: req.job_directory,
+        names.ANN_ATTEMPT: str(attempt),
+        names.ANN_RESTARTS: str(restarts),
+    })
+    optional = (
+        (names.LABEL_SCHEDD, names.ANN_SCHEDD, info.schedd),
+        (names.LABEL_CLUSTER_PROC, None, info.cluster_proc),
+        (names.LABEL_OWNER, names.ANN_OWNER, settings.user or None),
+        (names.LABEL_PROJECT, names.ANN_PROJECT, req.project),
+        (names.LABEL_QUEUE, names.ANN_QUEUE, req.queue),
+    )
+    for label_key, annotation_key, value in optional:
+        if value:
+            labels[label_key] = names.label_value(value)
+            if annotation_key:
+                annotations[annotation_key] = value
+    if queue is not None and queue.kueue_queue:
+        labels[names.LABEL_KUEUE_QUEUE] = queue.kueue_queue
+    return {
+        "name": names.pod_name(base, attempt),
+        "namespace": namespace,
+        "labels": labels,
+        "annotations": annotations,
+    }
