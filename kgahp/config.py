@@ -32,7 +32,8 @@ KNOBS: tuple[Knob, ...] = (
          "'in-cluster' = the pod's service account"),
     Knob("CONTEXT", "", "Kubeconfig context; empty = the current context"),
     Knob("NAMESPACE", "default", "Namespace for jobs that name none"),
-    Knob("ALLOWED_NAMESPACES", "", "Comma list of namespaces a job may choose; empty = only NAMESPACE"),
+    Knob("ALLOWED_NAMESPACES", "",
+         "Comma list of namespaces a job may choose; empty = only NAMESPACE"),
     Knob("QPS", "20", "Client-side API rate limit, requests per second"),
     Knob("BURST", "40", "Client-side API burst allowance"),
     Knob("API_TIMEOUT", "30", "Seconds before one API request is abandoned"),
@@ -51,7 +52,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("QUEUE_CONFIG", "", "YAML file: per-queue template overlay, namespace, "
          "priorityClassName, Kueue queue"),
     Knob("DEFAULT_IMAGE", "", "Image for jobs that name none; empty = such jobs fail to submit"),
-    Knob("ALLOWED_IMAGES", "*", "Comma list of shell-style patterns a job's image must match"),
+    Knob("ALLOWED_IMAGES", "*",
+         "Comma list of shell-style patterns a job's image must match"),
     Knob("POD_NAME_PREFIX", "kg", "Prefix of pod names"),
     Knob("DEFAULT_CPUS", "1", "CPUs for jobs that ask for none"),
     Knob("DEFAULT_MEMORY", "2048", "Memory (MiB) for jobs that ask for none"),
@@ -62,7 +64,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("MAX_DISK", "0", "Largest disk request (KiB); 0 = no limit"),
     Knob("MAX_RUNTIME", "0", "Longest wall time (s) a job may ask for; 0 = no limit"),
     Knob("LIMIT_POLICY", "equal", "Resource limits: 'equal' (limit = request), 'factor' "
-         "(limit = request x LIMIT_FACTOR) or 'no-cpu-limit' (memory limit = request, no CPU limit)"),
+         "(limit = request x LIMIT_FACTOR) or 'no-cpu-limit' (memory limit = request, "
+         "no CPU limit)"),
     Knob("LIMIT_FACTOR", "1.0", "Multiplier for LIMIT_POLICY = factor"),
     Knob("GPU_RESOURCE", "nvidia.com/gpu", "Extended resource name for GPUNumber"),
     Knob("GPU_MODEL_LABEL", "nvidia.com/gpu.product", "Node label that GPUModel selects on"),

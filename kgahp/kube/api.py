@@ -1,0 +1,264 @@
+"""The Kubernetes calls kgahp makes, each paced, retried when that is safe, and translated into
+kgahp's typed errors. Objects travel as plain JSON dicts (camelCase, exactly as the API sends
+them): deserialising into the client's models costs ~1 ms per pod, which a 10,000-job CE cannot
+afford, and nothing downstream needs models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any, Callable, Optional, TypeVar
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
+
+from kgahp.config import KubeSettings
+from kgahp.errors import ApiError, ConflictError, NotFoundError
+from kgahp.kube.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _status_message(exc: ApiException) -> tuple[str, str]:
+    """(message, reason) from a Kubernetes Status body, falling back to the HTTP reason."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if body:
+        try:
+            status = json.loads(body)
+            if isinstance(status, dict) and status.get("message"):
+                return str(status["message"]), str(status.get("reason") or "")
+        except ValueError:
+            pass
+    return str(exc.reason or f"HTTP {exc.status}"), str(exc.reason or "")
+
+
+def _retry_after(exc: ApiException) -> Optional[float]:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def translate(exc: BaseException, what: str) -> ApiError:
+    """Turn a client/urllib3 exception into kgahp's typed error with a readable sentence."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ApiException):
+        message, reason = _status_message(exc)
+        status = int(exc.status or 0)
+        text = f"{what}: {message}"
+        if status == 404:
+            return NotFoundError(text, status, reason)
+        if status == 409:
+            return ConflictError(text, status, reason)
+        return ApiError(text, status, reason, _retry_after(exc))
+    # connection refused/reset, timeouts, protocol errors: all transient
+    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+    return ApiError(f"{what}: Kubernetes API unreachable ({detail})", 0, "Unreachable")
+
+
+class _Wait:
+    """Exponential backoff with a floor of the server's Retry-After (never faster than asked)."""
+
+    def __init__(self, initial: float = 0.2, maximum: float = 10.0) -> None:
+        self.initial = initial
+        self.maximum = maximum
+
+    def __call__(self, state: RetryCallState) -> float:
+        backoff = min(self.maximum, self.initial * (2 ** (state.attempt_number - 1)))
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ApiError) and exc.retry_after:
+            return max(backoff, exc.retry_after)
+        return backoff
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ApiError) and exc.transient
+
+
+class Kube:
+    """The product's only door to the cluster."""
+
+    def __init__(self, api_client: client.ApiClient, settings: KubeSettings,
+                 *, retry_deadline: float = 240.0) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.authz = client.AuthorizationV1Api(api_client)
+        self.version_api = client.VersionApi(api_client)
+        self.settings = settings
+        self.limiter = TokenBucket(settings.qps, settings.burst)
+        self.timeout = settings.api_timeout
+        # The gridmanager gives an async command 300 s; retries stop well before that.
+        self.retry_deadline = retry_deadline
+        self.requests = 0
+
+    # ---- plumbing
+    def _once(self, what: str, fn: Callable[[], T]) -> T:
+        self.limiter.acquire()
+        self.requests += 1
+        try:
+            return fn()
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise translate(exc, what) from None
+
+    def call(self, what: str, fn: Callable[[], T], *, retry: bool = True,
+             deadline: Optional[float] = None) -> T:
+        """Run one API call; transient failures are retried with backoff until the deadline."""
+        if not retry:
+            return self._once(what, fn)
+        retrying = Retrying(
+            stop=stop_after_delay(self.retry_deadline if deadline is None else deadline),
+            wait=_Wait(),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+            before_sleep=lambda s: log.warning(
+                "%s failed (%s); retrying", what,
+                s.outcome.exception() if s.outcome else "?"),
+        )
+        return retrying(self._once, what, fn)
+
+    @staticmethod
+    def _json(resp: Any) -> Any:
+        data = resp.data if hasattr(resp, "data") else resp.read()
+        return json.loads(data) if data else {}
+
+    # ---- pods
+    def create_pod(self, namespace: str, pod: dict[str, Any], *, dry_run: bool = False) -> dict:
+        name = pod.get("metadata", {}).get("name", "?")
+        return self._json(self.call(f"creating pod {namespace}/{name}", lambda: (
+            self.core.create_namespaced_pod(
+                namespace, pod, dry_run="All" if dry_run else None,
+                _preload_content=False, _request_timeout=self.timeout))))
+
+    def get_pod(self, namespace: str, name: str) -> Optional[dict]:
+        try:
+            return self._json(self.call(f"reading pod {namespace}/{name}", lambda: (
+                self.core.read_namespaced_pod(
+                    name, namespace, _preload_content=False, _request_timeout=self.timeout))))
+        except NotFoundError:
+            return None
+
+    def list_pods(self, namespace: str, label_selector: str, *,
+                  retry: bool = True) -> tuple[list[dict], str]:
+        """All matching pods and the list's resourceVersion (pages of 500)."""
+        items: list[dict] = []
+        token: Optional[str] = None
+        rv = ""
+        while True:
+            page = self._json(self.call(f"listing pods in {namespace}", lambda t=token: (
+                self.core.list_namespaced_pod(
+                    namespace, label_selector=label_selector, limit=500, _continue=t,
+                    _preload_content=False, _request_timeout=max(self.timeout, 60))),
+                retry=retry))
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            rv = meta.get("resourceVersion") or rv
+            token = meta.get("continue")
+            if not token:
+                return items, rv
+
+    def delete_pod(self, namespace: str, name: str, *,
+                   grace_seconds: Optional[int] = None) -> bool:
+        """Delete a pod; False when it was already gone (a delete is idempotent)."""
+        try:
+            self.call(f"deleting pod {namespace}/{name}", lambda: (
+                self.core.delete_namespaced_pod(
+                    name, namespace, grace_period_seconds=grace_seconds,
+                    propagation_policy="Background",
+                    _preload_content=False, _request_timeout=self.timeout)))
+            return True
+        except NotFoundError:
+            return False
+
+    def read_log(self, namespace: str, name: str, container: str,
+                 limit_bytes: Optional[int] = None) -> str:
+        resp = self.call(f"reading the log of pod {namespace}/{name}", lambda: (
+            self.core.read_namespaced_pod_log(
+                name, namespace, container=container, limit_bytes=limit_bytes,
+                _preload_content=False, _request_timeout=max(self.timeout, 120))))
+        data = resp.data if hasattr(resp, "data") else resp.read()
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+
+    def watch_pods(self, namespace: str, label_selector: str, resource_version: str,
+                   timeout_seconds: int) -> Iterator[dict]:
+        """Raw watch events (`{"type":..., "object":...}`) from a resourceVersion.
+
+        Not retried: the cache owns reconnection (it must relist on 410, which a blind retry
+        would hide). The official client's Watch helper is not used because it turns an
+        ERROR event into a KeyError when deserialisation is off.
+        """
+        self.limiter.acquire()
+        self.requests += 1
+        try:
+            resp = self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, watch=True,
+                resource_version=resource_version, allow_watch_bookmarks=True,
+                timeout_seconds=timeout_seconds, _preload_content=False,
+                _request_timeout=(self.timeout, timeout_seconds + 30))
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise translate(exc, f"watching pods in {namespace}") from None
+        try:
+            for line in iter_resp_lines(resp):
+                if line and not line.isspace():
+                    yield json.loads(line)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            raise translate(exc, f"watching pods in {namespace}") from None
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    # ---- secrets
+    def create_secret(self, namespace: str, secret: dict[str, Any]) -> dict:
+        name = secret.get("metadata", {}).get("name", "?")
+        return self._json(self.call(f"creating secret {namespace}/{name}", lambda: (
+            self.core.create_namespaced_secret(
+                namespace, secret, _preload_content=False, _request_timeout=self.timeout))))
+
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict:
+        return self._json(self.call(f"updating secret {namespace}/{name}", lambda: (
+            self.core.patch_namespaced_secret(
+                name, namespace, patch, _content_type=MERGE_PATCH,
+                _preload_content=False, _request_timeout=self.timeout))))
+
+    def delete_secrets(self, namespace: str, label_selector: str) -> None:
+        self.call(f"deleting secrets in {namespace}", lambda: (
+            self.core.delete_collection_namespaced_secret(
+                namespace, label_selector=label_selector,
+                _preload_content=False, _request_timeout=self.timeout)))
+
+    # ---- identity and health
+    def server_version(self) -> str:
+        info = self._json(self.call("reading the API server version", lambda: (
+            self.version_api.get_code(_preload_content=False, _request_timeout=10)),
+            deadline=20))
+        return str(info.get("gitVersion") or "?")
+
+    def can_i(self, verb: str, resource: str, namespace: str) -> tuple[bool, str]:
+        """SelfSubjectAccessReview: may this identity `verb` `resource` in `namespace`?"""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {
+                "verb": verb, "resource": resource, "namespace": namespace}},
+        }
+        review = self._json(self.call(f"checking permission to {verb} {resource}", lambda: (
+            self.authz.create_self_subject_access_review(
+                body, _preload_content=False, _request_timeout=10)), deadline=20))
+        status = review.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
+
+def label_selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+

@@ -1,0 +1,209 @@
+"""A watch-fed cache of the pods this GAHP instance manages: status is answered from here.
+
+One thread per namespace lists the pods carrying this instance's label, then watches from the
+list's resourceVersion (with bookmarks), relists on 410 Gone and every resync interval, and backs
+off while the API is unreachable, all the while serving the last known state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable
+from typing import Callable, Optional
+
+from kgahp.errors import ApiError
+from kgahp.kube.api import Kube
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, dict], None]   # (event type, pod); types ADDED/MODIFIED/DELETED/SYNC
+
+
+def _rv(pod: dict) -> int:
+    try:
+        return int((pod.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _key(pod: dict) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class PodCache:
+    def __init__(self, kube: Kube, namespaces: Iterable[str], selector: str, *,
+                 job_label: str, resync_interval: float = 300.0,
+                 watch_timeout: int = 290) -> None:
+        self.kube = kube
+        self.namespaces = tuple(namespaces)
+        self.selector = selector
+        self.job_label = job_label
+        self.resync_interval = resync_interval
+        self.watch_timeout = watch_timeout
+        self._pods: dict[tuple[str, str], dict] = {}
+        self._by_job: dict[tuple[str, str], set[str]] = {}
+        self._lock = threading.Lock()
+        self._synced = {ns: threading.Event() for ns in self.namespaces}
+        self._healthy = dict.fromkeys(self.namespaces, False)
+        self._listeners: list[Listener] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- lifecycle
+    def add_listener(self, fn: Listener) -> None:
+        self._listeners.append(fn)
+
+    def start(self) -> None:
+        for ns in self.namespaces:
+            t = threading.Thread(target=self._run, args=(ns,), name=f"watch-{ns}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(ev.wait(max(0.0, deadline - time.monotonic()))
+                   for ev in self._synced.values())
+
+    def is_synced(self, namespace: str) -> bool:
+        ev = self._synced.get(namespace)
+        return bool(ev and ev.is_set())
+
+    def is_healthy(self, namespace: str) -> bool:
+        return self._healthy.get(namespace, False)
+
+    # ---- reads (the status hot path: dictionary lookups only)
+    def get(self, namespace: str, name: str) -> Optional[dict]:
+        return self._pods.get((namespace, name))
+
+    def pods_for_job(self, namespace: str, job: str) -> list[dict]:
+        with self._lock:
+            names = list(self._by_job.get((namespace, job), ()))
+            return [self._pods[(namespace, n)] for n in names if (namespace, n) in self._pods]
+
+    def all_pods(self) -> list[dict]:
+        with self._lock:
+            return list(self._pods.values())
+
+    def __len__(self) -> int:
+        return len(self._pods)
+
+    # ---- writes
+    def note(self, pod: dict) -> None:
+        """Record a pod seen in a direct API answer (e.g. just created), unless the cache has
+        a newer version of it."""
+        self._put(pod)
+
+    def _put(self, pod: dict) -> bool:
+        key = _key(pod)
+        with self._lock:
+            old = self._pods.get(key)
+            if old is not None and _rv(old) > _rv(pod):
+                return False
+            self._pods[key] = pod
+            job = ((pod.get("metadata") or {}).get("labels") or {}).get(self.job_label)
+            if job:
+                self._by_job.setdefault((key[0], job), set()).add(key[1])
+            return True
+
+    def _drop(self, pod: dict) -> None:
+        key = _key(pod)
+        with self._lock:
+            old = self._pods.pop(key, None)
+            if old is None:
+                return
+            job = ((old.get("metadata") or {}).get("labels") or {}).get(self.job_label)
+            names = self._by_job.get((key[0], job)) if job else None
+            if names is not None:
+                names.discard(key[1])
+                if not names:
+                    del self._by_job[(key[0], job)]
+
+    def _emit(self, kind: str, pod: dict) -> None:
+        for fn in self._listeners:
+            try:
+                fn(kind, pod)
+            except Exception:  # a listener bug must not kill the watch
+                log.exception("pod listener failed for %s", _key(pod))
+
+    def _replace(self, namespace: str, items: list[dict]) -> None:
+        fresh = {_key(p) for p in items}
+        with self._lock:
+            gone = [p for k, p in self._pods.items() if k[0] == namespace and k not in fresh]
+        for pod in gone:
+            self._drop(pod)
+            self._emit("DELETED", pod)
+        for pod in items:
+            if self._put(pod):
+                self._emit("SYNC", pod)
+
+    # ---- the per-namespace loop
+    def _run(self, namespace: str) -> None:
+        rv: Optional[str] = None
+        last_list = 0.0
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if rv is None:
+                    items, rv = self.kube.list_pods(namespace, self.selector, retry=False)
+                    self._replace(namespace, items)
+                    last_list = time.monotonic()
+                    self._synced[namespace].set()
+                    if not self._healthy[namespace]:
+                        log.info("pod cache for %s in sync: %d pods at resourceVersion %s",
+                                 namespace, len(items), rv)
+                    self._healthy[namespace] = True
+                rv = self._watch(namespace, rv)
+                failures = 0
+                if time.monotonic() - last_list > self.resync_interval:
+                    rv = None
+            except ApiError as exc:
+                if exc.status == 410:
+                    log.info("watch of %s expired (410 Gone); relisting", namespace)
+                    rv = None
+                    continue
+                failures += 1
+                if self._healthy[namespace]:
+                    log.warning("Kubernetes API trouble for %s (%s); answering status from "
+                                "the cache until it recovers", namespace, exc)
+                self._healthy[namespace] = False
+                # full jitter, capped: many GAHPs must not reconnect in lockstep
+                self._stop.wait(random.uniform(0, min(30.0, 0.5 * 2 ** min(failures, 6))))
+            except Exception:
+                log.exception("unexpected error in the watch of %s; relisting", namespace)
+                rv = None
+                self._stop.wait(1.0)
+
+    def _watch(self, namespace: str, rv: str) -> Optional[str]:
+        """Follow one watch stream; return the version to resume from (None = relist)."""
+        timeout = int(self.watch_timeout * random.uniform(0.9, 1.0))
+        for event in self.kube.watch_pods(namespace, self.selector, rv, timeout):
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                code = obj.get("code")
+                if code == 410:
+                    raise ApiError("watch expired", 410, "Expired")
+                raise ApiError(f"watch error: {obj.get('message')}", int(code or 0),
+                               str(obj.get("reason") or ""))
+            new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if new_rv:
+                rv = new_rv
+            if kind == "BOOKMARK":
+                continue
+            if kind == "DELETED":
+                self._drop(obj)
+                self._emit("DELETED", obj)
+            elif kind in ("ADDED", "MODIFIED"):
+                if self._put(obj):
+                    self._emit(kind, obj)
+            if self._stop.is_set():
+                break
+        self._healthy[namespace] = True
+        return rv

@@ -1,0 +1,527 @@
+"""The five BLAH verbs, composed from the other rooms: jobad → podspec/policy → sandbox → kube on
+submit; pod cache → lifecycle → statusad on status. This module decides *when* things happen
+(adopt, create, collect, recreate, delete); the pure rooms decide *what*.
+
+Job ids are `kubernetes/<namespace>/<job>`, where `<job>` is derived from JobDirectory and
+labels every pod and secret of the job. Pods are named `<job>-<attempt>`: a disruption or a
+resubmission after release makes a new attempt under the same job id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional
+
+from kgahp import lifecycle, sandbox
+from kgahp.config import Settings
+from kgahp.errors import ApiError, ConflictError, JobAdError, KgahpError, TransferError
+from kgahp.jobad import parse_submit_ad
+from kgahp.kube.api import Kube, label_selector
+from kgahp.kube.cache import PodCache
+from kgahp.model import COMPLETED, HELD, REMOVED, RUNNING, JobRequest, JobState
+from kgahp.podspec import build, names, policy
+from kgahp.podspec.templates import Templates
+from kgahp.scheduler import Timers
+from kgahp.statusad import status_ad
+from kgahp.store import JobRecord, JobStore
+
+log = logging.getLogger(__name__)
+
+JOB_ID_PREFIX = "kubernetes"
+ANN_TRANSFER = "kgahp.htcondor.org/transfer"
+TRANSFER_HOLD_CODE = 12     # HTCondor's TransferOutputError
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+Reply2 = tuple[int, str]
+
+
+def parse_job_id(job_id: str, default_namespace: str) -> tuple[str, str, bool]:
+    """(namespace, job or pod name, legacy). Accepts `kubernetes/<ns>/<job>` and the old
+    scripts' `kubernetes/<pod>` (default namespace, a pod name)."""
+    parts = job_id.split("/")
+    if parts[0] == JOB_ID_PREFIX and len(parts) == 3 and parts[1] and parts[2]:
+        return parts[1], parts[2], False
+    if parts[0] == JOB_ID_PREFIX and len(parts) == 2 and parts[1]:
+        return default_namespace, parts[1], True
+    raise JobAdError(f"job id {job_id!r} is not of the form kubernetes/<namespace>/<job>")
+
+
+def _meta(pod: dict) -> dict:
+    return pod.get("metadata") or {}
+
+
+def _attempt(pod: dict) -> int:
+    try:
+        return int((_meta(pod).get("labels") or {}).get(names.LABEL_ATTEMPT, -1))
+    except ValueError:
+        return -1
+
+
+def _restarts(pod: dict) -> int:
+    try:
+        return int((_meta(pod).get("annotations") or {}).get(names.ANN_RESTARTS, 0))
+    except ValueError:
+        return 0
+
+
+def _is_active(pod: dict) -> bool:
+    """Still running or about to: adopt it rather than create a second pod."""
+    phase = (pod.get("status") or {}).get("phase") or "Pending"
+    return phase not in TERMINAL_PHASES and not _meta(pod).get("deletionTimestamp")
+
+
+def _transfer_spec(req: JobRequest) -> str:
+    """What collection needs, on the pod itself, so outputs can be fetched even if the durable
+    store is lost. Paths only: nothing secret."""
+    return json.dumps({
+        "iwd": req.iwd, "out": req.stdout, "err": req.stderr,
+        "transfer_output": list(req.transfer_output) if req.transfer_output is not None else None,
+        "remaps": [list(r) for r in req.output_remaps],
+        "job_directory": req.job_directory,
+    }, separators=(",", ":"))
+
+
+def _request_from_pod(pod: dict) -> Optional[JobRequest]:
+    raw = (_meta(pod).get("annotations") or {}).get(ANN_TRANSFER)
+    if not raw:
+        return None
+    try:
+        spec = json.loads(raw)
+        out = spec.get("transfer_output")
+        return JobRequest(
+            job_directory=str(spec.get("job_directory") or ""), cmd="", iwd=str(spec["iwd"]),
+            stdout=spec.get("out"), stderr=spec.get("err"),
+            transfer_output=tuple(out) if out is not None else None,
+            output_remaps=tuple((str(a), str(b)) for a, b in spec.get("remaps") or []))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class Service:
+    """Implements the protocol server's Handlers."""
+
+    def __init__(self, settings: Settings, kube: Kube, cache: PodCache, store: JobStore,
+                 templates: Templates, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.cache = cache
+        self.store = store
+        self.templates = templates
+        self.clock = clock
+        self.instance_labels = {
+            names.LABEL_MANAGED_BY: "kgahp",
+            names.LABEL_INSTANCE: names.label_value(settings.instance),
+        }
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._scheduled: set[tuple[str, str, str]] = set()
+        self._scheduled_guard = threading.Lock()
+        self._actions = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
+        self.timers = Timers()
+        cache.add_listener(self._on_pod_event)
+
+    # ------------------------------------------------------------------ helpers
+    def _lock_for(self, job: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(job, threading.Lock())
+
+    def _job_selector(self, job: str) -> str:
+        return label_selector({**self.instance_labels, names.LABEL_JOB: job})
+
+    def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
+        return 0, "No error", state.job_status, status_ad(job_id, state)
+
+    def _schedule(self, kind: str, key: str, fn: Callable[[], None], delay: float = 0.0) -> None:
+        """Run fn once in the background; further requests for the same (kind, key) are
+        ignored until it has finished."""
+        token = (kind, key, "")
+        with self._scheduled_guard:
+            if token in self._scheduled:
+                return
+            self._scheduled.add(token)
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("%s of %s failed", kind, key)
+            finally:
+                with self._scheduled_guard:
+                    self._scheduled.discard(token)
+
+        if delay > 0:
+            self.timers.call_later(delay, lambda: self._actions.submit(run))
+        else:
+            self._actions.submit(run)
+
+    def _current_pod(self, namespace: str, job: str, rec: Optional[JobRecord]) -> Optional[dict]:
+        pods = self.cache.pods_for_job(namespace, job)
+        if rec is not None:
+            pods = [p for p in pods if _attempt(p) == rec.attempt] or pods
+        return max(pods, key=_attempt) if pods else None
+
+    # ------------------------------------------------------------------ ping
+    def ping(self, batch_type: str) -> Reply2:
+        try:
+            version = self.kube.server_version()
+            for ns in self.settings.kube.namespaces:
+                allowed, reason = self.kube.can_i("create", "pods", ns)
+                if not allowed:
+                    return 1, (f"the Kubernetes identity in use may not create pods in namespace "
+                               f"{ns}{' (' + reason + ')' if reason else ''}; grant it the "
+                               "kgahp Role described in the README")
+        except ApiError as exc:
+            return 1, f"Kubernetes API not usable: {exc}"
+        log.debug("ping ok: API server %s", version)
+        return 0, "No error"
+
+    # ------------------------------------------------------------------ submit
+    def submit(self, ad_text: str) -> tuple[int, str, Optional[str]]:
+        try:
+            req = parse_submit_ad(ad_text)
+            policy.check(req, self.settings, self.templates)
+            namespace = build.choose_namespace(req, self.settings, self.templates)
+            job = names.job_base_name(req.job_directory, self.settings.pod.pod_name_prefix)
+            job_id = f"{JOB_ID_PREFIX}/{namespace}/{job}"
+            with self._lock_for(job):
+                self._submit_locked(req, ad_text, namespace, job)
+            return 0, "No error", job_id
+        except KgahpError as exc:
+            log.info("submit refused: %s", exc)
+            return 1, str(exc), None
+
+    def _submit_locked(self, req: JobRequest, ad_text: str, namespace: str, job: str) -> None:
+        # Ask the API, not the cache: a resubmission right after a crash must see a pod the
+        # cache may not have caught up with. Submits are rare; statuses are not.
+        existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
+        live = sorted((p for p in existing if _is_active(p)), key=_attempt)
+        rec = self.store.get(job)
+        if live:
+            pod = live[-1]
+            self.cache.note(pod)
+            if rec is None or rec.attempt != _attempt(pod):
+                self.store.record_submit(job, namespace, _attempt(pod), ad_text,
+                                         restarts=_restarts(pod))
+            log.info("submit: adopted live pod %s/%s for %s", namespace,
+                     _meta(pod).get("name"), req.job_directory)
+            return
+        attempt = max([_attempt(p) for p in existing] + [rec.attempt if rec else -1]) + 1
+        self._create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
+        for old in existing:   # finished predecessors: nothing more to learn from them
+            self._schedule("delete", f"{namespace}/{_meta(old).get('name')}",
+                           lambda o=old: self._delete_pod(o))
+
+    def _create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
+                        attempt: int, restarts: int) -> dict:
+        transfer = self.settings.transfer
+        pod = build.build_pod(req, self.settings, self.templates, attempt=attempt,
+                              restarts=restarts)
+        name = _meta(pod)["name"]
+        bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
+        proxy = self._read_proxy(req.x509userproxy) if req.x509userproxy else None
+        input_secret = f"{name}-input" if bundle is not None else None
+        proxy_secret = f"{name}-proxy" if proxy is not None else None
+        sandbox.decorate_pod(pod, req, transfer, input_secret=input_secret,
+                             proxy_secret=proxy_secret)
+        pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
+        policy.verify_pod(pod, self.templates)
+
+        self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
+        try:
+            created = self.kube.create_pod(namespace, pod)
+        except ConflictError:  # a retried create that had in fact succeeded
+            created = self.kube.get_pod(namespace, name) or pod
+        except ApiError as exc:
+            if exc.transient:
+                raise
+            raise KgahpError(f"Kubernetes refused pod {namespace}/{name}: {exc}") from None
+        labels = {**self.instance_labels, names.LABEL_JOB: job}
+        owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
+                 "uid": _meta(created).get("uid", ""), "blockOwnerDeletion": False}
+        try:
+            if bundle is not None and input_secret:
+                self._create_secret(namespace, sandbox.input_secret_manifest(
+                    input_secret, namespace, bundle, labels), owner)
+            if proxy is not None and proxy_secret:
+                self._create_secret(namespace, sandbox.proxy_secret_manifest(
+                    proxy_secret, namespace, proxy, labels), owner)
+        except ApiError as exc:
+            # A pod without its inputs would wait forever: take it back, fail the submit.
+            self.kube.delete_pod(namespace, name, grace_seconds=0)
+            raise KgahpError(f"could not create the job's secret for pod {namespace}/{name}: "
+                             f"{exc}") from None
+        self.cache.note(created)
+        log.info("created pod %s/%s (attempt %d, restarts %d) for %s", namespace, name, attempt,
+                 restarts, req.job_directory)
+        return created
+
+    def _create_secret(self, namespace: str, manifest: dict[str, Any], owner: dict) -> None:
+        manifest.setdefault("metadata", {})["ownerReferences"] = [owner]
+        try:
+            self.kube.create_secret(namespace, manifest)
+        except ConflictError:
+            self.kube.patch_secret(namespace, manifest["metadata"]["name"],
+                                   {"data": manifest.get("data") or {},
+                                    "metadata": {"ownerReferences": [owner]}})
+
+    @staticmethod
+    def _read_proxy(path: str) -> bytes:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise TransferError(f"cannot read x509userproxy {path}: {exc.strerror}") from None
+
+    # ------------------------------------------------------------------ status
+    def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]:
+        try:
+            namespace, job, legacy = parse_job_id(job_id, self.settings.kube.namespace)
+        except JobAdError as exc:
+            return 1, str(exc), 0, None
+        rec = None if legacy else self.store.get(job)
+        if rec is not None and rec.final is not None:
+            return self._reply(job_id, rec.final)
+        if legacy:
+            pod = self.cache.get(namespace, job)
+        else:
+            pod = self._current_pod(namespace, job, rec)
+        if pod is None and (rec is None or not self.cache.is_synced(namespace)
+                            or self.clock() - rec.submitted_at < 60):
+            try:  # a cache miss: one direct read, never "unknown" for a job just submitted
+                pod = self._lookup(namespace, job, legacy, rec)
+            except ApiError as exc:
+                return 1, f"cannot read the pod of {job_id}: {exc}", 0, None
+        if pod is None:
+            return self._reply(job_id, self._vanished(namespace, job, rec))
+        verdict = self._classify(pod, rec)
+        self._act(pod, verdict, rec)
+        state = verdict.state
+        if verdict.action is lifecycle.Action.COLLECT:
+            state = JobState(RUNNING, worker_node=(pod.get("spec") or {}).get("nodeName"))
+        return self._reply(job_id, state)
+
+    def _lookup(self, namespace: str, job: str, legacy: bool,
+                rec: Optional[JobRecord]) -> Optional[dict]:
+        if legacy:
+            pod = self.kube.get_pod(namespace, job)
+        elif rec is not None:
+            pod = self.kube.get_pod(namespace, names.pod_name(job, rec.attempt))
+        else:
+            pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
+            pod = max(pods, key=_attempt) if pods else None
+        if pod is not None:
+            self.cache.note(pod)
+        return pod
+
+    def _classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
+        return lifecycle.classify(
+            pod, now=self.clock(), settings=self.settings.lifecycle,
+            main_container=build.MAIN_CONTAINER, restarts=_restarts(pod),
+            deleted_by_kgahp=bool(rec and rec.cancelled))
+
+    def _vanished(self, namespace: str, job: str, rec: Optional[JobRecord]) -> JobState:
+        if rec is None or rec.cancelled:
+            # Nothing kgahp knows of: it cannot have finished well, so never COMPLETED.
+            return JobState(REMOVED)
+        verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
+                                     settings=self.settings.lifecycle)
+        if verdict.action is lifecycle.Action.RECREATE:
+            self._schedule("recreate", job, lambda: self._recreate(namespace, job, None))
+        elif verdict.state.job_status == REMOVED:
+            self.store.record_final(job, rec.attempt, verdict.state)
+            log.warning("pod of job %s/%s vanished after it started; reporting it removed",
+                        namespace, job)
+        return verdict.state
+
+    # ------------------------------------------------------------------ reconciliation
+    def _on_pod_event(self, kind: str, pod: dict) -> None:
+        """Called from the watch thread for every change: start collections, recreations and
+        cleanups as soon as the cluster shows the need, not when the next status comes."""
+        meta = _meta(pod)
+        job = (meta.get("labels") or {}).get(names.LABEL_JOB)
+        if not job:
+            return
+        rec = self.store.get(job)
+        if rec is not None and _attempt(pod) != rec.attempt:
+            return   # an older attempt: its fate no longer matters
+        if kind == "DELETED":
+            if rec is not None and rec.final is None and not rec.cancelled:
+                self._vanished(str(meta.get("namespace")), job, rec)
+            return
+        if rec is not None and rec.final is not None:
+            self._schedule_cleanup(pod, rec)
+            return
+        self._act(pod, self._classify(pod, rec), rec)
+
+    def _act(self, pod: dict, verdict: lifecycle.Verdict, rec: Optional[JobRecord]) -> None:
+        meta = _meta(pod)
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        job = (meta.get("labels") or {}).get(names.LABEL_JOB, name)
+        if rec is not None and not rec.started and verdict.state.job_status == RUNNING:
+            self.store.update(job, started=True)
+        action = verdict.action
+        if action is lifecycle.Action.COLLECT:
+            final = verdict.final or verdict.state
+            self._schedule("collect", f"{namespace}/{name}",
+                           lambda: self._collect(pod, job, final))
+        elif action is lifecycle.Action.RECREATE:
+            if rec is None or rec.cancelled:
+                return
+            self._schedule("recreate", job, lambda: self._recreate(namespace, job, pod))
+        elif action is lifecycle.Action.DELETE:
+            self._schedule("force-delete", f"{namespace}/{name}",
+                           lambda: self._delete_pod(pod, grace_seconds=0))
+
+    def _collect(self, pod: dict, job: str, final: JobState) -> None:
+        meta = _meta(pod)
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        rec = self.store.get(job)
+        if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
+            rec = self.store.record_submit(job, namespace, _attempt(pod), "",
+                                           restarts=_restarts(pod))
+        if rec.final is not None:
+            return
+        req = _request_from_pod(pod)
+        state = final
+        transfer = self.settings.transfer
+        if req is not None and transfer.mode == "api" and final.job_status == COMPLETED:
+            try:
+                limit = transfer.max_output_bytes * 4 // 3 + 65536
+                text = self.kube.read_log(namespace, name, build.MAIN_CONTAINER, limit)
+                written = sandbox.extract_outputs(text, req, transfer)
+                log.info("collected %d output files of %s/%s into %s", len(written),
+                         namespace, name, req.iwd)
+            except TransferError as exc:
+                state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
+                                 hold_reason=f"{exc} (pod {namespace}/{name})",
+                                 worker_node=final.worker_node)
+            except ApiError as exc:
+                if exc.transient or exc.status == 0:
+                    log.warning("could not fetch outputs of %s/%s yet (%s); will retry",
+                                namespace, name, exc)
+                    self._schedule("collect-retry", f"{namespace}/{name}",
+                                   lambda: self._collect(pod, job, final), delay=15.0)
+                    return
+                state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
+                                 hold_reason=f"outputs of pod {namespace}/{name} could not be "
+                                 f"fetched: {exc}", worker_node=final.worker_node)
+        self.store.record_final(job, rec.attempt, state)
+        log.info("job %s/%s finished: JobStatus %d exit %s signal %s hold %s", namespace, job,
+                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
+        rec = self.store.get(job)
+        if rec is not None:
+            self._schedule_cleanup(pod, rec)
+
+    def _schedule_cleanup(self, pod: dict, rec: JobRecord) -> None:
+        """Delete a finished pod (and, by ownership, its secrets) after the retention."""
+        meta = _meta(pod)
+        if meta.get("deletionTimestamp"):
+            return
+        age = self.clock() - (rec.finished_at or self.clock())
+        delay = max(0.0, self.settings.lifecycle.pod_retention - age)
+        self._schedule("cleanup", f"{meta.get('namespace')}/{meta.get('name')}",
+                       lambda: self._delete_pod(pod), delay=delay)
+
+    def _recreate(self, namespace: str, job: str, old: Optional[dict]) -> None:
+        with self._lock_for(job):
+            rec = self.store.get(job)
+            if rec is None or rec.cancelled or rec.final is not None:
+                return
+            if old is not None and _attempt(old) != rec.attempt:
+                return   # already recreated
+            if not rec.ad:
+                self.store.record_final(job, rec.attempt, JobState(REMOVED))
+                return
+            try:
+                req = parse_submit_ad(rec.ad)
+                self._create_attempt(req, rec.ad, namespace, job, rec.attempt + 1,
+                                     restarts=rec.restarts + 1)
+            except KgahpError as exc:
+                if isinstance(exc, ApiError) and exc.transient:
+                    raise
+                self.store.record_final(job, rec.attempt, JobState(
+                    HELD, hold_code=26, hold_subcode=0,
+                    hold_reason=f"pod for job {namespace}/{job} was lost and could not be "
+                                f"created again: {exc}"))
+        if old is not None:
+            self._delete_pod(old)
+        log.info("recreated job %s/%s after a disruption", namespace, job)
+
+    def _delete_pod(self, pod: dict, grace_seconds: Optional[int] = None) -> None:
+        meta = _meta(pod)
+        try:
+            self.kube.delete_pod(str(meta.get("namespace")), str(meta.get("name")),
+                                 grace_seconds=grace_seconds)
+        except ApiError as exc:
+            log.warning("could not delete pod %s/%s: %s", meta.get("namespace"),
+                        meta.get("name"), exc)
+
+    # ------------------------------------------------------------------ cancel
+    def cancel(self, job_id: str) -> Reply2:
+        try:
+            namespace, job, legacy = parse_job_id(job_id, self.settings.kube.namespace)
+        except JobAdError as exc:
+            return 1, str(exc)
+        try:
+            if legacy:
+                self.kube.delete_pod(namespace, job)
+                return 0, "No error"
+            with self._lock_for(job):
+                self.store.update(job, cancelled=True)
+                pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
+                for pod in pods:
+                    if not _meta(pod).get("deletionTimestamp"):
+                        self.kube.delete_pod(namespace, str(_meta(pod).get("name")))
+                # Owned secrets go with their pod; this also catches one orphaned by a crash
+                # between creating a pod and its secret.
+                self.kube.delete_secrets(namespace, self._job_selector(job))
+            log.info("cancelled %s (%d pods)", job_id, len(pods))
+            return 0, "No error"
+        except ApiError as exc:
+            return 1, f"could not delete the pod of {job_id}: {exc}"
+
+    # ------------------------------------------------------------------ refresh proxy
+    def refresh_proxy(self, job_id: str, proxy_path: str) -> Reply2:
+        try:
+            namespace, job, legacy = parse_job_id(job_id, self.settings.kube.namespace)
+        except JobAdError as exc:
+            return 1, str(exc)
+        rec = None if legacy else self.store.get(job)
+        if rec is not None and rec.final is not None:
+            return 0, "No proxy to renew - job completed"
+        pod = self.cache.get(namespace, job) if legacy else self._current_pod(namespace, job, rec)
+        if pod is None or not _is_active(pod):
+            return 0, "No proxy to renew - job not active"
+        try:
+            proxy = self._read_proxy(proxy_path)
+        except TransferError as exc:
+            return 1, str(exc)
+        name = str(_meta(pod).get("name"))
+        secret = f"{name}-proxy"
+        try:
+            try:
+                data = sandbox.proxy_secret_data(proxy)
+                self.kube.patch_secret(namespace, secret, {"data": data})
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
+                         "uid": _meta(pod).get("uid", ""), "blockOwnerDeletion": False}
+                labels = {**self.instance_labels, names.LABEL_JOB: job}
+                self._create_secret(namespace, sandbox.proxy_secret_manifest(
+                    secret, namespace, proxy, labels), owner)
+        except ApiError as exc:
+            return 1, f"could not update the proxy of {job_id}: {exc}"
+        log.info("refreshed the proxy of %s", job_id)
+        return 0, "Proxy renewed"
+
+    # ------------------------------------------------------------------ shutdown
+    def close(self) -> None:
+        self.cache.stop()
+        self.timers.stop()
+        self._actions.shutdown(wait=False, cancel_futures=True)
+

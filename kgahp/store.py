@@ -1,0 +1,150 @@
+"""The durable job store: what kgahp must remember when the cluster alone cannot tell.
+
+Live state comes from the cluster (pod labels and annotations). Three things do not survive
+there, so they live in a small SQLite file in KGAHP_STATE_DIR (default ~/.kgahp; never GAHP_TEMP,
+which the gridmanager deletes):
+- the submit ad of every job, so a pod lost to a disruption can be created again;
+- the final result of a finished job, so it stays answerable after the pod is deleted and after
+  a GAHP restart (the gridmanager may ask again), for KGAHP_RESULT_RETENTION seconds;
+- whether kgahp itself cancelled a job (a pod kgahp deleted is not a disruption).
+
+SQLite gives atomic, crash-safe writes with no extra dependency. The whole table is mirrored in
+memory so the status path never touches the disk. The file is 0600 in a 0700 directory: submit
+ads can carry environment values the job owner considers private.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from kgahp.model import JobState
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    ad TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    started INTEGER NOT NULL DEFAULT 0,
+    cancelled INTEGER NOT NULL DEFAULT 0,
+    final TEXT,
+    finished_at REAL
+)
+"""
+
+
+@dataclass
+class JobRecord:
+    job: str                 # the job's base name (the last part of its job id)
+    namespace: str
+    attempt: int             # the newest attempt kgahp created
+    ad: str                  # the submit ad text
+    submitted_at: float
+    restarts: int = 0        # disruptions survived
+    started: bool = False    # the newest attempt was seen running
+    cancelled: bool = False  # kgahp deleted it on a BLAH_JOB_CANCEL
+    final: Optional[JobState] = None
+    finished_at: Optional[float] = None
+
+
+def _state_to_json(state: Optional[JobState]) -> Optional[str]:
+    return None if state is None else json.dumps(dataclasses.asdict(state))
+
+
+def _state_from_json(text: Optional[str]) -> Optional[JobState]:
+    if not text:
+        return None
+    data = json.loads(text)
+    known = {f.name for f in dataclasses.fields(JobState)}
+    return JobState(**{k: v for k, v in data.items() if k in known})
+
+
+class JobStore:
+    def __init__(self, path: str) -> None:
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._lock = threading.Lock()
+        self._jobs: dict[str, JobRecord] = {}
+        for row in self._db.execute(
+                "SELECT job, namespace, attempt, ad, submitted_at, restarts, started, "
+                "cancelled, final, finished_at FROM jobs"):
+            self._jobs[row[0]] = JobRecord(
+                job=row[0], namespace=row[1], attempt=row[2], ad=row[3], submitted_at=row[4],
+                restarts=row[5], started=bool(row[6]), cancelled=bool(row[7]),
+                final=_state_from_json(row[8]), finished_at=row[9])
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def get(self, job: str) -> Optional[JobRecord]:
+        rec = self._jobs.get(job)
+        return dataclasses.replace(rec) if rec else None
+
+    def _write(self, rec: JobRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO jobs (job, namespace, attempt, ad, submitted_at, restarts, "
+            "started, cancelled, final, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (rec.job, rec.namespace, rec.attempt, rec.ad, rec.submitted_at, rec.restarts,
+             int(rec.started), int(rec.cancelled), _state_to_json(rec.final), rec.finished_at))
+        self._jobs[rec.job] = rec
+
+    def record_submit(self, job: str, namespace: str, attempt: int, ad: str,
+                      restarts: int = 0) -> JobRecord:
+        """A new attempt is about to be created: forget any earlier attempt's result."""
+        with self._lock:
+            rec = JobRecord(job=job, namespace=namespace, attempt=attempt, ad=ad,
+                            submitted_at=time.time(), restarts=restarts)
+            self._write(rec)
+            return dataclasses.replace(rec)
+
+    def update(self, job: str, **changes: object) -> Optional[JobRecord]:
+        """Change fields of an existing record (no-op when the job is unknown)."""
+        with self._lock:
+            rec = self._jobs.get(job)
+            if rec is None:
+                return None
+            new = dataclasses.replace(rec, **changes)  # type: ignore[arg-type]
+            if new != rec:
+                self._write(new)
+            return dataclasses.replace(new)
+
+    def record_final(self, job: str, attempt: int, state: JobState) -> None:
+        with self._lock:
+            rec = self._jobs.get(job)
+            if rec is None or rec.attempt != attempt:
+                return   # a newer attempt superseded this one
+            self._write(dataclasses.replace(rec, final=state, finished_at=time.time()))
+
+    def purge(self, older_than: float) -> int:
+        """Forget finished jobs whose result is older than `older_than` (epoch seconds)."""
+        with self._lock:
+            old = [j for j, r in self._jobs.items()
+                   if r.finished_at is not None and r.finished_at < older_than]
+            for job in old:
+                del self._jobs[job]
+            self._db.executemany("DELETE FROM jobs WHERE job = ?", [(j,) for j in old])
+            return len(old)
+
+    def jobs(self) -> list[JobRecord]:
+        with self._lock:
+            return [dataclasses.replace(r) for r in self._jobs.values()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
