@@ -1,0 +1,80 @@
+"""Per-job credential Secret (the X.509 proxy) and how the pod mounts it.
+
+The Secret is mounted as a directory (never `subPath`), so when the service patches it on
+BLAH_JOB_REFRESH_PROXY the kubelet refreshes the file inside the running pod. The file mode is 0600;
+pods that run as non-root need `securityContext.fsGroup` in the pod template to read it.
+
+Admin templates may mount the same per-job Secret themselves (for example for a pilot that wants it
+at another path): a volume whose `secret.secretName` is CREDENTIALS_SECRET_PLACEHOLDER is pointed
+at the job's credential Secret, or made `optional` when the job has none. Shipping token files
+from the submit host is not yet supported (the job ad names no token path).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from kgahp.errors import TransferError
+
+PROXY_KEY = "x509up"
+CREDS_VOLUME = "kgahp-creds"
+CREDS_MOUNT = "/kgahp/creds"
+PROXY_ENV = "X509_USER_PROXY"
+CREDENTIAL_MODE = 0o600
+CREDENTIALS_SECRET_PLACEHOLDER = "kgahp-job-credentials"
+
+
+def read_credential(path: str) -> bytes:
+    """The credential file's bytes; TransferError naming the path only (never the content)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise TransferError(f"credential file {path} cannot be read: {exc.strerror}") from None
+
+
+def proxy_secret_data(proxy_bytes: bytes) -> dict[str, str]:
+    """The Secret `data` for a proxy: also the body of the refresh patch."""
+    return {PROXY_KEY: base64.b64encode(proxy_bytes).decode("ascii")}
+
+
+def proxy_secret_manifest(name: str, namespace: str, proxy_bytes: bytes,
+                          labels: dict[str, str]) -> dict:
+    """The per-job proxy Secret (mutable, so a renewed proxy can be patched in)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "type": "Opaque",
+        "data": proxy_secret_data(proxy_bytes),
+    }
+
+
+def proxy_volume(secret_name: str) -> dict:
+    return {
+        "name": CREDS_VOLUME,
+        "secret": {
+            "secretName": secret_name,
+            "defaultMode": CREDENTIAL_MODE,
+            "items": [{"key": PROXY_KEY, "path": PROXY_KEY, "mode": CREDENTIAL_MODE}],
+        },
+    }
+
+
+def proxy_mount() -> dict:
+    return {"name": CREDS_VOLUME, "mountPath": CREDS_MOUNT, "readOnly": True}
+
+
+def proxy_path_in_pod() -> str:
+    return f"{CREDS_MOUNT}/{PROXY_KEY}"
+
+
+def resolve_placeholders(volumes: list[dict], secret_name: str | None) -> None:
+    """Point template volumes that name the placeholder at the job's credential Secret."""
+    for volume in volumes:
+        secret = volume.get("secret")
+        if isinstance(secret, dict) and secret.get("secretName") == CREDENTIALS_SECRET_PLACEHOLDER:
+            if secret_name:
+                secret["secretName"] = secret_name
+            else:
+                secret["optional"] = True

@@ -1,0 +1,108 @@
+"""The fixed POSIX shell scripts that run inside the pod, and the framing they speak.
+
+The scripts never contain job data: they are run as `sh -c SCRIPT NAME CMD ARGS...`, so the job's
+arguments reach the payload verbatim through `"$@"`, and configuration comes from KGAHP_* variables
+(removed again before the payload starts). Needs `sh`, `tar`, `base64` (or `openssl`) and
+`sha256sum` (or `shasum`/`openssl`) in the job image; `gzip` and `cmp` are used when present.
+
+Output frame written on the container's stdout (= its log) after the payload exits:
+
+    KGAHP-OUTPUT-BEGIN 1 <archive bytes> <sha256 hex or -> <tar|tgz|empty>
+    <base64 of the archive, any line length>
+    KGAHP-OUTPUT-END
+
+or a single `KGAHP-OUTPUT-TOO-LARGE <bytes> <limit>` / `KGAHP-OUTPUT-ERROR <reason>` line.
+"""
+
+from __future__ import annotations
+
+BEGIN = "KGAHP-OUTPUT-BEGIN"
+END = "KGAHP-OUTPUT-END"
+TOO_LARGE = "KGAHP-OUTPUT-TOO-LARGE"
+ERROR = "KGAHP-OUTPUT-ERROR"
+FRAME_VERSION = "1"
+
+WRAPPER_NAME = "kgahp-wrapper"
+STAGE_IN_NAME = "kgahp-stage-in"
+
+# Run the payload in the working directory with the three streams redirected, forward SIGTERM
+# (the kubelet's stop signal) to it, and leave its status in $rc (128+s after death by signal s).
+_RUN = r"""
+cd "$KGAHP_SANDBOX" || { echo "kgahp-wrapper: cannot enter $KGAHP_SANDBOX" >&2; exit 127; }
+kg_in=${KGAHP_STDIN:-/dev/null}
+kg_out=${KGAHP_STDOUT:-/dev/null}
+kg_err=${KGAHP_STDERR:-/dev/null}
+(
+  unset KGAHP_SANDBOX KGAHP_STDIN KGAHP_STDOUT KGAHP_STDERR KGAHP_OUTPUTS KGAHP_OUTPUTS_DEFAULT \
+        KGAHP_MAX_OUTPUT KGAHP_INPUT
+  exec "$@"
+) <"$kg_in" >"$kg_out" 2>"$kg_err" &
+kg_child=$!
+trap 'kill -TERM "$kg_child" 2>/dev/null' TERM HUP
+wait "$kg_child"; rc=$?
+# wait returns early when a trapped signal arrives: keep waiting for the payload's real status
+while kill -0 "$kg_child" 2>/dev/null; do wait "$kg_child"; rc=$?; done
+trap - TERM HUP
+"""
+
+# Shared mode: Out/Err are written in place on the shared volume; nothing else to do.
+SHARED_SCRIPT = "set -u\n" + _RUN + 'exit "$rc"\n'
+
+# API mode: after the payload, pack the streams and outputs into one framed archive on stdout.
+API_SCRIPT = "set -u\nmkdir -p \"$KGAHP_SANDBOX/.kgahp\" 2>/dev/null\n" + _RUN + r"""
+kg_max=${KGAHP_MAX_OUTPUT:-0}; kg_in_dir=${KGAHP_INPUT:-/nonexistent}
+kg_default=${KGAHP_OUTPUTS_DEFAULT:-}; kg_list=${KGAHP_OUTPUTS:-}
+set --
+for f in .kgahp/stdout .kgahp/stderr; do [ -f "$f" ] && set -- "$@" "$f"; done
+if [ -n "$kg_default" ]; then
+  # HTCondor's default: new or modified regular files at the top of the sandbox
+  for f in * .[!.]* ..?*; do
+    { [ -f "$f" ] && [ ! -L "$f" ]; } || continue
+    if [ -f "$kg_in_dir/s/$f" ] && cmp -s "$f" "$kg_in_dir/s/$f" 2>/dev/null; then continue; fi
+    set -- "$@" "$f"
+  done
+else
+  kg_ifs=$IFS; IFS='
+'
+  set -f
+  for f in $kg_list; do { [ -e "$f" ] || [ -L "$f" ]; } && set -- "$@" "$f"; done
+  set +f; IFS=$kg_ifs
+fi
+kg_tar=.kgahp/output.archive
+command -v tar >/dev/null 2>&1 || {
+  echo "KGAHP-OUTPUT-ERROR no tar in the job image"; exit "$rc"; }
+command -v base64 >/dev/null 2>&1 || command -v openssl >/dev/null 2>&1 || {
+  echo "KGAHP-OUTPUT-ERROR no base64 or openssl in the job image"; exit "$rc"; }
+if [ "$#" -eq 0 ]; then
+  kg_enc=empty; : >"$kg_tar"
+elif command -v gzip >/dev/null 2>&1 && tar -czf "$kg_tar" -- "$@" 2>.kgahp/tar.err; then
+  kg_enc=tgz
+elif tar -cf "$kg_tar" -- "$@" 2>.kgahp/tar.err; then
+  kg_enc=tar
+else
+  echo "KGAHP-OUTPUT-ERROR tar failed: $(head -n 1 .kgahp/tar.err 2>/dev/null)"; exit "$rc"
+fi
+kg_size=$(($(wc -c <"$kg_tar")))
+if [ "$kg_max" -gt 0 ] && [ "$kg_size" -gt "$kg_max" ]; then
+  echo "KGAHP-OUTPUT-TOO-LARGE $kg_size $kg_max"; rm -f "$kg_tar"; exit "$rc"
+fi
+kg_sum=$( { sha256sum <"$kg_tar" || shasum -a 256 <"$kg_tar" \
+           || openssl dgst -sha256 -r <"$kg_tar"; } 2>/dev/null )
+kg_sum=${kg_sum%% *}
+echo "KGAHP-OUTPUT-BEGIN 1 $kg_size ${kg_sum:--} $kg_enc"
+if command -v base64 >/dev/null 2>&1; then base64 <"$kg_tar"; else openssl base64 <"$kg_tar"; fi
+echo "KGAHP-OUTPUT-END"
+rm -f "$kg_tar"
+exit "$rc"
+"""
+
+# Init container: copy the Secret's `s/` tree into the sandbox, following the Secret volume's
+# symlinks (-L) and keeping each item's mode (cp without -p keeps the source mode minus umask).
+STAGE_IN_SCRIPT = r"""set -eu
+cp -RL "$KGAHP_INPUT/s/." "$KGAHP_SANDBOX/"
+"""
+
+
+def wrapped_command(script: str, payload: list[str]) -> tuple[list[str], list[str]]:
+    """(command, args) for a container that runs `payload` (argv) under `script`."""
+    return ["sh", "-c", script], [WRAPPER_NAME, *payload]
