@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 STDOUT_MEMBER = f"{CONTROL_DIR}/stdout"
 STDERR_MEMBER = f"{CONTROL_DIR}/stderr"
-_ENCODINGS = {"tar": "r:", "tgz": "r:gz", "empty": ""}
+_ENCODINGS = ("tar", "tgz", "empty")   # tarfile tells tar from tgz by itself
 
 
 def output_entries(req: JobRequest) -> tuple[str, ...] | None:
@@ -167,8 +167,7 @@ def plan_writes(frame: Frame, req: JobRequest) -> list[Write]:
         archive = None
     else:
         try:
-            archive = tarfile.open(fileobj=io.BytesIO(frame.archive),
-                                   mode=_ENCODINGS[frame.encoding])
+            archive = tarfile.open(fileobj=io.BytesIO(frame.archive), mode="r:*")
             members = _members(archive)
         except (tarfile.TarError, EOFError, OSError):
             raise TransferError("the output sandbox archive cannot be read") from None
