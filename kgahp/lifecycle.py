@@ -652,6 +652,15 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def restarts_of(pod: Mapping[str, Any]) -> int:
+    """Disruptions so far, from the pod's kgahp.htcondor.org/restarts annotation (0 if unreadable)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    try:
+        return max(0, int(str(annotations.get(RESTARTS_ANNOTATION, "0")).strip()))
+    except ValueError:
+        return 0
+
+
 def classify(pod: Mapping[str, Any], *, now: float, settings: LifecycleSettings,
              main_container: str = "job", restarts: int = 0,
              deleted_by_kgahp: bool = False) -> Verdict:
