@@ -653,7 +653,7 @@ RULES: tuple[Rule, ...] = (
 
 
 def restarts_of(pod: Mapping[str, Any]) -> int:
-    """Disruptions so far, from the pod's kgahp.htcondor.org/restarts annotation (0 if unreadable)."""
+    """Disruptions so far, from the pod's restarts annotation (0 when absent or unreadable)."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     try:
         return max(0, int(str(annotations.get(RESTARTS_ANNOTATION, "0")).strip()))

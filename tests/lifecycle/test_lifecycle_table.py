@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -40,7 +40,7 @@ Pod = dict[str, Any]
 # --------------------------------------------------------------------------------- builders
 
 
-@lru_cache(maxsize=None)
+@cache
 def _recording(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((RECORDINGS / f"{name}.json").read_text())
     return data
@@ -196,6 +196,15 @@ SCHEDULER_MESSAGE = ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0
                      "available: 1 No preemption victims found for incoming pod.")
 
 
+def pull_failing(reason: str) -> Callable[[], Pod]:
+    return lambda: with_waiting(creating(), reason, PULL_MESSAGES[reason])
+
+
+def disrupted(reason: str) -> Callable[[], Pod]:
+    return lambda: with_condition(running(), "DisruptionTarget", "True", reason,
+                                  f"{reason}: the pod is being stopped")
+
+
 # --------------------------------------------------------------------------------- the cases
 
 
@@ -239,12 +248,10 @@ CASES: tuple[Case, ...] = (
     Case("just-bound", lambda: as_kgahp_pod(watched(1)), "starting", IDLE),
     Case("just-created-no-status", lambda: as_kgahp_pod(watched(0)), "starting", IDLE),
     # Image pull errors: Idle within the grace, hold 35 after; throttling never holds
-    *(Case(f"{reason}-within-grace", lambda r=reason: with_waiting(creating(), r,
-                                                                  PULL_MESSAGES[r]),
-           "image-pull-waiting", IDLE, now=T0 + 119) for reason in PULL_MESSAGES),
-    *(Case(f"{reason}-past-grace", lambda r=reason: with_waiting(creating(), r,
-                                                                PULL_MESSAGES[r]),
-           "image-pull-hold", HELD, now=T0 + 121, expect=_held(35),
+    *(Case(f"{reason}-within-grace", pull_failing(reason), "image-pull-waiting", IDLE,
+           now=T0 + 119) for reason in PULL_MESSAGES),
+    *(Case(f"{reason}-past-grace", pull_failing(reason), "image-pull-hold", HELD, now=T0 + 121,
+           expect=_held(35),
            hold_mentions=(reason, PULL_MESSAGES[reason], "busybox:1.36", "osg/kg-ce1-1234-0",
                           "check the image name or the pull secret"))
       for reason in PULL_MESSAGES),
@@ -326,8 +333,9 @@ CASES: tuple[Case, ...] = (
          Action.COLLECT, final={"exit_by_signal": True, "exit_signal": 64}),
     # OOMKilled → hold 34 naming the limit, or (knob) 4 by signal 9
     Case("oom-killed", lambda: with_exit(running(), 137, "OOMKilled"), "oom-killed-hold", HELD,
-         expect=_held(34, 137), hold_mentions=("OOMKilled", "limit of 32Mi (32 MiB)", "RequestMemory",
-                                               "osg/kg-ce1-1234-0")),
+         expect=_held(34, 137),
+         hold_mentions=("OOMKilled", "limit of 32Mi (32 MiB)", "RequestMemory",
+                        "osg/kg-ce1-1234-0")),
     Case("oom-killed-gi-limit",
          lambda: with_exit(with_limits(running(), memory="2Gi"), 137, "OOMKilled"),
          "oom-killed-hold", HELD, expect=_held(34, 137), hold_mentions=("2Gi (2048 MiB)",)),
@@ -349,9 +357,7 @@ CASES: tuple[Case, ...] = (
                                  "The node was low on resource: memory. Threshold quantity: "
                                  "100Mi, available: 50Mi."),
          "disruption", IDLE, Action.RECREATE, expect={"num_restarts": 1}),
-    *(Case(f"disruption-target-{reason}",
-           lambda r=reason: with_condition(running(), "DisruptionTarget", "True", r,
-                                           "kgahp test: disrupted"),
+    *(Case(f"disruption-target-{reason}", disrupted(reason),
            "disruption", IDLE, Action.RECREATE, restarts=1, expect={"num_restarts": 2})
       for reason in ("PreemptionByScheduler", "DeletionByTaintManager", "EvictionByEvictionAPI",
                      "DeletionByPodGC", "TerminationByKubelet")),
