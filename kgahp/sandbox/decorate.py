@@ -71,6 +71,12 @@ def _stream_env(path: str | None, staged: str) -> str:
     return "/dev/null" if is_null_device(path) else staged
 
 
+def _same_stream(req: JobRequest) -> bool:
+    if is_null_device(req.stdout) or is_null_device(req.stderr):
+        return False
+    return submit_path(req.iwd, str(req.stdout)) == submit_path(req.iwd, str(req.stderr))
+
+
 def _decorate_api(pod: dict, job: dict, req: JobRequest, transfer: TransferSettings,
                   inputs: InputBundle | None, input_secret: str | None) -> None:
     spec = pod["spec"]
@@ -102,14 +108,18 @@ def _decorate_api(pod: dict, job: dict, req: JobRequest, transfer: TransferSetti
         if req.stage_cmd and payload:
             payload[0] = f"{sandbox.rstrip('/')}/{staged_cmd_path(req)}"
     entries = output_entries(req)
+    stdout_env = _stream_env(req.stdout, STDOUT_FILE)
+    stderr_env = _stream_env(req.stderr, STDERR_FILE)
+    if stdout_env != "/dev/null" and _same_stream(req):
+        stderr_env = stdout_env          # Out == Err: one merged file, as HTCondor writes it
     job["command"], job["args"] = wrapper.wrapped_command(wrapper.API_SCRIPT, payload)
     job["workingDir"] = sandbox
     _set_env(job, {
         "KGAHP_SANDBOX": sandbox,
         "KGAHP_INPUT": INPUT_MOUNT,
         "KGAHP_STDIN": _stream_env(req.stdin, STAGED_STDIN),
-        "KGAHP_STDOUT": _stream_env(req.stdout, STDOUT_FILE),
-        "KGAHP_STDERR": _stream_env(req.stderr, STDERR_FILE),
+        "KGAHP_STDOUT": stdout_env,
+        "KGAHP_STDERR": stderr_env,
         "KGAHP_OUTPUTS": "\n".join(entries or ()),
         "KGAHP_OUTPUTS_DEFAULT": "1" if entries is None else "",
         "KGAHP_MAX_OUTPUT": str(transfer.max_output_bytes),

@@ -27,22 +27,34 @@ STAGE_IN_NAME = "kgahp-stage-in"
 
 # Run the payload in the working directory with the three streams redirected, forward SIGTERM
 # (the kubelet's stop signal) to it, and leave its status in $rc (128+s after death by signal s).
+# Out == Err shares one open file, as HTCondor does. A stream that cannot be opened leaves rc=127
+# and a message on the container log; the API script still returns what exists.
 _RUN = r"""
 cd "$KGAHP_SANDBOX" || { echo "kgahp-wrapper: cannot enter $KGAHP_SANDBOX" >&2; exit 127; }
 kg_in=${KGAHP_STDIN:-/dev/null}
 kg_out=${KGAHP_STDOUT:-/dev/null}
 kg_err=${KGAHP_STDERR:-/dev/null}
-(
-  unset KGAHP_SANDBOX KGAHP_STDIN KGAHP_STDOUT KGAHP_STDERR KGAHP_OUTPUTS KGAHP_OUTPUTS_DEFAULT \
-        KGAHP_MAX_OUTPUT KGAHP_INPUT
-  exec "$@"
-) <"$kg_in" >"$kg_out" 2>"$kg_err" &
-kg_child=$!
-trap 'kill -TERM "$kg_child" 2>/dev/null' TERM HUP
-wait "$kg_child"; rc=$?
-# wait returns early when a trapped signal arrives: keep waiting for the payload's real status
-while kill -0 "$kg_child" 2>/dev/null; do wait "$kg_child"; rc=$?; done
-trap - TERM HUP
+rc=127
+if ! command exec 5<"$kg_in"; then
+  echo "kgahp-wrapper: cannot read the job's stdin $kg_in" >&2
+elif ! command exec 3>"$kg_out"; then
+  echo "kgahp-wrapper: cannot write the job's stdout $kg_out" >&2
+elif ! { { [ "$kg_err" = "$kg_out" ] && command exec 4>&3; } || command exec 4>"$kg_err"; }; then
+  echo "kgahp-wrapper: cannot write the job's stderr $kg_err" >&2
+else
+  (
+    unset KGAHP_SANDBOX KGAHP_STDIN KGAHP_STDOUT KGAHP_STDERR KGAHP_OUTPUTS \
+          KGAHP_OUTPUTS_DEFAULT KGAHP_MAX_OUTPUT KGAHP_INPUT
+    exec "$@"
+  ) <&5 >&3 2>&4 3>&- 4>&- 5<&- &
+  kg_child=$!
+  exec 3>&- 4>&- 5<&-
+  trap 'kill -TERM "$kg_child" 2>/dev/null' TERM HUP
+  wait "$kg_child"; rc=$?
+  # wait returns early when a trapped signal arrives: keep waiting for the real status
+  while kill -0 "$kg_child" 2>/dev/null; do wait "$kg_child"; rc=$?; done
+  trap - TERM HUP
+fi
 """
 
 # Shared mode: Out/Err are written in place on the shared volume; nothing else to do.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import time
@@ -339,3 +340,61 @@ def test_extracted_files_keep_executable_bit(site: Site) -> None:
     extract_outputs(site.run(req).log, req, site.transfer)
     assert stat.S_IMODE((site.iwd / "tool").stat().st_mode) == 0o755
     assert stat.S_IMODE((site.iwd / "data").stat().st_mode) == 0o644
+
+
+def test_out_equal_err_is_one_merged_file(site: Site) -> None:
+    cmd = site.script("job.sh", "echo one; echo two >&2; echo three\n")
+    req = site.request(cmd, stdout="job.log", stderr=str(site.iwd / "job.log"),
+                       transfer_output=())
+    run = site.run(req)
+    assert extract_outputs(run.log, req, site.transfer) == [str(site.iwd / "job.log")]
+    assert (site.iwd / "job.log").read_text() == "one\ntwo\nthree\n"
+
+
+def _with_tools(pod: dict, tooldir: Path, tools: list[str]) -> None:
+    tooldir.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        assert found, tool
+        (tooldir / tool).symlink_to(found)
+    job = pod["spec"]["containers"][0]
+    job["env"].append({"name": "PATH", "value": str(tooldir)})
+
+
+BASIC_TOOLS = ["sh", "mkdir", "tar", "wc", "rm", "cat", "head"]
+
+
+def test_minimal_image_without_gzip_or_sha256_still_transfers(site: Site) -> None:
+    cmd = site.script("job.sh", "cat in.txt; echo out > o.txt\n")
+    (site.iwd / "in.txt").write_text("plain\n")
+    req = site.request(cmd, stdout="job.out", transfer_input=("in.txt",),
+                       transfer_output=("o.txt",))
+    pod, secret = site.pod_for(req)
+    _with_tools(pod, site.root / "tools", [*BASIC_TOOLS, "base64"])
+    run = run_pod(pod, secret, site.root / "pod" / "input")
+    assert run.exit_code == 0
+    assert " - tar" in run.log.splitlines()[0]
+    extract_outputs(run.log, req, site.transfer)
+    assert site.files()["job.out"] == b"plain\n" and site.files()["o.txt"] == b"out\n"
+
+
+def test_image_without_base64_reports_why(site: Site) -> None:
+    cmd = site.script("job.sh", "exit 4\n")
+    req = site.request(cmd, stdout="job.out", transfer_output=())
+    pod, secret = site.pod_for(req)
+    _with_tools(pod, site.root / "tools", BASIC_TOOLS)
+    run = run_pod(pod, secret, site.root / "pod" / "input")
+    assert run.exit_code == 4
+    with pytest.raises(TransferError, match="base64"):
+        extract_outputs(run.log, req, site.transfer)
+
+
+def test_shared_mode_unreadable_stdin_fails_the_job_not_the_wrapper(site: Site) -> None:
+    cmd = site.script("job.sh", "echo should not run\n")
+    transfer = TransferSettings(mode="shared", shared_volume=f"hostPath:{site.root}")
+    req = site.request(cmd, stdin="missing.txt", stdout="job.out")
+    pod, _ = site.pod_for(req, transfer)
+    run = run_pod(pod, None, site.root / "pod" / "input")
+    assert run.exit_code == 127
+    assert "missing.txt" in run.log
+    assert not (site.iwd / "job.out").exists()
