@@ -7,6 +7,7 @@ line break, and str(ClassAd) is the multi-line pretty form.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import classad2
@@ -36,15 +37,26 @@ HOLD_ATTRIBUTES: tuple[tuple[str, str], ...] = (
 )
 
 
+def classad_safe(text: str) -> str:
+    """A string classad2 can hold: no NUL (refused) and no lone surrogate (crashes classad2)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def _usable(value: Any) -> bool:
+    if value is None:
+        return False
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
 def status_attributes(job_id: str, state: JobState) -> dict[str, Any]:
-    """The attributes of the status ad as plain Python values (None-valued ones left out)."""
+    """The attributes of the status ad as plain Python values (unset ones left out)."""
     attributes: dict[str, Any] = {"BatchJobId": job_id, "JobStatus": state.job_status}
     pairs = OPTIONAL_ATTRIBUTES + (HOLD_ATTRIBUTES if state.job_status == HELD else ())
     for attribute, field_name in pairs:
         value: Optional[Any] = getattr(state, field_name)
-        if value is not None:
+        if _usable(value):
             attributes[attribute] = value
-    return attributes
+    return {k: classad_safe(v) if isinstance(v, str) else v for k, v in attributes.items()}
 
 
 def status_ad(job_id: str, state: JobState) -> str:
