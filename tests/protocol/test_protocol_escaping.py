@@ -58,7 +58,8 @@ def test_split_keeps_nul_and_invalid_utf8() -> None:
 
 def test_worked_example_status_line_section_2_4() -> None:
     ad = '[ HoldReason = "Pod \\"x\\" failed"; JobStatus = 5 ]'
-    wire = b'12 0 No\\ error 5 [\\ HoldReason\\ =\\ "Pod\\ \\\\"x\\\\"\\ failed";\\ JobStatus\\ =\\ 5\\ ]\r\n'
+    wire = (b'12 0 No\\ error 5 [\\ HoldReason\\ =\\ "Pod\\ \\\\"x\\\\"\\ failed";'
+            b'\\ JobStatus\\ =\\ 5\\ ]\r\n')
     assert encode_line(["12", "0", "No error", "5", ad]) == wire
     assert split_line(wire) == ["12", "0", "No error", "5", ad]
     # The trailing-space mistake the spec warns about yields an empty 4th token.
