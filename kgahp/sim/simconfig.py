@@ -15,7 +15,7 @@ class SimConfig:
     workdir: str = ""                  # where pods' directories and logs live; "" = a temp dir
     history_window: int = 10000        # watch events kept; older resourceVersions get 410
     token: str = "kgahp-sim-admin"     # bearer token of the all-powerful user
-    restricted_token: str = "kgahp-sim-restricted"  # a user with no rights (403s, SSAR allowed=false)
+    restricted_token: str = "kgahp-sim-restricted"  # no rights: 403s, SSAR allowed=false
     schedule_delay: float = 0.05       # seconds before a pending pod is bound
     start_delay: float = 0.2           # ContainerCreating duration
     bookmark_interval: float = 60.0    # seconds between BOOKMARKs on idle watches (real: ~60 s)

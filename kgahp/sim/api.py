@@ -1,0 +1,879 @@
+"""The HTTP face of the sim: a kube-apiserver v1.28 look-alike served by aiohttp.
+
+One catch-all handler parses the path (like the apiserver's request-info resolver), then
+authentication, authorization, fault injection and request counting happen in order, and a
+small per-verb handler talks to the Store. Everything runs on the sim's single event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from kgahp.sim import discovery, validation
+from kgahp.sim.defaulting import KIND_OF
+from kgahp.sim.faults import FaultRule, Faults, status_for
+from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from kgahp.sim.selectors import SelectorError, field_matcher, label_matcher
+from kgahp.sim.simconfig import SimConfig
+from kgahp.sim.stats import RequestStats
+from kgahp.sim.store import (
+    CLUSTER_SCOPED,
+    RESOURCES,
+    ApiStatusError,
+    Store,
+    WatchEvent,
+    clone,
+    now_rfc3339,
+)
+
+log = logging.getLogger(__name__)
+
+ADMIN_USER = "kubernetes-admin"
+RESTRICTED_USER = "sim-user"
+ANONYMOUS = "system:anonymous"
+PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+SUBRESOURCES = {"pods": {"status", "log", "binding"}, "namespaces": {"status"},
+                "nodes": {"status"}}
+VERSION_INFO = {
+    "major": "1", "minor": "28", "gitVersion": "v1.28.0",
+    "gitCommit": "855e7c48de7388eb330da0f8d9d2394ee818fb8d", "gitTreeState": "clean",
+    "buildDate": "2023-08-15T10:20:15Z", "goVersion": "go1.20.7", "compiler": "gc",
+    "platform": "linux/amd64",
+}
+PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
+               "application/json-patch+json", "application/apply-patch+yaml")
+BASE_HEADERS = {"Cache-Control": "no-cache, private"}
+
+
+@dataclass
+class Route:
+    """What a request addresses, as the apiserver's RequestInfo resolver sees it."""
+    resource: str = ""
+    namespace: str | None = None
+    name: str = ""
+    subresource: str = ""
+    group: str = ""
+    non_resource: bool = False
+
+
+def parse_route(path: str) -> Route | None:
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return Route(non_resource=True)
+    if parts[0] == "api" and len(parts) >= 3 and parts[1] == "v1":
+        rest = parts[2:]
+        group = ""
+    elif parts[0] == "apis" and len(parts) >= 4:
+        rest = parts[3:]
+        group = parts[1]
+    else:
+        return Route(non_resource=True)
+    route = Route(group=group)
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        route.namespace = rest[1]
+        rest = rest[2:]
+    route.resource = rest[0]
+    if len(rest) > 1:
+        route.name = rest[1]
+    if len(rest) > 2:
+        route.subresource = rest[2]
+    if len(rest) > 3:
+        return None
+    return route
+
+
+def dump(obj: Any, pretty: bool = False) -> bytes:
+    if pretty:
+        return json.dumps(obj, indent=2, ensure_ascii=False).encode()
+    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes")
+
+
+def _int_param(query: Any, name: str) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ApiStatusError(400, "BadRequest",
+                             f'strconv.ParseInt: parsing "{raw}": invalid syntax') from exc
+
+
+def _encode_continue(rv: int, start: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": rv, "start": start + "\u0000"},
+                     separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        return int(data["rv"]), str(data["start"]).rstrip("\u0000")
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ApiStatusError(
+            400, "BadRequest",
+            "invalid continue token: continue key is not valid: invalid character '\\u0081' "
+            "looking for beginning of value") from exc
+
+
+def _bookmark(resource: str, rv: int) -> dict:
+    obj: dict = {"kind": KIND_OF.get(resource, ""), "apiVersion": "v1",
+                 "metadata": {"resourceVersion": str(rv), "creationTimestamp": None}}
+    if resource == "pods":
+        obj["spec"] = {"containers": None}
+        obj["status"] = {}
+    elif resource in ("namespaces", "nodes"):
+        obj["spec"] = {}
+        obj["status"] = {}
+    return obj
+
+
+class SimApi:
+    def __init__(self, store: Store, config: SimConfig, *, stats: RequestStats | None = None,
+                 faults: Faults | None = None, future_rv_wait: float = 3.0,
+                 log_path: Callable[[str, str, str], Path] | None = None) -> None:
+        self.store = store
+        self.config = config
+        self.stats = stats or RequestStats()
+        self.faults = faults or Faults()
+        self.future_rv_wait = future_rv_wait
+        self.log_path = log_path
+        self.address = "127.0.0.1:6443"
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_response_prepare.append(_strip_server_header)
+        return app
+
+    # ----- the request pipeline ------------------------------------------------------------
+    def _user(self, request: web.Request) -> str | None:
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return ANONYMOUS
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if token == self.config.token:
+            return ADMIN_USER
+        if token == self.config.restricted_token:
+            return RESTRICTED_USER
+        return None
+
+    @staticmethod
+    def _verb(method: str, route: Route, is_watch: bool) -> str:
+        if method == "GET":
+            if route.name:
+                return "get"
+            return "watch" if is_watch else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if route.name else "deletecollection"}.get(method, "")
+
+    def _forbidden(self, user: str, verb: str, route: Route) -> ApiStatusError:
+        resource = route.resource + (f"/{route.subresource}" if route.subresource else "")
+        scope = (f'in the namespace "{route.namespace}"' if route.namespace
+                 else "at the cluster scope")
+        group = route.group
+        subject = f'{route.resource} "{route.name}"' if route.name else route.resource
+        details: dict = {"name": route.name} if route.name else {}
+        details["kind"] = route.resource
+        return ApiStatusError(
+            403, "Forbidden",
+            f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
+            f'group "{group}" {scope}', details)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        pretty = (_truthy(request.query.get("pretty"))
+                  or request.headers.get("User-Agent", "").startswith(("curl", "Wget",
+                                                                        "Mozilla/5.0")))
+        try:
+            return await self._dispatch(request, pretty)
+        except ApiStatusError as err:
+            return self._status_response(err, pretty)
+        except ConnectionResetError:
+            raise
+        except Exception:
+            log.exception("sim api: internal error on %s %s", request.method, request.path)
+            return self._status_response(
+                ApiStatusError(500, "InternalError", "Internal error occurred: sim bug"), pretty)
+
+    def _status_response(self, err: ApiStatusError, pretty: bool = False,
+                         extra_headers: dict | None = None) -> web.Response:
+        headers = {**BASE_HEADERS, **err.headers, **(extra_headers or {})}
+        return web.Response(status=err.code, body=dump(err.status(), pretty), headers=headers,
+                            content_type="application/json")
+
+    def _json(self, obj: Any, status: int = 200, pretty: bool = False,
+              warnings: list[str] | None = None) -> web.Response:
+        headers = dict(BASE_HEADERS)
+        resp = web.Response(status=status, body=dump(obj, pretty), headers=headers,
+                            content_type="application/json")
+        for w in warnings or []:
+            resp.headers.add("Warning", "299 - " + json.dumps(w))
+        return resp
+
+    async def _dispatch(self, request: web.Request, pretty: bool) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        is_watch = _truthy(request.query.get("watch"))
+        route = parse_route(path)
+        if self.faults.is_down():
+            await self._drop(request)
+        user = self._user(request)
+        if user is None:
+            raise ApiStatusError(401, "Unauthorized", "Unauthorized")
+        if route is None:
+            raise ApiStatusError(404, "NotFound", "the server could not find the requested "
+                                 "resource", {})
+        verb = self._verb(request.method, route, is_watch)
+        self.stats.record(verb if not route.non_resource else request.method.lower(),
+                          route.resource or path, route.subresource)
+        rule = self.faults.pick(request.method, path, is_watch)
+        if rule is not None:
+            if rule.latency:
+                await asyncio.sleep(rule.latency)
+            if rule.drop:
+                await self._drop(request)
+            if rule.status:
+                reason, message = status_for(rule.status)
+                headers = ({"Retry-After": str(rule.retry_after)}
+                           if rule.retry_after is not None else {})
+                details = ({"retryAfterSeconds": rule.retry_after}
+                           if rule.retry_after is not None else None)
+                raise ApiStatusError(rule.status, reason, message, details, headers)
+        if route.non_resource:
+            return self._non_resource(request, path, user, pretty)
+        if route.group in ("authorization.k8s.io", "authentication.k8s.io"):
+            return await self._review(request, route, user, pretty)
+        if route.group or route.resource not in RESOURCES:
+            raise ApiStatusError(404, "NotFound",
+                                 "the server could not find the requested resource", {})
+        if user != ADMIN_USER:
+            raise self._forbidden(user, verb, route)
+        if route.subresource and route.subresource not in SUBRESOURCES.get(route.resource, ()):
+            raise ApiStatusError(404, "NotFound",
+                                 "the server could not find the requested resource", {})
+        if route.resource in CLUSTER_SCOPED and route.namespace:
+            raise ApiStatusError(404, "NotFound",
+                                 "the server could not find the requested resource", {})
+        return await self._resource(request, route, verb, pretty, rule)
+
+    async def _drop(self, request: web.Request) -> None:
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        raise ConnectionResetError("sim: connection dropped by fault injection")
+
+    # ----- non-resource endpoints ----------------------------------------------------------
+    def _non_resource(self, request: web.Request, path: str, user: str,
+                      pretty: bool) -> web.Response:
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(body=b"ok", headers=BASE_HEADERS,
+                                content_type="text/plain", charset="utf-8")
+        if path == "/version":
+            return web.Response(body=json.dumps(VERSION_INFO, indent=2).encode(),
+                                headers=BASE_HEADERS, content_type="application/json")
+        if user == ANONYMOUS:
+            raise ApiStatusError(
+                403, "Forbidden",
+                f'forbidden: User "{ANONYMOUS}" cannot get path "{path}"', {})
+        if path == "/api":
+            return self._json({"kind": "APIVersions", "versions": ["v1"],
+                               "serverAddressByClientCIDRs": [
+                                   {"clientCIDR": "0.0.0.0/0", "serverAddress": self.address}]},
+                              pretty=pretty)
+        if path == "/api/v1":
+            return self._json(discovery.core_v1(), pretty=pretty)
+        if path == "/apis":
+            return self._json(discovery.group_list(), pretty=pretty)
+        parts = path.strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "apis" and parts[2] == "v1":
+            doc = discovery.group_version(parts[1])
+            if doc is not None:
+                return self._json(doc, pretty=pretty)
+        raise ApiStatusError(404, "NotFound", "the server could not find the requested resource",
+                             {})
+
+    async def _review(self, request: web.Request, route: Route, user: str,
+                      pretty: bool) -> web.Response:
+        if request.method != "POST" or route.name:
+            raise ApiStatusError(405, "MethodNotAllowed",
+                                 'the server does not allow this method on the requested '
+                                 'resource', {})
+        if user == ANONYMOUS:
+            raise self._forbidden(user, "create", route)
+        body = await self._body(request, "SelfSubjectAccessReview")
+        if route.resource == "selfsubjectaccessreviews":
+            review = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                      "metadata": {"creationTimestamp": None}, "spec": body.get("spec", {}),
+                      "status": {"allowed": user == ADMIN_USER}}
+            return self._json(review, 201, pretty)
+        if route.resource == "selfsubjectreviews":
+            groups = (["system:masters", "system:authenticated"] if user == ADMIN_USER
+                      else ["sim-users", "system:authenticated"])
+            review = {"kind": "SelfSubjectReview", "apiVersion": "authentication.k8s.io/v1",
+                      "metadata": {"creationTimestamp": now_rfc3339()},
+                      "status": {"userInfo": {"username": user, "uid": f"{user}-uid",
+                                              "groups": groups}}}
+            return self._json(review, 201, pretty)
+        raise ApiStatusError(404, "NotFound", "the server could not find the requested resource",
+                             {})
+
+    # ----- resources -----------------------------------------------------------------------
+    async def _body(self, request: web.Request, kind: str) -> Any:
+        raw = await request.read()
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError as exc:
+            snippet = raw[:20].decode(errors="replace")
+            raise ApiStatusError(
+                400, "BadRequest",
+                f"the object provided is unrecognized (must be of type {kind}): couldn't get "
+                f"version/kind; json parse error: unexpected end of JSON input ({snippet} ...)"
+            ) from exc
+
+    async def _resource(self, request: web.Request, route: Route, verb: str, pretty: bool,
+                        rule: FaultRule | None) -> web.StreamResponse:
+        if route.subresource == "log":
+            return await self._log(request, route)
+        if route.subresource == "binding":
+            return await self._binding(request, route, pretty)
+        if verb == "get":
+            return self._json(self.store.get(route.resource, route.namespace, route.name),
+                              pretty=pretty)
+        if verb == "list":
+            return await self._list(request, route, pretty)
+        if verb == "watch":
+            return await self._watch(request, route, rule)
+        if verb == "create":
+            return await self._create(request, route, pretty)
+        if verb == "delete":
+            return await self._delete(request, route, pretty)
+        if verb == "patch":
+            return await self._patch(request, route, pretty)
+        if verb == "update":
+            return await self._put(request, route, pretty)
+        raise ApiStatusError(405, "MethodNotAllowed",
+                             "the server does not allow this method on the requested resource",
+                             {})
+
+    async def _create(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        if route.name or route.subresource:
+            raise ApiStatusError(405, "MethodNotAllowed",
+                                 "the server does not allow this method on the requested "
+                                 "resource", {})
+        kind = KIND_OF[route.resource]
+        body = await self._body(request, kind)
+        query = request.query
+        strict = query.get("fieldValidation", "") == "Strict"
+        warnings = validation.check_decode(route.resource, body, strict)
+        meta = body.get("metadata") or {}
+        body_ns = meta.get("namespace")
+        if route.resource not in CLUSTER_SCOPED and body_ns and body_ns != route.namespace:
+            raise ApiStatusError(400, "BadRequest", "the namespace of the provided object does "
+                                 "not match the namespace sent on the request")
+        dry_run = query.get("dryRun") == "All"
+        existing_name = meta.get("name")
+        if existing_name and self.store.peek(route.resource, route.namespace,
+                                             existing_name) is not None:
+            err = ApiStatusError(409, "AlreadyExists",
+                                 f'{route.resource} "{existing_name}" already exists',
+                                 {"name": existing_name, "kind": route.resource})
+            resp = self._status_response(err, pretty)
+            for w in warnings:
+                resp.headers.add("Warning", "299 - " + json.dumps(w))
+            return resp
+        warnings += validation.validate_create(route.resource, body)
+        body.pop("status", None) if route.resource == "pods" else None
+        created = self.store.create(route.resource, route.namespace, body, dry_run=dry_run)
+        return self._json(created, 201, pretty, warnings)
+
+    async def _list(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        query = request.query
+        rv_raw, match = query.get("resourceVersion"), query.get("resourceVersionMatch")
+        validation.check_list_options(rv_raw, match, watch=False)
+        if rv_raw not in (None, "", "0"):
+            rv = validation.parse_rv(rv_raw)
+            if match == "Exact" and rv != self.store.rv and rv < max(
+                    self.store.compacted_rv, self.store.rv):
+                raise ApiStatusError(410, "Expired",
+                                     "The resourceVersion for the provided list is too old.")
+            if rv > self.store.rv:
+                await self._wait_for_rv(rv)
+        try:
+            by_label = label_matcher(query.get("labelSelector", ""))
+            by_field = field_matcher(route.resource, query.get("fieldSelector", ""))
+        except SelectorError as err:
+            raise ApiStatusError(400, "BadRequest", str(err)) from err
+        limit = _int_param(query, "limit") or 0
+        token = query.get("continue", "")
+        list_rv = self.store.rv
+        start = ""
+        if token:
+            token_rv, start = _decode_continue(token)
+            if token_rv < self.store.compacted_rv:
+                raise ApiStatusError(
+                    410, "Expired",
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter, or use the "
+                    "continue token in this response to retrieve the remainder of the results. "
+                    "Continuing with the provided token results in an inconsistent list - objects "
+                    "that were created, modified, or deleted between the time the first chunk was "
+                    "returned and now may show up in the list.",
+                    headers={})
+            list_rv = token_rv
+        all_ns = route.resource not in CLUSTER_SCOPED and not route.namespace
+        items: list[dict] = []
+        more = False
+        remaining = 0
+        last_key = ""
+        for obj in self.store.scan(route.resource, route.namespace):
+            meta = obj["metadata"]
+            key = f"{meta.get('namespace')}/{meta['name']}" if all_ns else meta["name"]
+            if start and key <= start:
+                continue
+            if not (by_label(obj) and by_field(obj)):
+                continue
+            if limit and len(items) >= limit:
+                more = True
+                remaining += 1
+                continue
+            items.append(obj)
+            last_key = key
+        list_meta: dict = {"resourceVersion": str(list_rv)}
+        if more:
+            list_meta["continue"] = _encode_continue(list_rv, last_key)
+            if not query.get("labelSelector") and not query.get("fieldSelector"):
+                list_meta["remainingItemCount"] = remaining
+        body = {"kind": KIND_OF[route.resource] + "List", "apiVersion": "v1",
+                "metadata": list_meta,
+                "items": [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+                          for o in items]}
+        return self._json(body, pretty=pretty)
+
+    async def _wait_for_rv(self, rv: int) -> None:
+        deadline = time.monotonic() + self.future_rv_wait
+        while self.store.rv < rv and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.store.rv < rv:
+            raise ApiStatusError(
+                504, "Timeout",
+                f"Timeout: Too large resource version: {rv}, current: {self.store.rv}",
+                {"causes": [{"reason": "ResourceVersionTooLarge",
+                             "message": "Too large resource version"}], "retryAfterSeconds": 1},
+                {"Retry-After": "1"})
+
+    async def _watch(self, request: web.Request, route: Route,
+                     rule: FaultRule | None) -> web.StreamResponse:
+        query = request.query
+        rv_raw = query.get("resourceVersion")
+        validation.check_list_options(rv_raw, query.get("resourceVersionMatch"), watch=True)
+        start_rv = validation.parse_rv(rv_raw) if rv_raw not in (None, "") else 0
+        try:
+            by_label = label_matcher(query.get("labelSelector", ""))
+            by_field = field_matcher(route.resource, query.get("fieldSelector", ""))
+        except SelectorError as bad_selector:
+            raise ApiStatusError(400, "BadRequest", str(bad_selector)) from bad_selector
+        timeout = _int_param(query, "timeoutSeconds")
+        bookmarks = _truthy(query.get("allowWatchBookmarks"))
+        resource, namespace = route.resource, route.namespace
+        if resource in CLUSTER_SCOPED:
+            namespace = None
+
+        def visible(obj: dict | None) -> bool:
+            return obj is not None and by_label(obj) and by_field(obj)
+
+        def relevant(ev: WatchEvent) -> bool:
+            return ev.resource == resource and (namespace is None or ev.namespace == namespace)
+
+        queue = self.store.subscribe()
+        try:
+            resp = web.StreamResponse(status=200, headers=BASE_HEADERS)
+            resp.content_type = "application/json"
+            resp.enable_chunked_encoding()
+            backlog: list[bytes] = []
+            last_rv = self.store.rv
+            if start_rv == 0:
+                for obj in self.store.scan(resource, namespace):
+                    if visible(obj):
+                        backlog.append(dump({"type": "ADDED", "object": obj}))
+            elif start_rv < self.store.compacted_rv:
+                oldest = self.store.compacted_rv + 1
+                expired = ApiStatusError(410, "Expired",
+                                         f"too old resource version: {start_rv} ({oldest})")
+                await resp.prepare(request)
+                await resp.write(dump({"type": "ERROR", "object": expired.status()}))
+                await resp.write_eof()
+                return resp
+            else:
+                last_rv = start_rv
+                for ev in self.store.history_since(start_rv):
+                    line = self._event_line(ev, relevant, visible)
+                    if line:
+                        backlog.append(line)
+                    last_rv = max(last_rv, ev.rv)
+            await resp.prepare(request)
+            writer = _WatchWriter(resp, rule)
+            if backlog and not await writer.send(backlog):
+                return resp
+            await self._stream(queue, writer, relevant, visible, resource, last_rv, timeout,
+                               bookmarks)
+            await resp.write_eof()
+            return resp
+        except ConnectionResetError:
+            return resp  # the client went away (or a fault cut the stream): nothing to report
+        finally:
+            self.store.unsubscribe(queue)
+
+    @staticmethod
+    def _event_line(ev: WatchEvent, relevant: Callable[[WatchEvent], bool],
+                    visible: Callable[[dict | None], bool]) -> bytes | None:
+        if not relevant(ev):
+            return None
+        now = visible(ev.obj)
+        if ev.type == "MODIFIED":
+            before = visible(ev.old) if ev.old is not None else now
+            if now and before:
+                return ev.line()
+            if now:
+                return ev.line("ADDED")
+            if before:
+                return ev.line("DELETED")
+            return None
+        return ev.line() if now else None
+
+    async def _stream(self, queue: asyncio.Queue[WatchEvent], writer: _WatchWriter,
+                      relevant: Callable[[WatchEvent], bool],
+                      visible: Callable[[dict | None], bool], resource: str, last_rv: int,
+                      timeout: int | None, bookmarks: bool) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + timeout if timeout else None
+        interval = max(0.01, self.config.bookmark_interval)
+        next_bookmark = started + interval
+        if deadline is not None and timeout and timeout > 2:
+            next_bookmark = min(next_bookmark, deadline - 2.0)
+        bookmark_rv = last_rv
+        while True:
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                return
+            wait = (deadline - now) if deadline is not None else None
+            if bookmarks:
+                wait = min(wait, next_bookmark - now) if wait is not None else next_bookmark - now
+            try:
+                ev = await asyncio.wait_for(queue.get(), timeout=max(0.0, wait)
+                                            if wait is not None else None)
+            except asyncio.TimeoutError:
+                now = loop.time()
+                if bookmarks and now >= next_bookmark:
+                    latest = self.store.resource_rv.get(resource, 0)
+                    if latest > bookmark_rv:
+                        bookmark_rv = latest
+                        if not await writer.send([dump({"type": "BOOKMARK",
+                                                        "object": _bookmark(resource, latest)})]):
+                            return
+                    next_bookmark = now + interval
+                continue
+            lines: list[bytes] = []
+            batch = [ev]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            for item in batch:
+                if item.rv <= last_rv:
+                    continue
+                last_rv = item.rv
+                line = self._event_line(item, relevant, visible)
+                if line:
+                    lines.append(line)
+                    bookmark_rv = max(bookmark_rv, item.rv)
+            if lines and not await writer.send(lines):
+                return
+
+    async def _delete(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        options = await self._body(request, "DeleteOptions") if request.can_read_body else {}
+        if not isinstance(options, dict):
+            options = {}
+        query = request.query
+        grace = options.get("gracePeriodSeconds")
+        if "gracePeriodSeconds" in query:
+            grace = _int_param(query, "gracePeriodSeconds")
+        policy = options.get("propagationPolicy", query.get("propagationPolicy"))
+        if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+            raise validation.options_invalid(
+                "DeleteOptions", "propagationPolicy", "FieldValueNotSupported",
+                f'Unsupported value: "{policy}": supported values: "Foreground", "Background", '
+                '"Orphan", "nil"')
+        uid = (options.get("preconditions") or {}).get("uid")
+        dry_run = query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
+        obj, removed = self.store.delete(route.resource, route.namespace, route.name,
+                                         grace_seconds=grace, uid_precondition=uid,
+                                         dry_run=dry_run)
+        if route.resource in ("pods", "namespaces"):
+            accepted = options.get("orphanDependents") is False or policy == "Foreground"
+            return self._json(obj, 202 if accepted and not removed else 200, pretty)
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                  "details": {"name": route.name, "kind": route.resource,
+                              "uid": obj["metadata"].get("uid")}}
+        return self._json(status, 200, pretty)
+
+    async def _patch(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype not in PATCH_TYPES:
+            raise ApiStatusError(415, "UnsupportedMediaType", "415: Unsupported Media Type", {})
+        if ctype == "application/apply-patch+yaml":
+            return await self._apply(request, route, pretty)
+        raw = await request.read()
+        try:
+            patch = json.loads(raw)
+        except ValueError as exc:
+            raise ApiStatusError(400, "BadRequest", f"error decoding patch: {exc}") from exc
+        current = self.store.peek(route.resource, route.namespace, route.name)
+        if current is None:
+            raise ApiStatusError(404, "NotFound",
+                                 f'{route.resource} "{route.name}" not found',
+                                 {"name": route.name, "kind": route.resource})
+        try:
+            if ctype == "application/json-patch+json":
+                patched = json_patch(current, patch)
+            elif ctype == "application/merge-patch+json":
+                patched = merge_patch(current, patch)
+            else:
+                patched = strategic_merge_patch(current, patch)
+        except PatchError as exc:
+            raise ApiStatusError(422, "Invalid", "the server rejected our request due to an "
+                                 "error in our request", {}) from exc
+        if not isinstance(patched, dict):
+            raise ApiStatusError(422, "Invalid", "the server rejected our request due to an "
+                                 "error in our request", {})
+        expect = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(
+            patch, dict) else None
+        return self._write(route, current, patched, expect, pretty, request.query)
+
+    async def _apply(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        if not request.query.get("fieldManager"):
+            raise validation.options_invalid("PatchOptions", "fieldManager", "FieldValueRequired",
+                                             "Required value: is required for apply patch")
+        import yaml
+
+        body = yaml.safe_load(await request.read()) or {}
+        current = self.store.peek(route.resource, route.namespace, route.name)
+        if current is None:
+            body.setdefault("metadata", {})["name"] = route.name
+            validation.validate_create(route.resource, body)
+            created = self.store.create(route.resource, route.namespace, body,
+                                        dry_run=request.query.get("dryRun") == "All")
+            return self._json(created, 201, pretty)
+        patched = merge_patch(current, body)
+        return self._write(route, current, patched, None, pretty, request.query)
+
+    async def _put(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        body = await self._body(request, KIND_OF[route.resource])
+        current = self.store.peek(route.resource, route.namespace, route.name)
+        if current is None:
+            raise ApiStatusError(404, "NotFound", f'{route.resource} "{route.name}" not found',
+                                 {"name": route.name, "kind": route.resource})
+        if not isinstance(body, dict):
+            raise ApiStatusError(400, "BadRequest", "the object provided is unrecognized")
+        name = (body.get("metadata") or {}).get("name")
+        if name and name != route.name:
+            raise ApiStatusError(400, "BadRequest",
+                                 "the name of the object does not match the name on the URL")
+        expect = (body.get("metadata") or {}).get("resourceVersion")
+        return self._write(route, current, body, expect, pretty, request.query)
+
+    def _write(self, route: Route, current: dict, new: dict, expect_rv: str | None,
+               pretty: bool, query: Any) -> web.Response:
+        """Common tail of PATCH and PUT: subresource rules, validation, conflict check."""
+        if expect_rv and expect_rv != current["metadata"].get("resourceVersion"):
+            raise ApiStatusError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on {route.resource} "{route.name}": the object '
+                "has been modified; please apply your changes to the latest version and try "
+                "again", {"name": route.name, "kind": route.resource})
+        new = clone(new)  # type: ignore[assignment]
+        if route.subresource == "status":
+            status_obj = clone(current)
+            assert isinstance(status_obj, dict)
+            status_obj["status"] = new.get("status", {})
+            meta = new.get("metadata") or {}
+            for key in ("labels", "annotations"):
+                if key in meta:
+                    status_obj["metadata"][key] = meta[key]
+            validation.validate_status_update(route.resource, current, status_obj)
+            new = status_obj
+        else:
+            if "status" in current:
+                new["status"] = current["status"]
+            validation.validate_update(route.resource, current, new)
+        if query.get("dryRun") == "All":
+            return self._json(new, 200, pretty)
+        stored = self.store.replace(route.resource, route.namespace, route.name, new)
+        return self._json(stored, 200, pretty)
+
+    async def _binding(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        if request.method != "POST":
+            raise ApiStatusError(405, "MethodNotAllowed", "the server does not allow this "
+                                 "method on the requested resource", {})
+        body = await self._body(request, "Binding")
+        node = ((body or {}).get("target") or {}).get("name", "")
+        pod = self.store.get("pods", route.namespace, route.name)
+        if pod["spec"].get("nodeName"):
+            raise ApiStatusError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{route.name}": pod '
+                f'{route.name} is already assigned to node "{pod["spec"]["nodeName"]}"',
+                {"name": route.name, "kind": "pods/binding"})
+
+        def bind(obj: dict) -> None:
+            obj["spec"]["nodeName"] = node
+            conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+            conditions[:] = [c for c in conditions if c.get("type") != "PodScheduled"]
+            conditions.append({"type": "PodScheduled", "status": "True",
+                               "lastProbeTime": None, "lastTransitionTime": now_rfc3339()})
+
+        self.store.update("pods", route.namespace, route.name, bind)
+        return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Success", "code": 201}, 201, pretty)
+
+    async def _log(self, request: web.Request, route: Route) -> web.StreamResponse:
+        if request.method != "GET":
+            raise ApiStatusError(405, "MethodNotAllowed", "the server does not allow this "
+                                 "method on the requested resource", {})
+        query = request.query
+        pod = self.store.get("pods", route.namespace, route.name)
+        tail = _int_param(query, "tailLines")
+        limit = _int_param(query, "limitBytes")
+        validation.check_log_options(route.name, tail, limit)
+        containers = [c["name"] for c in pod["spec"].get("containers", [])]
+        init = [c["name"] for c in pod["spec"].get("initContainers") or []]
+        container = query.get("container", "")
+        if not container:
+            if len(containers) != 1:
+                raise ApiStatusError(
+                    400, "BadRequest",
+                    f"a container name must be specified for pod {route.name}, choose one of: "
+                    f"[{' '.join(containers)}]"
+                    + (f" or one of the init containers: [{' '.join(init)}]" if init else ""))
+            container = containers[0]
+        if container not in containers and container not in init:
+            raise ApiStatusError(400, "BadRequest",
+                                 f"container {container} is not valid for pod {route.name}")
+        if not pod["spec"].get("nodeName"):
+            return web.Response(status=204, headers=BASE_HEADERS)
+        path = self._log_file(route.namespace or "", route.name, container)
+        statuses = (pod.get("status", {}).get("containerStatuses") or []) + (
+            pod.get("status", {}).get("initContainerStatuses") or [])
+        state: dict = next((s.get("state", {}) for s in statuses if s.get("name") == container), {})
+        if "waiting" in state and (path is None or not path.exists()):
+            reason = state["waiting"].get("reason", "ContainerCreating")
+            raise ApiStatusError(
+                400, "BadRequest",
+                f'container "{container}" in pod "{route.name}" is waiting to start: '
+                + (reason if reason != "ContainerCreating" else "ContainerCreating"))
+        resp = web.StreamResponse(status=200, headers=BASE_HEADERS)
+        resp.content_type = "text/plain"
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        stamp = ""
+        if _truthy(query.get("timestamps")):
+            running = state.get("running") or state.get("terminated") or {}
+            stamp = (running.get("startedAt") or now_rfc3339()).replace("Z", ".000000000Z") + " "
+        data = path.read_bytes() if path is not None and path.exists() else b""
+        lines = data.splitlines(keepends=True)
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        out = b"".join(stamp.encode() + line for line in lines)
+        sent = 0
+        if limit is not None:
+            out = out[:limit]
+        await resp.write(out)
+        sent += len(out)
+        if _truthy(query.get("follow")) and path is not None:
+            offset = len(data)
+            while limit is None or sent < limit:
+                await asyncio.sleep(0.1)
+                current = self.store.peek("pods", route.namespace, route.name)
+                chunk = b""
+                if path.exists():
+                    with path.open("rb") as fh:
+                        fh.seek(offset)
+                        chunk = fh.read()
+                    offset += len(chunk)
+                if chunk:
+                    chunk = b"".join(stamp.encode() + ln
+                                     for ln in chunk.splitlines(keepends=True))
+                    if limit is not None:
+                        chunk = chunk[:limit - sent]
+                    await resp.write(chunk)
+                    sent += len(chunk)
+                if current is None or _container_done(current, container):
+                    break
+        await resp.write_eof()
+        return resp
+
+    def _log_file(self, namespace: str, pod: str, container: str) -> Path | None:
+        if self.log_path is None:
+            return None
+        return self.log_path(namespace, pod, container)
+
+
+async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """kube-apiserver sends no Server header; some clients log it."""
+    response.headers.pop("Server", None)
+    response.headers["Audit-Id"] = str(uuid.uuid4())
+
+
+def _container_done(pod: dict, container: str) -> bool:
+    status = pod.get("status", {})
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    for s in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses")
+                                                         or []):
+        if s.get("name") == container and "terminated" in (s.get("state") or {}):
+            return True
+    return False
+
+
+class _WatchWriter:
+    """Writes watch lines, applying a fault rule that cuts the stream after N events."""
+
+    def __init__(self, resp: web.StreamResponse, rule: FaultRule | None) -> None:
+        self.resp = resp
+        self.remaining = rule.cut_after_events if rule is not None else None
+        self.mid_event = bool(rule and rule.cut_mid_event)
+
+    async def send(self, lines: list[bytes]) -> bool:
+        """False once the stream has been cut (the caller must stop)."""
+        if self.remaining is None:
+            await self.resp.write(b"".join(lines))
+            return True
+        for line in lines:
+            if self.remaining <= 0:
+                await self.resp.write(line[: len(line) // 2])
+                return self._cut()
+            await self.resp.write(line)
+            self.remaining -= 1
+        if self.remaining <= 0 and not self.mid_event:
+            return self._cut()
+        return True
+
+    def _cut(self) -> bool:
+        request = self.resp._req
+        transport = request.transport if request is not None else None
+        if transport is not None:
+            transport.abort()
+        return False
