@@ -8,8 +8,10 @@ volume file sets) are separate from the one class that owns a child process.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -17,7 +19,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Optional
+from typing import IO, Any, Optional
+
+from kgahp.sim.quantity import QuantityError, parse_quantity
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,198 @@ def write_volume(directory: Path, files: Sequence[VolumeFile]) -> bool:
         os.replace(tmp, target)
         changed = True
     return changed
+
+
+# ----- env and volumes of a pod spec (pure given the objects they read) ------------------------
+
+DEFAULT_HOST_IP = "127.0.0.1"
+
+
+def _number(text: Any) -> float:
+    try:
+        return float(parse_quantity(text))
+    except QuantityError:
+        return 0.0
+
+
+class ConfigMissing(Exception):
+    """A referenced Secret/ConfigMap (or key) is missing; str() is the kubelet's message."""
+
+
+def _decoded(obj: Mapping[str, Any], resource: str) -> dict[str, bytes]:
+    if resource == "secrets":
+        return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()} | \
+            {k: v.encode() for k, v in (obj.get("stringData") or {}).items()}
+    return {k: v.encode() for k, v in (obj.get("data") or {}).items()} | \
+        {k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()}
+
+
+def field_value(pod: Mapping[str, Any], path: str) -> str:
+    meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    simple = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
+              "metadata.uid": meta.get("uid"), "spec.nodeName": spec.get("nodeName"),
+              "spec.serviceAccountName": spec.get("serviceAccountName"),
+              "status.hostIP": status.get("hostIP") or DEFAULT_HOST_IP,
+              "status.podIP": status.get("podIP"), "status.podIPs": status.get("podIP")}
+    if path in simple:
+        return str(simple[path] or "")
+    for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
+        if path.startswith(prefix + "['") and path.endswith("']"):
+            return str((meta.get(source) or {}).get(path[len(prefix) + 2:-2], ""))
+        if path == prefix:
+            return "\n".join(f'{k}="{v}"' for k, v in sorted((meta.get(source) or {}).items()))
+    return ""
+
+
+def resource_value(container: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
+    kind, _, resource = str(ref.get("resource", "")).partition(".")
+    value = _number(((container.get("resources") or {}).get(kind) or {}).get(resource, 0))
+    divisor = _number(ref.get("divisor") or "1") or 1.0
+    return str(math.ceil(value / divisor))
+
+
+Lookup = Mapping[tuple[str, str], Optional[Mapping[str, Any]]]   # (resource, name) -> object
+
+
+def _key_ref(lookup: Lookup, resource: str, ref: Mapping[str, Any], namespace: str
+             ) -> Optional[str]:
+    kind = "Secret" if resource == "secrets" else "ConfigMap"
+    obj = lookup.get((resource, ref.get("name", "")))
+    if obj is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigMissing(f'{kind.lower()} "{ref.get("name", "")}" not found')
+    data = _decoded(obj, resource)
+    if ref.get("key") not in data:
+        if ref.get("optional"):
+            return None
+        raise ConfigMissing(f"couldn't find key {ref.get('key')} in {kind} "
+                            f"{namespace}/{ref.get('name', '')}")
+    return data[ref["key"]].decode(errors="replace")
+
+
+def container_env(pod: Mapping[str, Any], container: Mapping[str, Any], lookup: Lookup,
+                  base: Mapping[str, str]) -> dict[str, str]:
+    """The container's environment, as the kubelet builds it; raises ConfigMissing."""
+    namespace = pod["metadata"].get("namespace") or "default"
+    env = dict(base)
+    for source in container.get("envFrom") or ():
+        prefix = source.get("prefix", "")
+        for resource, ref_key in (("secrets", "secretRef"), ("configmaps", "configMapRef")):
+            ref = source.get(ref_key)
+            if ref is None:
+                continue
+            obj = lookup.get((resource, ref.get("name", "")))
+            if obj is None:
+                if ref.get("optional"):
+                    continue
+                kind = "secret" if resource == "secrets" else "configmap"
+                raise ConfigMissing(f'{kind} "{ref.get("name", "")}" not found')
+            for key, raw in _decoded(obj, resource).items():
+                env[prefix + key] = raw.decode(errors="replace")
+    for item in container.get("env") or ():
+        name = item.get("name", "")
+        source = item.get("valueFrom")
+        if source is None:
+            env[name] = expand_env_references(str(item.get("value", "")), env)
+            continue
+        value: Optional[str]
+        if "fieldRef" in source:
+            value = field_value(pod, source["fieldRef"].get("fieldPath", ""))
+        elif "resourceFieldRef" in source:
+            value = resource_value(container, source["resourceFieldRef"])
+        elif "secretKeyRef" in source:
+            value = _key_ref(lookup, "secrets", source["secretKeyRef"], namespace)
+        elif "configMapKeyRef" in source:
+            value = _key_ref(lookup, "configmaps", source["configMapKeyRef"], namespace)
+        else:
+            value = ""
+        if value is not None:
+            env[name] = value
+    return env
+
+
+def _items_files(data: Mapping[str, bytes], items: Optional[Sequence[Mapping[str, Any]]],
+                 default_mode: int) -> list[VolumeFile]:
+    if not items:
+        return [VolumeFile(key, value, default_mode) for key, value in sorted(data.items())]
+    return [VolumeFile(item["path"], data[item["key"]], int(item.get("mode", default_mode)))
+            for item in items if item.get("key") in data]
+
+
+def volume_files(pod: Mapping[str, Any], volume: Mapping[str, Any], lookup: Lookup
+                 ) -> Optional[list[VolumeFile]]:
+    """Files of a secret/configMap/projected/downwardAPI volume; None for a plain directory.
+
+    Raises ConfigMissing (the FailedMount message) when a non-optional object is missing.
+    """
+    name = volume.get("name", "")
+    for kind, resource, ref_field in (("secret", "secrets", "secretName"),
+                                      ("configMap", "configmaps", "name")):
+        source = volume.get(kind)
+        if source is None:
+            continue
+        obj = lookup.get((resource, source.get(ref_field, "")))
+        mode = int(source.get("defaultMode", 0o644))
+        if obj is None:
+            if source.get("optional"):
+                return []
+            label = "secret" if kind == "secret" else "configmap"
+            raise ConfigMissing(f'MountVolume.SetUp failed for volume "{name}" : '
+                                f'{label} "{source.get(ref_field, "")}" not found')
+        return _items_files(_decoded(obj, resource), source.get("items"), mode)
+    if "downwardAPI" in volume:
+        mode = int(volume["downwardAPI"].get("defaultMode", 0o644))
+        return [VolumeFile(i["path"], field_value(pod, i.get("fieldRef", {}).get("fieldPath", ""))
+                           .encode(), int(i.get("mode", mode)))
+                for i in volume["downwardAPI"].get("items") or ()]
+    if "projected" in volume:
+        mode = int(volume["projected"].get("defaultMode", 0o644))
+        files: list[VolumeFile] = []
+        for source in volume["projected"].get("sources") or ():
+            if "serviceAccountToken" in source:
+                files.append(VolumeFile(source["serviceAccountToken"].get("path", "token"),
+                                        b"kgahp-sim-service-account-token", mode))
+            for kind, resource in (("secret", "secrets"), ("configMap", "configmaps")):
+                if kind in source:
+                    obj = lookup.get((resource, source[kind].get("name", "")))
+                    if obj is not None:
+                        files += _items_files(_decoded(obj, resource), source[kind].get("items"),
+                                              mode)
+            if "downwardAPI" in source:
+                files += [VolumeFile(i["path"], field_value(
+                    pod, i.get("fieldRef", {}).get("fieldPath", "")).encode(), mode)
+                          for i in source["downwardAPI"].get("items") or ()]
+        return files
+    return None
+
+
+def referenced_objects(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """(resource, name) of every Secret/ConfigMap a pod spec reads (volumes and env)."""
+    refs: set[tuple[str, str]] = set()
+    for volume in spec.get("volumes") or ():
+        if "secret" in volume:
+            refs.add(("secrets", volume["secret"].get("secretName", "")))
+        if "configMap" in volume:
+            refs.add(("configmaps", volume["configMap"].get("name", "")))
+        for source in (volume.get("projected") or {}).get("sources") or ():
+            if "secret" in source:
+                refs.add(("secrets", source["secret"].get("name", "")))
+            if "configMap" in source:
+                refs.add(("configmaps", source["configMap"].get("name", "")))
+    for container in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ()):
+        for source in container.get("envFrom") or ():
+            if "secretRef" in source:
+                refs.add(("secrets", source["secretRef"].get("name", "")))
+            if "configMapRef" in source:
+                refs.add(("configmaps", source["configMapRef"].get("name", "")))
+        for item in container.get("env") or ():
+            value_from = item.get("valueFrom") or {}
+            if "secretKeyRef" in value_from:
+                refs.add(("secrets", value_from["secretKeyRef"].get("name", "")))
+            if "configMapKeyRef" in value_from:
+                refs.add(("configmaps", value_from["configMapKeyRef"].get("name", "")))
+    return refs
 
 
 def exit_code_of(returncode: int) -> int:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from kgahp.sim.controllers import now_rfc3339, record_event
+from kgahp.sim.quantity import QuantityError
+from kgahp.sim.quantity import parse_quantity as exact_quantity
 
 if TYPE_CHECKING:
     from kgahp.sim.simconfig import SimConfig
@@ -27,25 +29,12 @@ SCHEDULER_NAME = "default-scheduler"
 FITTED_RESOURCES = ("cpu", "memory", "ephemeral-storage", "nvidia.com/gpu")
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
-_SUFFIXES = {
-    "": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-    "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
-}
-_QUANTITY = re.compile(
-    r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[mkMGTPE]))?$")
-
-
 def parse_quantity(text: Any) -> float:
-    """A Kubernetes quantity as a number ('100m' -> 0.1, '1Gi' -> 1073741824); 0 if unparsable."""
-    if isinstance(text, (int, float)):
-        return float(text)
-    match = _QUANTITY.match(str(text).strip())
-    if not match:
+    """A Kubernetes quantity as a number ('100m' -> 0.1, '1Gi' -> 1073741824); 0 if invalid."""
+    try:
+        return float(exact_quantity(text))
+    except QuantityError:
         return 0.0
-    number = float(match.group(1))
-    if match.group(2) is not None:
-        return number * 10.0 ** int(match.group(2))
-    return number * _SUFFIXES[match.group(3) or ""]
 
 
 @dataclass(frozen=True)
