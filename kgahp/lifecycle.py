@@ -46,8 +46,7 @@ DISRUPTION_POD_REASONS = frozenset({
 THROTTLED_PULL = "pull qps exceeded"
 # kubelet messages meaning a Secret/ConfigMap (how kgahp ships job inputs and credentials) is absent
 MISSING_INPUT = re.compile(
-    r'(secret|configmap) "[^"]*" not found|couldn\'t find key|'
-    r'MountVolume\.SetUp failed for volume .* not found', re.IGNORECASE)
+    r'(secret|configmap) "[^"]*" not found|couldn\'t find key', re.IGNORECASE)
 
 MAX_HOLD_REASON = 999
 MAX_KUBE_MESSAGE = 400
@@ -229,6 +228,7 @@ class Context:
     settings: LifecycleSettings
     restarts: int
     deleted_by_kgahp: bool
+    mount_error: str = ""      # newest FailedMount event message, when the caller watches events
 
 
 def one_line(text: str, limit: int = MAX_KUBE_MESSAGE) -> str:
@@ -410,7 +410,8 @@ def _v_deadline(pod: Pod, ctx: Context) -> Verdict:
     state = _held(pod, ctx, HOLD_JOB_EXECUTE_EXCEEDED,
                   f"Pod {pod.ref} ran longer than its activeDeadlineSeconds ({limit}, from the "
                   f"job's BatchRuntime) and Kubernetes stopped it (DeadlineExceeded); raise "
-                  f"BatchRuntime if the job needs more time")
+                  f"BatchRuntime if the job needs more time",
+                  subcode=(pod.main.exit_code or 0) if pod.main else 0)
     return Verdict(state, Action.NONE, None, f"DeadlineExceeded after {limit}")
 
 
@@ -535,6 +536,37 @@ def _v_config_waiting(pod: Pod, ctx: Context) -> Verdict:
                    f"{one_line(c.waiting_message, 200)}")
 
 
+def _mount_failing(pod: Pod, ctx: Context) -> bool:
+    """A FailedMount event while the pod still waits for its containers to be created."""
+    return bool(ctx.mount_error) and pod.phase in ("Pending", "") and pod.node is not None
+
+
+def _mount_failed_too_long(pod: Pod, ctx: Context) -> bool:
+    return _mount_failing(pod, ctx) and \
+        _elapsed(_waiting_since(pod), ctx) > ctx.settings.config_error_grace
+
+
+def _v_mount_hold(pod: Pod, ctx: Context) -> Verdict:
+    detail = one_line(f"FailedMount: {ctx.mount_error}")
+    if MISSING_INPUT.search(ctx.mount_error):
+        state = _held(pod, ctx, HOLD_TRANSFER_INPUT_ERROR,
+                      f"A volume of pod {pod.ref} could not be mounted ({detail}): a Secret or "
+                      f"ConfigMap carrying the job's inputs or credentials is missing; check the "
+                      f"job's input files and x509userproxy, then resubmit")
+    else:
+        state = _held(pod, ctx, HOLD_FAILED_TO_CREATE_PROCESS,
+                      f"A volume of pod {pod.ref} could not be mounted ({detail}); check the "
+                      f"volumes of the pod template and the shared volume with the admin")
+    return Verdict(state, Action.NONE, None,
+                   f"FailedMount for {_seconds(_elapsed(_waiting_since(pod), ctx))}")
+
+
+def _v_mount_waiting(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
+                   f"FailedMount for {_seconds(_elapsed(_waiting_since(pod), ctx))}: "
+                   f"{one_line(ctx.mount_error, 200)}")
+
+
 def _unschedulable(pod: Pod) -> bool:
     cond = pod.condition("PodScheduled")
     return cond.get("status") == "False" and cond.get("reason") == "Unschedulable"
@@ -641,6 +673,10 @@ RULES: tuple[Rule, ...] = (
          _v_config_hold),
     Rule("config-error-waiting", "Container config error within the grace",
          lambda p, c: _config_error(p) is not None, _v_config_waiting),
+    Rule("mount-failure-hold", "FailedMount event past KGAHP_CONFIG_ERROR_GRACE (needs the "
+         "caller to pass mount_error)", _mount_failed_too_long, _v_mount_hold),
+    Rule("mount-failure-waiting", "FailedMount event within the grace",
+         _mount_failing, _v_mount_waiting),
     Rule("unschedulable-hold", "PodScheduled=False Unschedulable past KGAHP_PENDING_LIMIT",
          _unschedulable_too_long, _v_unschedulable_hold),
     Rule("unschedulable", "PodScheduled=False Unschedulable",
@@ -663,16 +699,17 @@ def restarts_of(pod: Mapping[str, Any]) -> int:
 
 def classify(pod: Mapping[str, Any], *, now: float, settings: LifecycleSettings,
              main_container: str = "job", restarts: int = 0,
-             deleted_by_kgahp: bool = False) -> Verdict:
+             deleted_by_kgahp: bool = False, mount_error: str = "") -> Verdict:
     """What to report for `pod` at time `now` (epoch seconds), and what to do about it.
 
     `restarts` is the number of disruptions so far (the pod's kgahp.htcondor.org/restarts
     annotation); `deleted_by_kgahp` says kgahp itself asked for the pod's deletion, so its
-    termination is not a disruption.
+    termination is not a disruption. `mount_error` is the message of the newest FailedMount
+    event of the pod (mount failures show only as events; the pod just stays ContainerCreating).
     """
     facts = read_pod(pod, main_container)
     ctx = Context(now=now, settings=settings, restarts=max(0, restarts),
-                  deleted_by_kgahp=deleted_by_kgahp)
+                  deleted_by_kgahp=deleted_by_kgahp, mount_error=mount_error)
     for rule in RULES:
         if rule.applies(facts, ctx):
             return replace(rule.verdict(facts, ctx), rule=rule.name)

@@ -192,6 +192,10 @@ SECRET_MISSING = 'secret "kg-ce1-1234-0-proxy" not found'
 RUNC_FAILED = ('failed to create containerd task: failed to create shim task: OCI runtime create '
                'failed: runc create failed: unable to start container process: exec: '
                '"/kgahp/sandbox/run.sh": permission denied: unknown')
+MOUNT_SECRET_MISSING = ('MountVolume.SetUp failed for volume "x509-proxy" : '
+                        'secret "kg-ce1-1234-0-proxy" not found')
+MOUNT_NFS_DENIED = ('MountVolume.SetUp failed for volume "shared" : mount failed: exit status 32 '
+                    'Output: mount.nfs: access denied by server while mounting nfs:/export')
 SCHEDULER_MESSAGE = ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are "
                      "available: 1 No preemption victims found for incoming pod.")
 
@@ -219,6 +223,7 @@ class Case:
     lifecycle: LifecycleSettings = DEFAULTS
     restarts: int = 0
     deleted_by_kgahp: bool = False
+    mount_error: str = ""
     final: Optional[dict[str, Any]] = None        # expected fields of Verdict.final
     expect: dict[str, Any] = field(default_factory=dict)  # expected fields of Verdict.state
     hold_mentions: tuple[str, ...] = ()           # substrings of HoldReason
@@ -301,6 +306,16 @@ CASES: tuple[Case, ...] = (
     Case("config-grace-knob",
          lambda: with_waiting(creating(), "RunContainerError", RUNC_FAILED), "config-error-hold",
          HELD, now=T0 + 11, lifecycle=LifecycleSettings(config_error_grace=10), expect=_held(6)),
+    # Mount failures (FailedMount events, passed in by the caller) past the grace
+    Case("mount-failure-within-grace", creating, "mount-failure-waiting", IDLE, now=T0 + 120,
+         mount_error=MOUNT_SECRET_MISSING),
+    Case("mount-failure-missing-secret", creating, "mount-failure-hold", HELD, now=T0 + 121,
+         mount_error=MOUNT_SECRET_MISSING, expect=_held(13),
+         hold_mentions=("FailedMount", MOUNT_SECRET_MISSING, "osg/kg-ce1-1234-0")),
+    Case("mount-failure-nfs", creating, "mount-failure-hold", HELD, now=T0 + 121,
+         mount_error=MOUNT_NFS_DENIED, expect=_held(6), hold_mentions=("access denied",)),
+    Case("mount-error-ignored-once-running", running, "running", RUNNING, now=T0 + 1000,
+         mount_error=MOUNT_NFS_DENIED),
     # Running
     Case("running", running, "running", RUNNING,
          expect={"worker_node": "sim-node-1", "cpus_provisioned": 0.25, "memory_provisioned": 32,
@@ -349,7 +364,7 @@ CASES: tuple[Case, ...] = (
                                  "Failed", "DeadlineExceeded",
                                  "Pod was active on the node longer than the specified "
                                  "deadline"),
-         "deadline-exceeded", HELD, expect=_held(47),
+         "deadline-exceeded", HELD, expect=_held(47, 137),
          hold_mentions=("activeDeadlineSeconds (3600 s", "BatchRuntime", "osg/kg-ce1-1234-0")),
     # Evicted / DisruptionTarget → recreate (Idle, NumRestarts+1); hold 26 past the limit
     Case("evicted",
@@ -423,7 +438,7 @@ CASES: tuple[Case, ...] = (
 
 def _run(case: Case) -> Verdict:
     return classify(case.pod(), now=case.now, settings=case.lifecycle, restarts=case.restarts,
-                    deleted_by_kgahp=case.deleted_by_kgahp)
+                    deleted_by_kgahp=case.deleted_by_kgahp, mount_error=case.mount_error)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -557,7 +572,7 @@ def test_client_model_dicts_classify_like_raw_json(case: Case) -> None:
     raw = _run(case)
     modelled = classify(_through_client_models(case.pod()), now=case.now,
                         settings=case.lifecycle, restarts=case.restarts,
-                        deleted_by_kgahp=case.deleted_by_kgahp)
+                        deleted_by_kgahp=case.deleted_by_kgahp, mount_error=case.mount_error)
     assert modelled == raw
 
 
