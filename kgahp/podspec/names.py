@@ -61,7 +61,7 @@ def parse_job_directory(job_directory: str) -> JobDirInfo:
     rest = job_directory
     if rest.startswith(_JOB_DIR_PREFIX):
         rest = rest[len(_JOB_DIR_PREFIX):]
-    match = _WITH_PORT.match(rest) or _NO_PORT.match(rest)
+    match = _WITH_PORT.fullmatch(rest) or _NO_PORT.fullmatch(rest)
     if match is None:
         return JobDirInfo()
     return JobDirInfo(collector=match["collector"], schedd=match["schedd"],
@@ -111,11 +111,11 @@ def pod_name(base: str, attempt: int) -> str:
 
 
 def is_dns_label(text: str) -> bool:
-    return len(text) <= 63 and bool(_DNS_LABEL_RE.match(text))
+    return len(text) <= 63 and bool(_DNS_LABEL_RE.fullmatch(text))
 
 
 def is_label_value(text: str) -> bool:
-    return len(text) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE_RE.match(text))
+    return len(text) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE_RE.fullmatch(text))
 
 
 def label_value(text: str) -> str:

@@ -114,7 +114,8 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
     if namespace is not None and not is_dns_label(namespace):
         raise ConfigError(f"{where}: namespace {namespace!r} is not a valid namespace name")
     priority = _opt_str(entry, "priorityClassName", where)
-    if priority is not None and not (len(priority) <= 253 and _DNS_SUBDOMAIN_RE.match(priority)):
+    if priority is not None and not (
+            len(priority) <= 253 and _DNS_SUBDOMAIN_RE.fullmatch(priority)):
         raise ConfigError(f"{where}: priorityClassName {priority!r} is not a valid name")
     kueue = _opt_str(entry, "kueueQueue", where)
     if kueue is not None and not (kueue and is_label_value(kueue)):

@@ -29,14 +29,14 @@ def check_image(image: str, attribute: str = "KubernetesImage") -> str:
     """The image reference unchanged, or JobAdError saying why it is not one."""
     if not image:
         raise JobAdError(f"{attribute} is empty")
-    if len(image) > IMAGE_MAX or not _IMAGE_RE.match(image):
+    if len(image) > IMAGE_MAX or not _IMAGE_RE.fullmatch(image):
         raise JobAdError(f"{attribute} {_show(image)} is not a valid image reference "
                          "(lower-case repository, optional registry, :tag or @digest)")
     return image
 
 
 def check_env_name(name: str) -> str:
-    if not _ENV_NAME_RE.match(name):
+    if not _ENV_NAME_RE.fullmatch(name):
         raise JobAdError(f"Environment variable name {_show(name)} is not valid in Kubernetes "
                          "(letters, digits, '_', '-', '.'; not starting with a digit)")
     return name

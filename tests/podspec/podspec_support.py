@@ -57,7 +57,7 @@ def with_pod(s: Settings, **fields: Any) -> Settings:
 
 
 def quantity_value(text: str) -> Decimal:
-    match = QUANTITY.match(text)
+    match = QUANTITY.fullmatch(text)
     assert match, f"quantity {text!r} is not in the API's plain form"
     return Decimal(match.group(1)) * Decimal(_UNITS[match.group(2)])
 
@@ -70,13 +70,13 @@ def assert_valid_pod(pod: dict[str, Any]) -> None:
     """Fail with the field at fault if the API server would refuse this pod for its syntax."""
     meta = pod["metadata"]
     assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod"
-    assert len(meta["name"]) <= 63 and DNS_LABEL.match(meta["name"]), meta["name"]
-    assert DNS_LABEL.match(meta["namespace"]), meta["namespace"]
+    assert len(meta["name"]) <= 63 and DNS_LABEL.fullmatch(meta["name"]), meta["name"]
+    assert DNS_LABEL.fullmatch(meta["namespace"]), meta["namespace"]
     for key, value in meta.get("labels", {}).items():
         name = key.split("/")[-1]
-        assert len(name) <= 63 and LABEL_NAME.match(name), key
+        assert len(name) <= 63 and LABEL_NAME.fullmatch(name), key
         assert isinstance(value, str) and len(value) <= 63, (key, value)
-        assert LABEL_VALUE.match(value), (key, value)
+        assert LABEL_VALUE.fullmatch(value), (key, value)
     for value in meta.get("annotations", {}).values():
         assert isinstance(value, str)
     spec = pod["spec"]
@@ -88,10 +88,10 @@ def assert_valid_pod(pod: dict[str, Any]) -> None:
     assert len(names) == len(set(names)), names
     assert spec["containers"], "a pod needs a container"
     for container in spec["containers"]:
-        assert DNS_LABEL.match(container["name"])
+        assert DNS_LABEL.fullmatch(container["name"])
         assert container.get("image"), f"container {container['name']} has no image"
         for entry in container.get("env", []):
-            assert ENV_NAME.match(entry["name"]), entry["name"]
+            assert ENV_NAME.fullmatch(entry["name"]), entry["name"]
         resources = container.get("resources", {})
         requests, limits = resources.get("requests", {}), resources.get("limits", {})
         for amount in [*requests.values(), *limits.values()]:
@@ -104,11 +104,6 @@ def assert_valid_pod(pod: dict[str, Any]) -> None:
     assert typed.spec.containers[0].name
 
 
-class _Response:
-    def __init__(self, data: str) -> None:
-        self.data = data
-
-
 def _deserialize(pod: dict[str, Any]) -> Any:
     """The official client's own model of the pod: refuses missing required fields."""
-    return ApiClient().deserialize(_Response(json.dumps(pod)), "V1Pod")
+    return ApiClient().deserialize(json.dumps(pod), "V1Pod", "application/json")
