@@ -34,10 +34,6 @@ IMAGE_PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 CONFIG_ERROR_REASONS = frozenset(
     {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"})
-# DisruptionTarget condition reasons (k8s.io/api/core/v1 PodReason*)
-DISRUPTION_REASONS = frozenset({
-    "PreemptionByScheduler", "DeletionByTaintManager", "EvictionByEvictionAPI",
-    "DeletionByPodGC", "TerminationByKubelet"})
 # status.reason values the kubelet or node controllers set when the node, not the job, ended
 # the pod: eviction, node loss, graceful node shutdown, admission refusals.
 DISRUPTION_POD_REASONS = frozenset({
@@ -314,13 +310,22 @@ def _failed_init(pod: Pod) -> Optional[Container]:
 
 
 def _disruption(pod: Pod) -> Optional[str]:
-    """Why Kubernetes (not the job) ended the pod, or None."""
+    """Why Kubernetes (not the job) ended the pod, or None.
+
+    Any DisruptionTarget=True counts (PreemptionByScheduler, DeletionByTaintManager,
+    EvictionByEvictionAPI, DeletionByPodGC, TerminationByKubelet today; the condition means
+    "disrupted" whatever reason later versions add).
+    """
     target = pod.condition("DisruptionTarget")
     if target.get("status") == "True":
         return f"DisruptionTarget {target.get('reason') or 'unknown'}: " \
                f"{one_line(str(target.get('message') or ''), 200)}".rstrip(": ")
     if pod.reason in DISRUPTION_POD_REASONS:
         return f"{pod.reason}: {one_line(pod.message, 200)}".rstrip(": ")
+    main = pod.main
+    if main is not None and main.terminated_reason == "ContainerStatusUnknown":
+        # The kubelet lost track of the container (node gone): its 137 is not the job's exit.
+        return f"ContainerStatusUnknown: {one_line(main.terminated_message, 200)}".rstrip(": ")
     return None
 
 
