@@ -64,7 +64,8 @@ def test_string_valued_cerequirements_is_parsed_first() -> None:
 
 
 def test_string_value_computed_in_the_ad_is_parsed_too() -> None:
-    ad = classad2.parseOne('[ Group = "cms"; CERequirements = strcat("Group == \\"", Group, "\\"") ]')
+    ad = classad2.parseOne(
+        '[ Group = "cms"; CERequirements = strcat("Group == \\"", Group, "\\"") ]')
     assert unwind(ad) == {"Group": "cms"}
 
 
