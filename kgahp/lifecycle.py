@@ -256,19 +256,24 @@ def _seconds(value: float) -> str:
     return f"{int(value)} s"
 
 
-def _waiting_since(pod: Pod) -> Optional[float]:
-    """When the kubelet began working on the pod: pulls and container creation start then.
+def _waiting_since(pod: Pod, container: Optional[Container] = None) -> Optional[float]:
+    """When the kubelet began preparing `container` (or the pod): its pull or creation began then.
 
     status.startTime is written by the kubelet when it admits the pod, so it is the earliest
     moment a pull can fail; the PodScheduled=True transition (binding) and creation are fallbacks.
+    A regular container is prepared only after the init containers are done (Initialized=True),
+    so a long input staging does not eat its grace.
     """
     scheduled = pod.condition("PodScheduled")
     bound = parse_time(scheduled.get("lastTransitionTime")) \
         if scheduled.get("status") == "True" else None
-    for candidate in (pod.start_time, bound, pod.created):
-        if candidate is not None:
-            return candidate
-    return None
+    since = next((t for t in (pod.start_time, bound, pod.created) if t is not None), None)
+    initialized = pod.condition("Initialized")
+    if container is not None and not container.init and initialized.get("status") == "True":
+        done = parse_time(initialized.get("lastTransitionTime"))
+        if done is not None and (since is None or done > since):
+            since = done
+    return since
 
 
 def _elapsed(since: Optional[float], ctx: Context) -> float:
@@ -292,8 +297,8 @@ def _pull_failure(pod: Pod) -> Optional[Container]:
 
 
 def _pull_failed_too_long(pod: Pod, ctx: Context) -> bool:
-    return _pull_failure(pod) is not None and \
-        _elapsed(_waiting_since(pod), ctx) > ctx.settings.image_pull_grace
+    c = _pull_failure(pod)
+    return c is not None and _elapsed(_waiting_since(pod, c), ctx) > ctx.settings.image_pull_grace
 
 
 def _config_error(pod: Pod) -> Optional[Container]:
@@ -301,8 +306,9 @@ def _config_error(pod: Pod) -> Optional[Container]:
 
 
 def _config_failed_too_long(pod: Pod, ctx: Context) -> bool:
-    return _config_error(pod) is not None and \
-        _elapsed(_waiting_since(pod), ctx) > ctx.settings.config_error_grace
+    c = _config_error(pod)
+    return c is not None and \
+        _elapsed(_waiting_since(pod, c), ctx) > ctx.settings.config_error_grace
 
 
 def _failed_init(pod: Pod) -> Optional[Container]:
@@ -504,14 +510,14 @@ def _v_pull_hold(pod: Pod, ctx: Context) -> Verdict:
                   f'Image "{c.image}" could not be pulled ({detail}) for pod {pod.ref}; '
                   f"check the image name or the pull secret")
     return Verdict(state, Action.NONE, None,
-                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}")
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod, c), ctx))}")
 
 
 def _v_pulling(pod: Pod, ctx: Context) -> Verdict:
     c = _waiting_in(pod, IMAGE_PULL_REASONS)
     assert c is not None
     return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
-                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}: "
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod, c), ctx))}: "
                    f"{one_line(c.waiting_message, 200)}")
 
 
@@ -530,14 +536,14 @@ def _v_config_hold(pod: Pod, ctx: Context) -> Verdict:
                       f"{kind} {c.name} of pod {pod.ref} could not be created ({detail}); "
                       f"check the job's executable, arguments and the image")
     return Verdict(state, Action.NONE, None,
-                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}")
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod, c), ctx))}")
 
 
 def _v_config_waiting(pod: Pod, ctx: Context) -> Verdict:
     c = _config_error(pod)
     assert c is not None
     return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
-                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod), ctx))}: "
+                   f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod, c), ctx))}: "
                    f"{one_line(c.waiting_message, 200)}")
 
 

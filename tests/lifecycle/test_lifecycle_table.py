@@ -520,6 +520,15 @@ def test_pull_grace_counts_from_bind_when_kubelet_has_not_started() -> None:
     assert classify(pod, now=bound + 121, settings=DEFAULTS).state.job_status == HELD
 
 
+def test_main_image_grace_starts_after_input_staging() -> None:
+    """A 10-minute init container does not use up the main container's pull grace."""
+    pod = with_waiting(creating(), "ErrImagePull", PULL_NOT_FOUND)
+    staged = T0 + 600
+    with_condition(pod, "Initialized", "True", at="2026-11-21T14:36:45Z")
+    assert classify(pod, now=staged + 119, settings=DEFAULTS).state.job_status == IDLE
+    assert classify(pod, now=staged + 121, settings=DEFAULTS).state.job_status == HELD
+
+
 def test_pull_without_any_timestamp_is_never_held() -> None:
     pod = with_waiting(creating(), "ErrImagePull", PULL_NOT_FOUND)
     del pod["status"]["startTime"]
