@@ -126,9 +126,15 @@ def _valid_reqid(token: str) -> bool:
     return token.isascii() and token.isdigit() and len(token) <= 18 and int(token) > 0
 
 
+def _printable(text: str, limit: int = 200) -> str:
+    """Log-safe text: bytes that are not UTF-8 or not printable shown as escapes."""
+    raw = text[:limit].encode("utf-8", "surrogateescape")
+    return raw.decode("utf-8", "backslashreplace").encode("unicode_escape").decode("ascii")
+
+
 def _job_subject(command: str, args: list[str]) -> str:
     """What a log line may say about a request: the job id, never the ad (it may hold secrets)."""
-    return "" if command == "BLAH_JOB_SUBMIT" else args[0][:200]
+    return "" if command == "BLAH_JOB_SUBMIT" else _printable(args[0])
 
 
 def _result_code(line: bytes) -> str:
@@ -322,23 +328,23 @@ class GahpServer:
         """Answer one request line. Returns False when the session should end (QUIT)."""
         name = argv[0].upper()
         args = argv[1:]
-        if name in SYNC_COMMANDS:
-            if args:
-                self._reply(replies.error(f"expected 0 parameters, {len(args)} found"))
-                return True
-            return self._handle_sync(name)
         command = ASYNC_COMMANDS.get(name)
-        if command is None:
-            self._reply(replies.error("Unknown command"))
-            return True
-        if len(args) != command.params:
-            self._reply(replies.error(f"expected {command.params} parameters, {len(args)} found"))
-            return True
-        if not _valid_reqid(args[0]):
-            self._reply(replies.error("Invalid request id"))
-            return True
-        self._dispatch(name, command, str(int(args[0])), args[1:])
+        expected = 0 if name in SYNC_COMMANDS else command.params if command else -1
+        if expected < 0:
+            self._refuse(name, "Unknown command")
+        elif len(args) != expected:
+            self._refuse(name, f"expected {expected} parameters, {len(args)} found")
+        elif command is None:
+            return self._handle_sync(name)
+        elif not _valid_reqid(args[0]):
+            self._refuse(name, "Invalid request id")
+        else:
+            self._dispatch(name, command, str(int(args[0])), args[1:])
         return True
+
+    def _refuse(self, name: str, reason: str) -> None:
+        log.warning("refused request %s: %s", _printable(name, 60), reason)
+        self._reply(replies.error(reason))
 
     def _handle_sync(self, name: str) -> bool:
         if name == "COMMANDS":
@@ -363,6 +369,8 @@ class GahpServer:
                 batch, self._results = self._results, []
                 self._notice_sent = False
                 self._write(b"".join([replies.results_header(len(batch)), *batch]))
+            if batch:
+                log.debug("RESULTS delivered %d result(s)", len(batch))
         return True
 
     def _dispatch(self, name: str, command: AsyncCommand, reqid: str, args: list[str]) -> None:
