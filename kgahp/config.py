@@ -373,3 +373,27 @@ def describe(settings: Settings) -> dict[str, Any]:
         for f in fields(obj):
             out[f"{section}.{f.name}"] = getattr(obj, f.name)
     return out
+
+
+def config_snippet() -> str:
+    """The text of condor_config.d/50-kgahp.conf (a test keeps the shipped file in step)."""
+    lines = [
+        "# kgahp: the Kubernetes GAHP for HTCondor.",
+        "# Drop this file into HTCondor's (or HTCondor-CE's) config.d and adjust.",
+        "# Jobs use it with:  universe = grid   and   grid_resource = batch kubernetes",
+        "# (exactly that: extra words after 'kubernetes' switch the gridmanager to remote mode).",
+        "",
+        "KUBERNETES_GAHP = $(BIN)/kgahp",
+        "",
+        "# How many jobs the gridmanager keeps submitted, and how fast it polls them.",
+        "# kgahp answers status from a watch-fed cache, so a higher probe rate costs the",
+        "# cluster nothing.",
+        "#GRIDMANAGER_MAX_SUBMITTED_JOBS_PER_RESOURCE_BATCH = 1000",
+        "#GRIDMANAGER_JOB_PROBE_RATE_BATCH = 5",
+        "",
+        "# Every kgahp knob, with its default. Uncomment to change.",
+    ]
+    for knob in KNOBS:
+        lines.append(f"# {knob.help}")
+        lines.append(f"#{PREFIX}{knob.name} = {knob.default}".rstrip())
+    return "\n".join(lines) + "\n"

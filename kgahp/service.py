@@ -22,7 +22,7 @@ from kgahp.errors import ApiError, ConflictError, JobAdError, KgahpError, Transf
 from kgahp.jobad import parse_submit_ad
 from kgahp.kube.api import Kube, label_selector
 from kgahp.kube.cache import PodCache
-from kgahp.model import COMPLETED, HELD, REMOVED, RUNNING, JobRequest, JobState
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING, JobRequest, JobState
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
 from kgahp.scheduler import Timers
@@ -153,10 +153,13 @@ class Service:
                 with self._scheduled_guard:
                     self._scheduled.discard(token)
 
-        if delay > 0:
-            self.timers.call_later(delay, lambda: self._actions.submit(run))
-        else:
+        def submit() -> None:
             self._actions.submit(run)
+
+        if delay > 0:
+            self.timers.call_later(delay, submit)
+        else:
+            submit()
 
     def _current_pod(self, namespace: str, job: str, rec: Optional[JobRecord]) -> Optional[dict]:
         pods = self.cache.pods_for_job(namespace, job)
@@ -213,7 +216,7 @@ class Service:
         self._create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
         for old in existing:   # finished predecessors: nothing more to learn from them
             self._schedule("delete", f"{namespace}/{_meta(old).get('name')}",
-                           lambda o=old: self._delete_pod(o))
+                           lambda o=old: self._delete_pod(o))  # type: ignore[misc]
 
     def _create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
                         attempt: int, restarts: int) -> dict:
@@ -225,10 +228,10 @@ class Service:
         proxy = self._read_proxy(req.x509userproxy) if req.x509userproxy else None
         input_secret = f"{name}-input" if bundle is not None else None
         proxy_secret = f"{name}-proxy" if proxy is not None else None
-        sandbox.decorate_pod(pod, req, transfer, input_secret=input_secret,
+        sandbox.decorate_pod(pod, req, transfer, inputs=bundle, input_secret=input_secret,
                              proxy_secret=proxy_secret)
         pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
-        policy.verify_pod(pod, self.templates)
+        policy.verify_pod(pod, self.templates, self.settings)
 
         self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
         try:
@@ -373,8 +376,13 @@ class Service:
                 return
             self._schedule("recreate", job, lambda: self._recreate(namespace, job, pod))
         elif action is lifecycle.Action.DELETE:
-            self._schedule("force-delete", f"{namespace}/{name}",
-                           lambda: self._delete_pod(pod, grace_seconds=0))
+            recreate = verdict.state.job_status == IDLE and rec is not None and not rec.cancelled
+
+            def force_delete() -> None:
+                self._delete_pod(pod, grace_seconds=0)
+                if recreate:   # node lost: the job deserves another pod
+                    self._recreate(namespace, job, pod)
+            self._schedule("force-delete", f"{namespace}/{name}", force_delete)
 
     def _collect(self, pod: dict, job: str, final: JobState) -> None:
         meta = _meta(pod)

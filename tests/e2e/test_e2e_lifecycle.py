@@ -1,0 +1,113 @@
+"""Every row of pod-lifecycle.md, end to end: a job ad in over the protocol, a pod in the
+simulated cluster, the status the gridmanager would read. Outcomes a laptop cannot produce are
+scripted through the image name (sim.invalid/...), exactly as a job ad could ask for them."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
+
+
+def test_success_reports_running_then_completed_exit_0(gahp):
+    job_id = gahp.submit("row_ok_1.0", KubernetesImage="sim.invalid/ok:1s")
+    assert job_id.startswith("kubernetes/default/kg-")
+    status, _ = gahp.status(job_id)
+    assert status in (IDLE, RUNNING)      # never "unknown" for a job just submitted
+    gahp.wait_status(job_id, {RUNNING})
+    status, ad = gahp.wait_status(job_id, {COMPLETED})
+    assert ad.eval("ExitCode") == 0
+    assert ad.eval("ExitBySignal") is False
+    assert "RemoteWallClockTime" not in ad
+    assert ad.eval("WorkerNode").startswith("sim-node-")
+
+
+def test_exit_code_is_reported(gahp):
+    job_id = gahp.submit("row_exit_1.0", KubernetesImage="sim.invalid/exit3:300ms")
+    _, ad = gahp.wait_status(job_id, {COMPLETED})
+    assert ad.eval("ExitCode") == 3
+    assert ad.eval("ExitBySignal") is False
+
+
+def test_signal_death_is_reported_as_signal(gahp):
+    job_id = gahp.submit("row_sig_1.0", KubernetesImage="sim.invalid/signal15:300ms")
+    _, ad = gahp.wait_status(job_id, {COMPLETED})
+    assert ad.eval("ExitBySignal") is True
+    assert ad.eval("ExitSignal") == 15
+
+
+def test_oom_kill_holds_with_memory_limit(gahp):
+    job_id = gahp.submit("row_oom_1.0", KubernetesImage="sim.invalid/oom:300ms",
+                         RequestMemory=100)
+    _, ad = gahp.wait_status(job_id, {HELD})
+    assert ad.eval("HoldReasonCode") == 34
+    assert "100Mi" in ad.eval("HoldReason")
+
+
+def test_oom_policy_signal_completes_by_signal_9(make_gahp):
+    gahp = make_gahp(OOM_POLICY="signal")
+    job_id = gahp.submit("row_oomsig_1.0", KubernetesImage="sim.invalid/oom:300ms")
+    _, ad = gahp.wait_status(job_id, {COMPLETED})
+    assert ad.eval("ExitBySignal") is True and ad.eval("ExitSignal") == 9
+
+
+def test_deadline_exceeded_holds_47(gahp):
+    job_id = gahp.submit("row_deadline_1.0", KubernetesImage="sim.invalid/sleep",
+                         BatchRuntime=1)
+    _, ad = gahp.wait_status(job_id, {HELD}, timeout=30)
+    assert ad.eval("HoldReasonCode") == 47
+    assert "1" in ad.eval("HoldReason")
+
+
+def test_image_pull_error_holds_35_after_grace(gahp):
+    job_id = gahp.submit("row_pull_1.0", KubernetesImage="sim.invalid/pull-error")
+    status, _ = gahp.status(job_id)
+    assert status == IDLE
+    _, ad = gahp.wait_status(job_id, {HELD}, timeout=30)
+    assert ad.eval("HoldReasonCode") == 35
+    reason = ad.eval("HoldReason")
+    assert "sim.invalid/pull-error" in reason and "default/" in reason
+
+
+def test_config_error_holds_6(gahp):
+    job_id = gahp.submit("row_cfg_1.0", KubernetesImage="sim.invalid/config-error")
+    _, ad = gahp.wait_status(job_id, {HELD}, timeout=30)
+    assert ad.eval("HoldReasonCode") in (6, 13)
+
+
+def test_unschedulable_is_idle_then_held_past_pending_limit(make_gahp):
+    gahp = make_gahp(PENDING_LIMIT="2")
+    job_id = gahp.submit("row_unsched_1.0", KubernetesImage="sim.invalid/ok", GPUNumber=1)
+    status, _ = gahp.status(job_id)
+    assert status == IDLE
+    _, ad = gahp.wait_status(job_id, {HELD}, timeout=30)
+    assert ad.eval("HoldReasonCode") == 26
+    assert "nvidia.com/gpu" in ad.eval("HoldReason")
+
+
+def test_eviction_recreates_under_same_job_id(gahp):
+    job_id = gahp.submit("row_evict_1.0", KubernetesImage="sim.invalid/evict:301ms")
+    _, ad = gahp.wait_status(job_id, {COMPLETED}, timeout=60)
+    assert ad.eval("ExitCode") == 0
+    assert ad.eval("NumRestarts") == 1
+    base = job_id.split("/")[2]
+    attempts = {p["metadata"]["name"][len(base) + 1:] for p in gahp.pods()
+                if p["metadata"]["name"].startswith(base)}
+    assert "1" in attempts and "2" not in attempts   # one new pod, not a storm of them
+
+def test_pod_deleted_behind_kgahps_back_is_never_success(gahp):
+    from kubernetes import client
+
+    job_id = gahp.submit("row_vanish_1.0", KubernetesImage="sim.invalid/sleep")
+    gahp.wait_status(job_id, {RUNNING})
+    core = client.CoreV1Api(gahp.sim.api_client())
+    for pod in gahp.pods():
+        core.delete_namespaced_pod(pod["metadata"]["name"], "default", grace_period_seconds=0)
+    status, _ = gahp.wait_status(job_id, lambda s: s not in (IDLE, RUNNING), timeout=30)
+    assert status == REMOVED
+
+
+@pytest.mark.parametrize("job_id", ["kubernetes/default/kg-never-existed-abc", "kubernetes/nope"])
+def test_unknown_job_is_not_success(gahp, job_id):
+    code, _msg, status, _ad = gahp.driver.status(job_id)
+    assert not (code == 0 and status == COMPLETED)
