@@ -6,7 +6,7 @@ Knows nothing of Kubernetes or ClassAd meaning; the service layer plugs in throu
 from __future__ import annotations
 
 from kgahp.protocol.escaping import LineReader, OversizeLine, encode_line, escape_token, split_line
-from kgahp.protocol.server import GahpServer, Handlers, banner, serve
+from kgahp.protocol.server import GahpServer, Handlers, banner, serve, write_banner
 from kgahp.protocol.stdout import claim_stdout
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "escape_token",
     "serve",
     "split_line",
+    "write_banner",
 ]

@@ -122,6 +122,12 @@ def banner(version: str, date: Optional[datetime.date] = None) -> bytes:
     return line
 
 
+def write_banner(out: BinaryIO, version: str) -> None:
+    """Send the banner now (e.g. before slow start-up work); then pass `banner_sent=True`."""
+    out.write(banner(version))
+    out.flush()
+
+
 def _valid_reqid(token: str) -> bool:
     return token.isascii() and token.isdigit() and len(token) <= 18 and int(token) > 0
 
@@ -184,11 +190,12 @@ class GahpServer:
     def __init__(self, handlers: Handlers, *, workers: int, max_queued: int, stdin: BinaryIO,
                  out: BinaryIO, version: str, max_line: int = MAX_LINE_BYTES,
                  shutdown_grace: float = SHUTDOWN_GRACE_SECONDS,
-                 date: Optional[datetime.date] = None) -> None:
+                 date: Optional[datetime.date] = None, banner_sent: bool = False) -> None:
         self._handlers = handlers
         self._stdin = stdin
         self._out = out
         self._banner = banner(version, date)
+        self._banner_sent = banner_sent
         self._max_line = max_line
         self._max_queued = max(0, max_queued)
         self._grace = shutdown_grace
@@ -265,7 +272,8 @@ class GahpServer:
         self._slow = _Pool("gahp-submit", self._slow_size)
         restore = self._install_sigterm()
         try:
-            self._reply(self._banner)
+            if not self._banner_sent:
+                self._reply(self._banner)
             reader: Iterator[bytes | OversizeLine] = iter(
                 LineReader(self._chunks(), self._max_line))
             for item in reader:
@@ -424,8 +432,12 @@ class GahpServer:
 
 def serve(handlers: Handlers, *, workers: int, max_queued: int, stdin: BinaryIO, out: BinaryIO,
           version: str, max_line: int = MAX_LINE_BYTES,
-          shutdown_grace: float = SHUTDOWN_GRACE_SECONDS) -> int:
-    """Run a GAHP session until stdin EOF, QUIT or SIGTERM; returns the exit code (0)."""
+          shutdown_grace: float = SHUTDOWN_GRACE_SECONDS, banner_sent: bool = False) -> int:
+    """Run a GAHP session until stdin EOF, QUIT or SIGTERM; returns the exit code (0).
+
+    Writes the banner first unless `banner_sent` (see `write_banner`).
+    """
     server = GahpServer(handlers, workers=workers, max_queued=max_queued, stdin=stdin, out=out,
-                        version=version, max_line=max_line, shutdown_grace=shutdown_grace)
+                        version=version, max_line=max_line, shutdown_grace=shutdown_grace,
+                        banner_sent=banner_sent)
     return server.run()

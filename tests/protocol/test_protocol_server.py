@@ -280,3 +280,15 @@ def test_fuzz_no_crash_no_malformed_reply(lines: list[bytes], async_on: bool) ->
             i += count
     assert i == len(replies), "one reply per request line, nothing more"
     assert quit_seen or split_line(script[-1]) == ["RESULTS"]
+
+
+def test_banner_written_early_is_not_repeated() -> None:
+    from kgahp.protocol.server import write_banner
+
+    out = _Sink()
+    write_banner(out, "0.1.0")
+    serve(FakeHandlers(), workers=1, max_queued=1, stdin=io.BytesIO(b"VERSION\r\n"), out=out,
+          version="0.1.0", banner_sent=True)
+    lines = output_lines(out.getvalue())
+    assert len(lines) == 2 and lines[0].startswith(b"$GahpVersion: 0.1.0 ")
+    assert lines[1] == b"S " + lines[0]
