@@ -22,7 +22,7 @@ BASE = '[ JobDirectory = "jd"; Cmd = "/bin/true"; Iwd = "/w"'
 
 # Unparsed ClassAd values: literals of every type, undefined/error, and raw expression text
 # (which may not even parse, taking the whole ad down with it).
-printable = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+printable = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
 values = st.one_of(
     printable.map(classad2.quote),
     st.integers(-(2 ** 70), 2 ** 70).map(str),
