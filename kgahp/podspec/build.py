@@ -30,6 +30,7 @@ from kgahp.podspec import names, quantity
 from kgahp.podspec.merge import strategic_merge
 from kgahp.podspec.policy import (
     check,
+    check_image_allowed,
     choose_namespace,
     effective_cpus,
     effective_memory_mib,
@@ -56,10 +57,14 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
     if queue is not None and queue.template:
         pod = strategic_merge(pod, queue.template)
     spec: dict[str, Any] = pod.get("spec") or {}
+    # the image is the admin's choice when the job names none: never one from the patch below
+    image = _image(req, settings, _container_image(spec))
     patch = extra_spec_patch(req, settings)
     if patch:
-        spec = strategic_merge(spec, patch)
-    spec = _with_job_values(spec, req, settings, queue)
+        patched = strategic_merge(spec, patch)
+        _check_patched_images(spec, patched, settings)
+        spec = patched
+    spec = _with_job_values(spec, req, settings, queue, image)
     spec = with_security_defaults(spec)
     pod = {
         "apiVersion": "v1",
@@ -84,7 +89,7 @@ def main_container(pod_or_spec: dict[str, Any]) -> dict[str, Any]:
 # --- job values
 
 def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
-                     queue: Optional[QueueConfig]) -> dict[str, Any]:
+                     queue: Optional[QueueConfig], image: str) -> dict[str, Any]:
     spec = copy.deepcopy(spec)
     containers = list(spec.get("containers") or [])
     index = next((i for i, c in enumerate(containers) if c.get("name") == MAIN_CONTAINER), None)
@@ -93,7 +98,7 @@ def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
         index = 0
     template_container = containers[index]
     container = dict(template_container)
-    container["image"] = _image(req, settings, template_container.get("image"))
+    container["image"] = image
     container["command"] = [check_text(req.cmd, "Cmd")]
     container["args"] = [check_text(a, "Arguments") for a in req.arguments]
     container["env"] = _env(template_container.get("env") or [], req, settings)
@@ -114,6 +119,29 @@ def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
     if queue is not None and queue.priority_class:
         spec["priorityClassName"] = queue.priority_class
     return spec
+
+
+def _check_patched_images(before: dict[str, Any], after: dict[str, Any],
+                          settings: Settings) -> None:
+    """An image the patch brought in (for any container) obeys KGAHP_ALLOWED_IMAGES too."""
+    admin = {c.get("name"): c.get("image") for kind in _CONTAINER_LISTS
+             for c in before.get(kind) or []}
+    for kind in _CONTAINER_LISTS:
+        for container in after.get(kind) or []:
+            image = container.get("image")
+            if image == admin.get(container.get("name")) or container.get("name") == MAIN_CONTAINER:
+                continue
+            if not isinstance(image, str):
+                raise JobAdError("BatchExtraSubmitArgs names a container without an image")
+            check_image(image, "BatchExtraSubmitArgs image")
+            check_image_allowed(image, settings, "BatchExtraSubmitArgs")
+
+
+def _container_image(spec: dict[str, Any]) -> Any:
+    try:
+        return main_container(spec).get("image")
+    except KeyError:
+        return None
 
 
 def _image(req: JobRequest, settings: Settings, template_image: Any) -> str:

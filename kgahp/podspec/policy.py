@@ -60,10 +60,8 @@ def effective_runtime(req: JobRequest, settings: Settings) -> Optional[int]:
 def check(req: JobRequest, settings: Settings, templates: Templates) -> None:
     """PolicyError(attribute, rule) for the first thing the admin does not allow."""
     pod = settings.pod
-    if req.image is not None and not any(
-            fnmatch.fnmatchcase(req.image, p) for p in pod.allowed_images):
-        raise PolicyError("KubernetesImage", "the image must match KGAHP_ALLOWED_IMAGES",
-                          f"{req.image!r} matches none of {', '.join(pod.allowed_images)}")
+    if req.image is not None:
+        check_image_allowed(req.image, settings, "KubernetesImage")
     if req.queue and templates.queues and req.queue not in templates.queues:
         raise PolicyError("Queue", "the queue must be one this site configured",
                           f"{req.queue!r} is not one of {', '.join(sorted(templates.queues))}")
@@ -91,6 +89,13 @@ def check(req: JobRequest, settings: Settings, templates: Templates) -> None:
         raise PolicyError("BatchRuntime", f"at most {pod.max_runtime} seconds",
                           f"asked for {req.runtime_seconds}")
     extra_spec_patch(req, settings)
+
+
+def check_image_allowed(image: str, settings: Settings, attribute: str) -> None:
+    patterns = settings.pod.allowed_images
+    if not any(fnmatch.fnmatchcase(image, p) for p in patterns):
+        raise PolicyError(attribute, "the image must match KGAHP_ALLOWED_IMAGES",
+                          f"{image!r} matches none of {', '.join(patterns)}")
 
 
 def extra_spec_patch(req: JobRequest, settings: Settings) -> Optional[dict[str, Any]]:

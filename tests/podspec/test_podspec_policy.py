@@ -298,3 +298,15 @@ def test_verify_pod_allows_the_shared_transfer_volume() -> None:
         verify_pod(pod, plain_templates(), settings())
     verify_pod(pod, plain_templates(),
                settings(TRANSFER_MODE="shared", SHARED_VOLUME="hostPath:/data/condor"))
+
+
+def test_a_container_added_by_extra_args_obeys_allowed_images() -> None:
+    patch = {"containers": [{"name": "miner", "image": "evil.example.com/miner:1"}]}
+    with pytest.raises(PolicyError) as caught:
+        build({"extra_submit_args": json.dumps(patch)}, EXTRA_ARGS_FIELDS="containers",
+              ALLOWED_IMAGES="busybox:*")
+    assert caught.value.attribute == "BatchExtraSubmitArgs"
+    patch = {"containers": [{"name": "helper", "image": "busybox:1.37"}]}
+    pod = build({"extra_submit_args": json.dumps(patch)}, EXTRA_ARGS_FIELDS="containers",
+                ALLOWED_IMAGES="busybox:*")
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["job", "helper"]
