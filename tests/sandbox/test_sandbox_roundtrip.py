@@ -398,3 +398,66 @@ def test_shared_mode_unreadable_stdin_fails_the_job_not_the_wrapper(site: Site) 
     assert run.exit_code == 127
     assert "missing.txt" in run.log
     assert not (site.iwd / "job.out").exists()
+
+
+BUSYBOX_TOOLS = ["sh", "cp", "mkdir", "tar", "wc", "rm", "cat", "head", "base64", "sha256sum",
+                 "gzip", "cmp", "sleep"]
+
+
+def _busybox_pod(site: Site, req: JobRequest) -> tuple[dict, dict | None]:
+    """The helper image and the job image are both busybox (as with alpine-based images)."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox is not installed")
+    tooldir = site.root / "busybox"
+    tooldir.mkdir(exist_ok=True)
+    for tool in BUSYBOX_TOOLS:
+        if not (tooldir / tool).exists():
+            (tooldir / tool).symlink_to(busybox)
+    pod, secret = site.pod_for(req)
+    for container in pod["spec"].get("initContainers", []) + pod["spec"]["containers"]:
+        container.setdefault("env", []).append({"name": "PATH", "value": str(tooldir)})
+    return pod, secret
+
+
+def test_busybox_images_stage_run_and_return_everything(site: Site) -> None:
+    tree = site.iwd / "tree"
+    tree.mkdir()
+    (tree / "t.txt").write_text("T")
+    (site.iwd / "in.txt").write_text("stdin line\n")
+    (site.iwd / "keep.txt").write_text("same")
+    cmd = site.script("job.sh", 'cat tree/t.txt; read l; echo "$l" >&2; '
+                                'for a in "$@"; do printf "%s|" "$a"; done; '
+                                'echo made > made.txt; exit 5\n')
+    args = ("a b", "$(x)", ";", "'q'")
+    req = site.request(cmd, arguments=args, stdin="in.txt", stdout="job.out", stderr="job.err",
+                       transfer_input=("tree", "keep.txt"))
+    pod, secret = _busybox_pod(site, req)
+    run = run_pod(pod, secret, site.root / "pod" / "input")
+    assert run.init_exit_codes == [0]
+    assert run.exit_code == 5
+    assert run.log.startswith("KGAHP-OUTPUT-BEGIN") and " tgz" in run.log.splitlines()[0]
+    written = extract_outputs(run.log, req, site.transfer)
+    assert sorted(os.path.basename(p) for p in written) == ["job.err", "job.out", "made.txt"]
+    assert (site.iwd / "job.out").read_text() == "Ta b|$(x)|;|'q'|"
+    assert (site.iwd / "job.err").read_text() == "stdin line\n"
+
+
+def test_busybox_wrapper_forwards_sigterm_and_reports_signals(site: Site) -> None:
+    cmd = site.script("job.sh", "trap 'echo graceful; exit 9' TERM; echo started; "
+                                "while :; do sleep 0.05; done\n")
+    req = site.request(cmd, stdout="job.out", transfer_output=())
+    pod, secret = _busybox_pod(site, req)
+    input_dir = site.root / "pod" / "input"
+    assert run_init(pod, secret, input_dir) == [0]
+    proc = start_main(pod, input_dir)
+    out_file = Path(site.transfer.sandbox_path) / ".kgahp" / "stdout"
+    deadline = time.monotonic() + 10
+    while not (out_file.exists() and out_file.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.terminate()
+    log, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 9
+    extract_outputs(log.decode(), req, site.transfer)
+    assert (site.iwd / "job.out").read_text() == "started\ngraceful\n"
