@@ -210,6 +210,7 @@ class GahpServer:
         self._closing = False
         self._broken = False
         self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)  # waking must never block (signal handler)
         self._fast: Optional[_Pool] = None
         self._slow: Optional[_Pool] = None
 
@@ -252,9 +253,13 @@ class GahpServer:
                 return b"" if self._closing or self._broken else read1(65536)
             return read_stream
 
+        poller = select.poll()            # poll, not select: no FD_SETSIZE limit
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        poller.register(self._wake_r, select.POLLIN)
+
         def read_fd() -> bytes:
             while not (self._closing or self._broken):
-                ready, _, _ = select.select([fd, self._wake_r], [], [])
+                ready = {ready_fd for ready_fd, _ in poller.poll()}
                 if self._wake_r in ready:
                     return b""
                 if fd in ready:
@@ -262,6 +267,9 @@ class GahpServer:
                         return os.read(fd, 65536)
                     except BlockingIOError:
                         continue
+                    except OSError as exc:      # e.g. stdin closed under us: treat as EOF
+                        log.warning("cannot read stdin (%s); stopping", exc)
+                        return b""
             return b""
         return read_fd
 
