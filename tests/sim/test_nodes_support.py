@@ -18,10 +18,11 @@ from kgahp.sim.cluster import SimCluster
 from kgahp.sim.simconfig import SimConfig
 
 NAMESPACE = "default"
+SimFactory = Callable[..., SimCluster]
 
 
 @pytest.fixture
-def make_sim(tmp_path: Path) -> Iterator[Callable[..., SimCluster]]:
+def make_sim(tmp_path: Path) -> Iterator[SimFactory]:
     started: list[SimCluster] = []
 
     def make(**overrides: Any) -> SimCluster:
