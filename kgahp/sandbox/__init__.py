@@ -37,15 +37,18 @@ from kgahp.sandbox.credentials import (
 )
 from kgahp.sandbox.decorate import decorate_pod
 from kgahp.sandbox.inputs import InputBundle, gather_inputs, input_secret_manifest
-from kgahp.sandbox.outputs import extract_outputs
+from kgahp.sandbox.outputs import STDERR_MEMBER, STDOUT_MEMBER, extract_outputs, make_frame
 
 __all__ = [
     "CREDENTIALS_SECRET_PLACEHOLDER",
+    "STDERR_MEMBER",
+    "STDOUT_MEMBER",
     "InputBundle",
     "decorate_pod",
     "extract_outputs",
     "gather_inputs",
     "input_secret_manifest",
+    "make_frame",
     "proxy_secret_data",
     "proxy_secret_manifest",
     "read_credential",

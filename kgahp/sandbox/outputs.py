@@ -239,3 +239,22 @@ def extract_outputs(log_text: str, req: JobRequest, transfer: TransferSettings) 
     log.info("job %s: %d output file(s) written into %s", req.job_directory, len(written),
              req.iwd)
     return written
+
+
+def make_frame(files: dict[str, bytes]) -> str:
+    """A log text as the wrapper would print it for `files` (member name -> content). Pure.
+
+    For simulators and demos, which run no real container: use STDOUT_MEMBER / STDERR_MEMBER for
+    the job's streams and sandbox-relative names for output files.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    archive = buf.getvalue()
+    body = base64.encodebytes(archive).decode("ascii")
+    return (f"{wrapper.BEGIN} {wrapper.FRAME_VERSION} {len(archive)} "
+            f"{hashlib.sha256(archive).hexdigest()} tgz\n{body}{wrapper.END}\n")

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kgahp.config import TransferSettings
 from kgahp.errors import TransferError
 from kgahp.model import JobRequest
-from kgahp.sandbox import extract_outputs
+from kgahp.sandbox import STDERR_MEMBER, STDOUT_MEMBER, extract_outputs, make_frame
 from kgahp.sandbox.outputs import parse_frame
 
 
@@ -156,3 +156,12 @@ def test_empty_frame_and_other_modes(tmp_path: Path) -> None:
     req = make_req(tmp_path, transfer_output=())
     assert extract_outputs(frame(b"", "empty"), req, TransferSettings()) == []
     assert extract_outputs("", req, TransferSettings(mode="none")) == []
+
+
+def test_make_frame_is_what_extract_outputs_reads(tmp_path: Path) -> None:
+    log = make_frame({STDOUT_MEMBER: b"hello\n", STDERR_MEMBER: b"", "r.txt": b"\x00\x01"})
+    req = make_req(tmp_path, stdout="o", stderr="e", transfer_output=("r.txt",))
+    written = extract_outputs(log, req, TransferSettings())
+    assert sorted(written) == [str(tmp_path / n) for n in ("e", "o", "r.txt")]
+    assert (tmp_path / "o").read_bytes() == b"hello\n"
+    assert (tmp_path / "r.txt").read_bytes() == b"\x00\x01"
