@@ -231,7 +231,7 @@ class SimApi:
         is_watch = _truthy(request.query.get("watch"))
         route = parse_route(path)
         if self.faults.is_down():
-            await self._drop(request)
+            return self._drop(request)
         user = self._user(request)
         if user is None:
             raise ApiStatusError(401, "Unauthorized", "Unauthorized")
@@ -246,7 +246,7 @@ class SimApi:
             if rule.latency:
                 await asyncio.sleep(rule.latency)
             if rule.drop:
-                await self._drop(request)
+                return self._drop(request)
             if rule.status:
                 reason, message = status_for(rule.status)
                 headers = ({"Retry-After": str(rule.retry_after)}
@@ -271,11 +271,13 @@ class SimApi:
                                  "the server could not find the requested resource", {})
         return await self._resource(request, route, verb, pretty, rule)
 
-    async def _drop(self, request: web.Request) -> None:
+    @staticmethod
+    def _drop(request: web.Request) -> web.StreamResponse:
+        """Abort the TCP connection: the client sees it closed without any response."""
         transport = request.transport
         if transport is not None:
             transport.abort()
-        raise ConnectionResetError("sim: connection dropped by fault injection")
+        return web.Response(status=500)
 
     # ----- non-resource endpoints ----------------------------------------------------------
     def _non_resource(self, request: web.Request, path: str, user: str,
@@ -506,6 +508,7 @@ class SimApi:
             resp.enable_chunked_encoding()
             backlog: list[bytes] = []
             last_rv = self.store.rv
+            known_rv = start_rv or last_rv  # what the client has been told so far
             if start_rv == 0:
                 for obj in self.store.scan(resource, namespace):
                     if visible(obj):
@@ -524,13 +527,14 @@ class SimApi:
                     line = self._event_line(ev, relevant, visible)
                     if line:
                         backlog.append(line)
+                        known_rv = ev.rv
                     last_rv = max(last_rv, ev.rv)
             await resp.prepare(request)
             writer = _WatchWriter(resp, rule)
             if backlog and not await writer.send(backlog):
                 return resp
-            await self._stream(queue, writer, relevant, visible, resource, last_rv, timeout,
-                               bookmarks)
+            await self._stream(queue, writer, relevant, visible, resource, last_rv, known_rv,
+                               timeout, bookmarks)
             await resp.write_eof()
             return resp
         except ConnectionResetError:
@@ -558,7 +562,7 @@ class SimApi:
     async def _stream(self, queue: asyncio.Queue[WatchEvent], writer: _WatchWriter,
                       relevant: Callable[[WatchEvent], bool],
                       visible: Callable[[dict | None], bool], resource: str, last_rv: int,
-                      timeout: int | None, bookmarks: bool) -> None:
+                      known_rv: int, timeout: int | None, bookmarks: bool) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + timeout if timeout else None
@@ -566,7 +570,7 @@ class SimApi:
         next_bookmark = started + interval
         if deadline is not None and timeout and timeout > 2:
             next_bookmark = min(next_bookmark, deadline - 2.0)
-        bookmark_rv = last_rv
+        bookmark_rv = known_rv
         while True:
             now = loop.time()
             if deadline is not None and now >= deadline:
@@ -863,7 +867,8 @@ class _WatchWriter:
             return True
         for line in lines:
             if self.remaining <= 0:
-                await self.resp.write(line[: len(line) // 2])
+                if self.mid_event:
+                    await self.resp.write(line[: len(line) // 2])
                 return self._cut()
             await self.resp.write(line)
             self.remaining -= 1
