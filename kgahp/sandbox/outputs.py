@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 STDOUT_MEMBER = f"{CONTROL_DIR}/stdout"
 STDERR_MEMBER = f"{CONTROL_DIR}/stderr"
+UNPACK_FACTOR = 64   # unpacked outputs may be this many times KGAHP_MAX_OUTPUT_BYTES
 _ENCODINGS = ("tar", "tgz", "empty")   # tarfile tells tar from tgz by itself
 
 
@@ -112,9 +114,15 @@ def parse_frame(log_text: str, max_bytes: int) -> Frame:
 
 @dataclass(frozen=True)
 class Write:
-    dest: str             # absolute destination path
-    data: bytes | None    # None: a directory to create
+    dest: str                          # absolute destination path
+    member: tarfile.TarInfo | None     # None: a directory to create
     mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Plan:
+    archive: tarfile.TarFile | None
+    writes: tuple[Write, ...]
 
 
 class _Mapper:
@@ -160,8 +168,16 @@ def _members(archive: tarfile.TarFile) -> list[tuple[str, tarfile.TarInfo]]:
     return out
 
 
-def plan_writes(frame: Frame, req: JobRequest) -> list[Write]:
-    """Check the whole archive and decide every write. Reads Iwd (symlinks), writes nothing."""
+def _unpacked_limit(max_bytes: int) -> int:
+    return max_bytes * UNPACK_FACTOR if max_bytes else 0
+
+
+def plan_writes(frame: Frame, req: JobRequest, max_bytes: int = 0) -> Plan:
+    """Check the whole archive and decide every write. Reads Iwd (symlinks), writes nothing.
+
+    Only member headers are read here; contents are streamed to disk later. The unpacked total
+    is capped at UNPACK_FACTOR x `max_bytes` so a compression bomb cannot fill Iwd.
+    """
     if frame.encoding == "empty":
         members: list[tuple[str, tarfile.TarInfo]] = []
         archive = None
@@ -186,27 +202,31 @@ def plan_writes(frame: Frame, req: JobRequest) -> list[Write]:
         if member.isdir():
             writes.append(Write(dest, None))
             continue
-        assert archive is not None
-        fh = archive.extractfile(member)
-        data = fh.read() if fh is not None else b""
-        writes.append(Write(dest, data, 0o755 if member.mode & 0o111 else 0o644))
+        writes.append(Write(dest, member, 0o755 if member.mode & 0o111 else 0o644))
     for entry in mapper.entries or ():
         if entry not in seen:
             raise TransferError(f"output file {entry!r} named in TransferOutput was not "
                                 "produced by the job (or is a symbolic link)")
-    return writes
+    unpacked = sum(w.member.size for w in writes if w.member is not None)
+    limit = _unpacked_limit(max_bytes)
+    if limit and unpacked > limit:
+        raise TransferError(f"output sandbox unpacks to {unpacked} bytes, more than "
+                            f"{UNPACK_FACTOR} x KGAHP_MAX_OUTPUT_BYTES ({limit} bytes)")
+    return Plan(archive, tuple(writes))
 
 
-def _write_atomically(write: Write) -> None:
-    if write.data is None:
+def _write_atomically(archive: tarfile.TarFile | None, write: Write) -> None:
+    if write.member is None or archive is None:
         os.makedirs(write.dest, exist_ok=True)
         return
+    source = archive.extractfile(write.member)
     parent = os.path.dirname(write.dest)
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=parent, prefix=".kgahp-partial-")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(write.data)
+            if source is not None:
+                shutil.copyfileobj(source, fh)
             os.fchmod(fh.fileno(), write.mode)
         os.replace(tmp, write.dest)
     except BaseException:
@@ -226,15 +246,18 @@ def extract_outputs(log_text: str, req: JobRequest, transfer: TransferSettings) 
     """
     if transfer.mode != "api":
         return []
-    writes = plan_writes(parse_frame(log_text, transfer.max_output_bytes), req)
+    limit = transfer.max_output_bytes
+    plan = plan_writes(parse_frame(log_text, limit), req, limit)
     written = []
-    for write in writes:
+    for write in plan.writes:
         try:
-            _write_atomically(write)
+            _write_atomically(plan.archive, write)
         except OSError as exc:
             raise TransferError(f"output file {write.dest} cannot be written: "
                                 f"{exc.strerror}") from None
-        if write.data is not None:
+        except (tarfile.TarError, EOFError):
+            raise TransferError("the output sandbox archive is damaged") from None
+        if write.member is not None:
             written.append(write.dest)
     log.info("job %s: %d output file(s) written into %s", req.job_directory, len(written),
              req.iwd)

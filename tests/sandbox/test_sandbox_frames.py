@@ -165,3 +165,16 @@ def test_make_frame_is_what_extract_outputs_reads(tmp_path: Path) -> None:
     assert sorted(written) == [str(tmp_path / n) for n in ("e", "o", "r.txt")]
     assert (tmp_path / "o").read_bytes() == b"hello\n"
     assert (tmp_path / "r.txt").read_bytes() == b"\x00\x01"
+
+
+def test_compression_bomb_is_refused_before_writing(tmp_path: Path) -> None:
+    log = make_frame({"zeros.bin": bytes(200_000)})
+    req = make_req(tmp_path, transfer_output=("zeros.bin",))
+    transfer = TransferSettings(max_output_bytes=2000)
+    compressed = int(log.split()[2])
+    assert compressed < 2000
+    with pytest.raises(TransferError, match="KGAHP_MAX_OUTPUT_BYTES"):
+        extract_outputs(log, req, transfer)
+    assert list(tmp_path.iterdir()) == []
+    assert extract_outputs(log, req, TransferSettings(max_output_bytes=4000))
+    assert (tmp_path / "zeros.bin").stat().st_size == 200_000
