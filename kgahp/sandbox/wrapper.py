@@ -80,6 +80,7 @@ else
   for f in $kg_list; do { [ -e "$f" ] || [ -L "$f" ]; } && set -- "$@" "$f"; done
   set +f; IFS=$kg_ifs
 fi
+mkdir -p .kgahp 2>/dev/null   # in case the payload removed it
 kg_tar=.kgahp/output.archive
 command -v tar >/dev/null 2>&1 || {
   echo "KGAHP-OUTPUT-ERROR no tar in the job image"; exit "$rc"; }
