@@ -66,7 +66,9 @@ def new_syntax(text: str) -> str:
         else:
             ad = classad2.parseOne(stripped, parser=classad2.ParserType.Old)
     except Exception:
-        raise JobAdError("The submit ad is not valid ClassAd syntax") from None
+        ad = None
+    if ad is None or len(ad) == 0:   # classad2 answers unparsable text with an empty ad
+        raise JobAdError("The submit ad is not valid ClassAd syntax")
     return repr(ad)
 
 
