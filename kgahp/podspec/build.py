@@ -164,11 +164,18 @@ def _env(template_env: list[Any], req: JobRequest, settings: Settings) -> list[d
     merged: dict[str, dict[str, Any]] = {}
     for entry in template_env:
         merged[str(entry.get("name"))] = copy.deepcopy(entry)
-    for source in (req.environment, settings.pod.environment):
-        for name, value in source:
+    for name, value in req.environment:
+        check_env_name(name)
+        merged.pop(name, None)   # re-inserted last: later sources appear after earlier ones
+        merged[name] = {"name": name, "value": check_text(value, f"Environment {name}")}
+    for name, value in settings.pod.environment:
+        try:
             check_env_name(name)
-            merged.pop(name, None)   # re-inserted last: later sources appear after earlier ones
-            merged[name] = {"name": name, "value": check_text(value, f"Environment {name}")}
+            check_text(value, name)
+        except JobAdError as exc:
+            raise ConfigError(f"KGAHP_ENVIRONMENT: {exc}") from None
+        merged.pop(name, None)
+        merged[name] = {"name": name, "value": value}
     return list(merged.values())
 
 

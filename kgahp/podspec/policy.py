@@ -73,11 +73,12 @@ def check(req: JobRequest, settings: Settings, templates: Templates) -> None:
     if req.whole_node and not pod.whole_node_cpus:
         raise PolicyError("WholeNodes", "this site does not run whole-node jobs")
     cpus = effective_cpus(req, settings)
-    # a zero cap on CPUs or memory would refuse every job, so 0 means "no limit" there
-    if pod.max_cpus and cpus > pod.max_cpus:
-        raise PolicyError("RequestCpus", f"at most {pod.max_cpus:g} CPUs", f"asked for {cpus:g}")
     memory = effective_memory_mib(req, settings)
-    if pod.max_memory and memory > pod.max_memory:
+    # A whole-node shape is the admin's own (WHOLE_NODE_*), so the caps apply to other jobs;
+    # a zero cap on CPUs or memory would refuse every job, so 0 means "no limit" there.
+    if pod.max_cpus and cpus > pod.max_cpus and not req.whole_node:
+        raise PolicyError("RequestCpus", f"at most {pod.max_cpus:g} CPUs", f"asked for {cpus:g}")
+    if pod.max_memory and memory > pod.max_memory and not req.whole_node:
         raise PolicyError("RequestMemory", f"at most {pod.max_memory} MiB",
                           f"asked for {memory}")
     if req.gpus > pod.max_gpus:

@@ -44,8 +44,6 @@ RULES: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
     ("runtime above MAX_RUNTIME", {"runtime_seconds": 7201}, {"MAX_RUNTIME": "7200"},
      "BatchRuntime", "at most 7200"),
     ("whole node refused", {"whole_node": True}, {}, "WholeNodes", "whole-node"),
-    ("whole node above MAX_CPUS", {"whole_node": True}, {"WHOLE_NODE_CPUS": "128"},
-     "RequestCpus", "at most 64"),
     ("extra args field not listed", {"extra_submit_args": '{"nodeName": "n1"}'},
      {"EXTRA_ARGS_FIELDS": "nodeSelector"}, "BatchExtraSubmitArgs", "nodeSelector"),
 ]
@@ -70,6 +68,7 @@ def test_policy_rule(fields: dict[str, Any], knobs: dict[str, str], attribute: s
     ({"disk_kib": 10**9, "runtime_seconds": 10**7}, {}),   # MAX_DISK/MAX_RUNTIME 0 = no limit
     ({"cpus": 1000, "cpus_explicit": True}, {"MAX_CPUS": "0"}),
     ({"runtime_seconds": 7200}, {"MAX_RUNTIME": "7200"}),
+    ({"whole_node": True}, {"WHOLE_NODE_CPUS": "128", "WHOLE_NODE_MEMORY": "500000"}),
     ({"namespace": "team-a"}, {"ALLOWED_NAMESPACES": "team-a,team-b"}),
 ])
 def test_requests_at_the_limit_pass(fields: dict[str, Any], knobs: dict[str, str]) -> None:
