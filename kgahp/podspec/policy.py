@@ -193,8 +193,9 @@ def _verify_host_paths(spec: dict[str, Any], ref_spec: dict[str, Any],
                        settings: Settings) -> None:
     allowed = {(v.get("name"), json.dumps(v.get("hostPath"), sort_keys=True))
                for v in ref_spec.get("volumes") or [] if v.get("hostPath") is not None}
-    shared = settings.transfer.shared_volume
-    shared_dir = shared[len("hostPath:"):] if shared.startswith("hostPath:") else None
+    # TRANSFER_MODE = shared with SHARED_VOLUME = hostPath:<dir> is the admin's grant too
+    kind, _, rest = settings.transfer.shared_volume.partition(":")
+    shared_dir = rest if kind.lower() == "hostpath" and rest else None
     for volume in spec.get("volumes") or []:
         host_path = volume.get("hostPath")
         if host_path is None:

@@ -297,6 +297,11 @@ def test_verify_pod_allows_the_shared_transfer_volume() -> None:
         verify_pod(pod, plain_templates(), settings())
     verify_pod(pod, plain_templates(),
                settings(TRANSFER_MODE="shared", SHARED_VOLUME="hostPath:/data/condor"))
+    verify_pod(pod, plain_templates(),
+               settings(TRANSFER_MODE="shared", SHARED_VOLUME="hostpath:/data/condor"))
+    with pytest.raises(PolicyError):   # the knob names another directory
+        verify_pod(pod, plain_templates(),
+                   settings(TRANSFER_MODE="shared", SHARED_VOLUME="hostPath:/data"))
 
 
 def test_a_container_added_by_extra_args_obeys_allowed_images() -> None:
