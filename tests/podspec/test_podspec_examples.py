@@ -210,3 +210,22 @@ def test_glideinwms_entry_renders_through_the_ce_route() -> None:
     assert_valid_pod(pod)
     assert job_container(pod)["resources"]["requests"] == {"cpu": "8", "memory": "16000Mi"}
     assert pod["spec"]["activeDeadlineSeconds"] == int(attrs["GLIDEIN_Max_Walltime"])
+
+
+def test_example_pods_pass_the_api_servers_validation(sim: Any) -> None:
+    """Every example queue's pod, sent with dryRun=All: the API server's verdict, not ours."""
+    from kubernetes import client
+
+    api = client.CoreV1Api(sim.api_client())
+    api.create_namespace({"metadata": {"name": "osg-pilots"}})
+    settings = settings_from_mapping({"DEFAULT_IMAGE": "busybox:1.36",
+                                      "ALLOWED_NAMESPACES": "osg-pilots",
+                                      "LIMIT_POLICY": "factor", "LIMIT_FACTOR": "1.5"}, user="u")
+    templates = example_templates()
+    for queue in [None, *sorted(templates.queues)]:
+        pod = build_pod(request(queue=queue, gpus=1, disk_kib=1024, runtime_seconds=60,
+                                arguments=("a b", "$(x)"), environment=(("A", "1"),)),
+                        settings, templates, attempt=1)
+        created = api.create_namespaced_pod(pod["metadata"]["namespace"], pod, dry_run="All")
+        assert created.metadata.name == pod["metadata"]["name"]
+    assert api.list_namespaced_pod("osg-pilots").items == []
