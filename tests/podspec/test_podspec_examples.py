@@ -229,3 +229,31 @@ def test_example_pods_pass_the_api_servers_validation(sim: Any) -> None:
         created = api.create_namespaced_pod(pod["metadata"]["namespace"], pod, dry_run="All")
         assert created.metadata.name == pod["metadata"]["name"]
     assert api.list_namespaced_pod("osg-pilots").items == []
+
+
+def transcript_ads() -> list[str]:
+    from podspec_support import SHARED
+
+    transcript = SHARED / "transcripts" / "gridmanager-25.0.13.txt"
+    ads = []
+    for line in transcript.read_text().splitlines():
+        match = re.search(r"GM->GAHP BLAH_JOB_SUBMIT \d+ (.*)$", line)
+        if match:
+            ads.append(re.sub(r"\\(.)", r"\1", match.group(1)))   # undo the GAHP escaping
+    return ads
+
+
+def test_every_ad_a_real_gridmanager_sent_renders() -> None:
+    ads = transcript_ads()
+    assert len(ads) >= 5
+    settings = settings_from_mapping({"DEFAULT_IMAGE": "busybox:1.36"}, user="gridtest")
+    # no queue config: the test pool's "myqueue" is then only a label
+    templates = load_templates(PodSettings(pod_template=str(TEMPLATES / "payload.yaml")))
+    names = set()
+    for ad in ads:
+        req = parse_submit_ad(ad)
+        pod = build_pod(req, settings, templates, attempt=1)
+        assert_valid_pod(pod)
+        names.add((req.job_directory, pod["metadata"]["name"]))
+    # one pod name per JobDirectory, and different JobDirectories never share one
+    assert len({n for _, n in names}) == len({d for d, _ in names})
