@@ -278,6 +278,7 @@ class PodWorker:
         self.refs = referenced_objects(spec)
         self.failed_mount_reported = False
         self.task: Optional[asyncio.Task[None]] = None
+        self.children: list[asyncio.Future[Any]] = []   # cancelled with the worker
 
     # ----- plumbing --------------------------------------------------------------------------
     @property
@@ -371,6 +372,9 @@ class PodWorker:
         except asyncio.CancelledError:
             for process in self.processes.values():
                 process.kill()
+            for child in self.children:
+                child.cancel()
+            await asyncio.gather(*self.children, return_exceptions=True)
             raise
         except Exception:
             log.exception("kubelet worker for %s/%s failed", self.namespace, self.name)
@@ -386,6 +390,7 @@ class PodWorker:
             return await self.finish_deletion(started=False)
         self.pod_ip = self.kubelet.allocate_ip()
         containers = asyncio.ensure_future(self.run_containers())
+        self.children.append(containers)
         waiters: dict[str, asyncio.Future[Any]] = {
             "containers": containers,
             "deletion": asyncio.ensure_future(self.deletion.wait()),
@@ -863,8 +868,7 @@ class Kubelet:
         try:
             await asyncio.Event().wait()
         finally:
-            for worker in list(self.workers.values()):
-                for process in worker.processes.values():
-                    process.kill()
-                if worker.task is not None:
-                    worker.task.cancel()
+            tasks = [w.task for w in self.workers.values() if w.task is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
