@@ -13,7 +13,6 @@ import binascii
 import json
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +33,7 @@ from kgahp.sim.store import (
     Store,
     WatchEvent,
     clone,
+    new_uid,
     now_rfc3339,
 )
 
@@ -400,7 +400,8 @@ class SimApi:
             return resp
         warnings += validation.validate_create(route.resource, body)
         body.pop("status", None) if route.resource == "pods" else None
-        created = self.store.create(route.resource, route.namespace, body, dry_run=dry_run)
+        created = self.store.create(route.resource, route.namespace, body, dry_run=dry_run,
+                                    copy=False)
         return self._json(created, 201, pretty, warnings)
 
     async def _list(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
@@ -838,7 +839,7 @@ class SimApi:
 async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
     """kube-apiserver sends no Server header; some clients log it."""
     response.headers.pop("Server", None)
-    response.headers["Audit-Id"] = str(uuid.uuid4())
+    response.headers["Audit-Id"] = new_uid()
 
 
 def _container_done(pod: dict, container: str) -> bool:

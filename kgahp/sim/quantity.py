@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 # The apiserver's decode error for anything that does not look like a quantity (recording 03e).
 QUANTITY_REGEX_ERROR = (
@@ -41,14 +42,19 @@ class QuantityError(ValueError):
 
 def parse_quantity(text: object) -> Fraction:
     """Exact value of a quantity; ints/floats are accepted as JSON numbers are."""
+    if isinstance(text, str):
+        return _parse_text(text)
     if isinstance(text, bool):
         raise QuantityError(QUANTITY_REGEX_ERROR)
     if isinstance(text, int):
         return Fraction(text)
     if isinstance(text, float):
         return Fraction(str(text))
-    if not isinstance(text, str):
-        raise QuantityError(QUANTITY_REGEX_ERROR)
+    raise QuantityError(QUANTITY_REGEX_ERROR)
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Fraction:
     shape = _SHAPE.match(text)
     if not shape:
         raise QuantityError(QUANTITY_REGEX_ERROR)

@@ -82,6 +82,14 @@ class WatchEvent:
         return cached
 
 
+_uid_rng = random.Random()
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID without a getrandom() syscall per call."""
+    return str(uuid.UUID(int=_uid_rng.getrandbits(128), version=4))
+
+
 def now_rfc3339(offset_seconds: float = 0) -> str:
     moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset_seconds)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -186,8 +194,11 @@ class Store:
                     "field": "metadata.namespace"}]})
 
     def create(self, resource: str, namespace: str | None, obj: dict, *,
-               dry_run: bool = False) -> dict:
-        obj = _clone_obj(obj)
+               dry_run: bool = False, copy: bool = True) -> dict:
+        """Store a new object; copy=False hands `obj` over and returns the stored object
+        itself (the API's fast path: the caller must not mutate either afterwards)."""
+        if copy:
+            obj = _clone_obj(obj)
         meta = obj.setdefault("metadata", {})
         obj.setdefault("apiVersion", "v1")
         obj.setdefault("kind", KIND_OF[resource])
@@ -204,7 +215,7 @@ class Store:
                                  {"name": name, "kind": resource})
         for transient in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(transient, None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         obj = apply_defaults(resource, obj)
         if dry_run:
@@ -215,7 +226,7 @@ class Store:
         key = "" if resource in CLUSTER_SCOPED else (namespace or "")
         self._objects[resource].setdefault(key, {})[name] = obj
         self._emit(WatchEvent("ADDED", resource, obj["metadata"].get("namespace"), obj, rv))
-        return _clone_obj(obj)
+        return _clone_obj(obj) if copy else obj
 
     def update(self, resource: str, namespace: str | None, name: str,
                mutate: Callable[[dict], None], *, expect_rv: str | None = None) -> dict:
