@@ -34,8 +34,13 @@ def ensure_workdir(config: SimConfig) -> pathlib.Path:
     if not config.workdir:
         config.workdir = tempfile.mkdtemp(prefix="kgahp-sim-")
     path = pathlib.Path(config.workdir)
-    path.mkdir(parents=True, exist_ok=True)
+    if config.workdir not in _made_workdirs:   # called per container: create once
+        path.mkdir(parents=True, exist_ok=True)
+        _made_workdirs.add(config.workdir)
     return path
+
+
+_made_workdirs: set[str] = set()
 
 
 def pod_dir(config: SimConfig, namespace: str, pod: str) -> pathlib.Path:

@@ -262,6 +262,8 @@ class PodWorker:
         self.outcomes = {name: kubelet.outcome_for(self.pod, c, name in main_names)
                          for name, c in self.specs.items()}
         self.processes: dict[str, Process] = {}
+        # Only pods with a real process need host directories (scripted ones stay in memory).
+        self.runs_processes = any(o is None for o in self.outcomes.values())
         self.conditions: dict[str, Condition] = {}
         self.init_done = not self.inits
         self.init_failed = False
@@ -558,6 +560,8 @@ class PodWorker:
             except ConfigMissing as missing:
                 failure = failure or str(missing)
                 continue
+            if not self.runs_processes:
+                continue   # scripted containers read nothing: checking the objects is enough
             if files is None:
                 target.mkdir(parents=True, exist_ok=True)
             elif write_volume(target, files) and report:
@@ -567,12 +571,14 @@ class PodWorker:
 
     async def mount_volumes(self) -> bool:
         """Mount everything, waiting for missing Secrets; False when deleted meanwhile."""
-        directory = pod_dir(self.config, self.namespace, self.name)
-        shutil.rmtree(directory, ignore_errors=True)   # a previous pod with the same name
-        (directory / "root").mkdir(parents=True, exist_ok=True)
         logs = pod_log_path(self.config, self.namespace, self.name, "x").parent
-        shutil.rmtree(logs, ignore_errors=True)
-        logs.mkdir(parents=True, exist_ok=True)
+        if logs.exists():   # a previous pod with the same name
+            shutil.rmtree(logs, ignore_errors=True)
+        if self.runs_processes:
+            directory = pod_dir(self.config, self.namespace, self.name)
+            shutil.rmtree(directory, ignore_errors=True)
+            (directory / "root").mkdir(parents=True, exist_ok=True)
+            logs.mkdir(parents=True, exist_ok=True)
         while True:
             failure = self.materialise(False)
             if failure is None:
@@ -655,7 +661,7 @@ class PodWorker:
         if model.restart_count and log_path.exists():
             os.replace(log_path, log_path.with_suffix(".log.previous"))
         if outcome is not None:
-            log_path.touch()
+            # Scripted containers write no log file: their log reads as empty.
             self.image_events(model)
             seconds = None if outcome.kind in oc.RUNS_UNTIL_DELETED or \
                 outcome.kind in oc.ONCE_KINDS else outcome.seconds

@@ -62,6 +62,10 @@ class PodNeeds:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
 
+    def signature(self) -> tuple[Any, ...]:
+        return (tuple(sorted(self.requests.items())), tuple(sorted(self.node_selector.items())),
+                repr(self.tolerations))
+
     @classmethod
     def from_object(cls, pod: Mapping[str, Any]) -> PodNeeds:
         spec = pod.get("spec") or {}
@@ -173,7 +177,8 @@ class Scheduler:
         self._store = store
         self._config = config
         self._nodes: dict[str, NodeInfo] = {}
-        self._pending: dict[Key, dict[str, Any]] = {}      # insertion order = creation order
+        # insertion order = creation order; needs parsed once per pod
+        self._pending: dict[Key, tuple[dict[str, Any], PodNeeds]] = {}
         self._placed: dict[Key, tuple[str, Mapping[str, float]]] = {}
         self._reported: dict[Key, str] = {}               # last Unschedulable message written
         self._wake = asyncio.Event()
@@ -204,9 +209,8 @@ class Scheduler:
             self._placed[key] = (node, pod_requests(pod.get("spec") or {}))
         elif (pod.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME \
                 and not pod["metadata"].get("deletionTimestamp"):
-            is_new = key not in self._pending
-            self._pending[key] = pod
-            if is_new:
+            if key not in self._pending:
+                self._pending[key] = (pod, PodNeeds.from_object(pod))
                 self._wake.set()
 
     def _usage(self) -> dict[str, dict[str, float]]:
@@ -230,10 +234,17 @@ class Scheduler:
     def schedule_pending(self) -> None:
         nodes = sorted(self._nodes.values(), key=lambda n: _natural_key(n.name))
         used = self._usage()
-        for key, pod in list(self._pending.items()):
-            needs = PodNeeds.from_object(pod)
-            node, message = fit(needs, nodes, used)
+        # Usage only grows during a pass, so a pod needing what an earlier pod could not get
+        # cannot fit either: one fit per distinct set of needs.
+        failed: dict[tuple[Any, ...], str] = {}
+        for key, (pod, needs) in list(self._pending.items()):
+            signature = needs.signature()
+            if signature in failed:
+                node, message = None, failed[signature]
+            else:
+                node, message = fit(needs, nodes, used)
             if node is None:
+                failed[signature] = message
                 if self._reported.get(key) != message:
                     self._reported[key] = message
                     self._mark_unschedulable(pod, message)
