@@ -20,7 +20,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from kgahp.sim import discovery, validation
-from kgahp.sim.defaulting import KIND_OF
+from kgahp.sim.defaulting import KIND_OF, default_secret
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from kgahp.sim.selectors import SelectorError, field_matcher, label_matcher
@@ -47,8 +47,8 @@ SUBRESOURCES = {"pods": {"status", "log", "binding"}, "namespaces": {"status"},
                 "nodes": {"status"}}
 VERSION_INFO = {
     "major": "1", "minor": "28", "gitVersion": "v1.28.0",
-    "gitCommit": "855e7c48de7388eb330da0f8d9d2394ee818fb8d", "gitTreeState": "clean",
-    "buildDate": "2023-08-15T10:20:15Z", "goVersion": "go1.20.7", "compiler": "gc",
+    "gitCommit": "8bfc72d03e2130f1bee566d692596931b0ff57cf", "gitTreeState": "",
+    "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.21.13", "compiler": "gc",
     "platform": "linux/amd64",
 }
 PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
@@ -214,14 +214,21 @@ class SimApi:
     def _status_response(self, err: ApiStatusError, pretty: bool = False,
                          extra_headers: dict | None = None) -> web.Response:
         headers = {**BASE_HEADERS, **err.headers, **(extra_headers or {})}
-        return web.Response(status=err.code, body=dump(err.status(), pretty), headers=headers,
+        body = dump(err.status(), pretty)
+        resp = web.Response(status=err.code, body=body, headers=headers,
                             content_type="application/json")
+        if len(body) > 2048:
+            resp.enable_chunked_encoding()  # Go's net/http buffers 2 KiB, then chunks
+        return resp
 
     def _json(self, obj: Any, status: int = 200, pretty: bool = False,
               warnings: list[str] | None = None) -> web.Response:
         headers = dict(BASE_HEADERS)
-        resp = web.Response(status=status, body=dump(obj, pretty), headers=headers,
+        body = dump(obj, pretty)
+        resp = web.Response(status=status, body=body, headers=headers,
                             content_type="application/json")
+        if len(body) > 2048:
+            resp.enable_chunked_encoding()  # Go's net/http buffers 2 KiB, then chunks
         for w in warnings or []:
             resp.headers.add("Warning", "299 - " + json.dumps(w))
         return resp
@@ -340,7 +347,7 @@ class SimApi:
         try:
             return json.loads(raw) if raw else {}
         except ValueError as exc:
-            snippet = raw[:20].decode(errors="replace")
+            snippet = raw[:30].decode(errors="replace")
             raise ApiStatusError(
                 400, "BadRequest",
                 f"the object provided is unrecognized (must be of type {kind}): couldn't get "
@@ -710,14 +717,18 @@ class SimApi:
                 "has been modified; please apply your changes to the latest version and try "
                 "again", {"name": route.name, "kind": route.resource})
         new = clone(new)  # type: ignore[assignment]
+        if route.resource == "secrets":
+            default_secret(new)  # stringData is write-only: folded into data on every write
         if route.subresource == "status":
             status_obj = clone(current)
             assert isinstance(status_obj, dict)
             status_obj["status"] = new.get("status", {})
             meta = new.get("metadata") or {}
-            for key in ("labels", "annotations"):
+            for key in ("labels", "annotations"):  # the status strategy keeps new metadata
                 if key in meta:
                     status_obj["metadata"][key] = meta[key]
+                else:
+                    status_obj["metadata"].pop(key, None)
             validation.validate_status_update(route.resource, current, status_obj)
             new = status_obj
         else:

@@ -87,10 +87,25 @@ def order_object(obj: dict) -> dict:
                                  for c in spec[key]]
             obj["spec"] = spec
         if isinstance(obj.get("status"), dict):
-            obj["status"] = ordered(obj["status"], POD_STATUS_ORDER)
+            status = ordered(obj["status"], POD_STATUS_ORDER)
+            if isinstance(status.get("conditions"), list):
+                status["conditions"] = [_condition(c) for c in status["conditions"]]
+            obj["status"] = status
     elif "data" in obj and isinstance(obj["data"], dict):
         obj["data"] = sorted_map(obj["data"])
     return obj
+
+
+CONDITION_ORDER = ("type", "status", "lastProbeTime", "lastTransitionTime", "reason", "message")
+
+
+def _condition(c: Any) -> Any:
+    """PodCondition as Go serialises it: lastProbeTime is a struct, so always present."""
+    if not isinstance(c, dict):
+        return c
+    if "lastProbeTime" not in c:
+        c = {**c, "lastProbeTime": None}
+    return ordered(c, CONDITION_ORDER)
 
 
 def _image_pull_policy(image: str) -> str:

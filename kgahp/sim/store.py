@@ -334,12 +334,24 @@ class Store:
         return marked, False
 
     def _finalize_namespace(self, name: str) -> None:
-        """The namespace controller: empty the namespace, then drop it."""
+        """The namespace controller: delete the content (pods gracefully), then the namespace
+        once nothing is left; re-checks while graceful deletions are still running."""
+        left = 0
         for resource in RESOURCES:
             if resource in CLUSTER_SCOPED:
                 continue
             for obj in list(self._objects[resource].get(name, {}).values()):
-                self.remove(resource, name, obj["metadata"]["name"])
+                obj_name = obj["metadata"]["name"]
+                if not obj["metadata"].get("deletionTimestamp"):
+                    self.delete(resource, name, obj_name)
+                if self.peek(resource, name, obj_name) is not None:
+                    left += 1
+        if left:
+            try:
+                asyncio.get_running_loop().call_later(0.2, self._finalize_namespace, name)
+            except RuntimeError:
+                pass  # no loop (unit use): the namespace stays Terminating
+            return
         if self.peek("namespaces", None, name) is not None:
             self.remove("namespaces", None, name)
 
@@ -374,4 +386,5 @@ class Store:
     def compact(self) -> None:
         """Forget all history: watching or listing from any older version now gets 410."""
         self._history.clear()
+        self.rv += 1  # every version handed out so far is now older than the compaction
         self._compacted_rv = self.rv

@@ -207,11 +207,14 @@ _CONFIGMAP_FIELDS = {"apiVersion", "kind", "metadata", "data", "binaryData", "im
 
 
 def _unknown_fields(resource: str, body: dict) -> list[str]:
+    """Paths of fields the Go types do not have, removed from body as the decoder does."""
     found: list[str] = []
 
     def scan(obj: Any, allowed: set[str], prefix: str) -> None:
         if isinstance(obj, dict):
-            found.extend(f"{prefix}{k}" for k in obj if k not in allowed)
+            for key in [k for k in obj if k not in allowed]:
+                found.append(f"{prefix}{key}")
+                del obj[key]  # the decoder drops what the Go type has no field for
 
     if resource == "pods":
         scan(body, _POD_FIELDS, "")
