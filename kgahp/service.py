@@ -484,9 +484,13 @@ class Service:
                 for pod in pods:
                     if not _meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(_meta(pod).get("name")))
-                # Owned secrets go with their pod; this also catches one orphaned by a crash
-                # between creating a pod and its secret.
-                self.kube.delete_secrets(namespace, self._job_selector(job))
+                # Owned secrets go with their pod (garbage collection); this also catches one
+                # orphaned by a crash between creating a pod and its secret. Best effort: the
+                # cancel itself is about the pod.
+                try:
+                    self.kube.delete_secrets(namespace, self._job_selector(job))
+                except ApiError as exc:
+                    log.warning("could not delete the secrets of %s: %s", job_id, exc)
             log.info("cancelled %s (%d pods)", job_id, len(pods))
             return 0, "No error"
         except ApiError as exc:

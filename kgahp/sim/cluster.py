@@ -85,7 +85,9 @@ class SimCluster:
                 return Path(controllers.pod_log_path(self.config, ns, pod, container))
         api = SimApi(self.store, self.config, stats=self.stats, faults=self.faults,
                      future_rv_wait=self.future_rv_wait, log_path=log_path)
-        self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+        # Open watch streams must not hold a stop() for aiohttp's default 60 s.
+        self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
+                                     shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
@@ -108,6 +110,14 @@ class SimCluster:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             if self._runner is not None:
                 await self._runner.cleanup()
+            # Whatever else is still pending (pod workers, watch handlers) must end here, on
+            # its own loop: a coroutine left for the garbage collector runs its cleanup on
+            # another thread at a random moment, which breaks CPython 3.11's AST code.
+            current = asyncio.current_task()
+            rest = [t for t in asyncio.all_tasks() if t is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout=30)
@@ -115,6 +125,9 @@ class SimCluster:
             loop.call_soon_threadsafe(loop.stop)
             if self._thread is not None:
                 self._thread.join(timeout=30)
+            if not loop.is_running():
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
             self._loop = None
             if self._own_workdir:
                 shutil.rmtree(self.config.workdir, ignore_errors=True)
