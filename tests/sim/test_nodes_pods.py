@@ -8,7 +8,6 @@ import time
 from kubernetes import client
 from test_nodes_support import (
     NAMESPACE,
-    SimFactory,
     condition,
     core,
     events_for,
@@ -20,13 +19,12 @@ from test_nodes_support import (
     wait_pod,
     waiting_reason,
 )
-from test_nodes_support import make_sim as make_sim_fixture
 
-make_sim = make_sim_fixture   # the fixture, under the name the tests ask for
+from kgahp.sim import SimCluster
 
 
-def test_process_logs_env_and_exit_code(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_process_logs_env_and_exit_code(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest(
         "hello", ["sh", "-c", "echo hello $POD_NAME/$POD_NS $FOO; echo oops >&2; exit 3"],
         container={"env": [
@@ -45,8 +43,8 @@ def test_process_logs_env_and_exit_code(make_sim: SimFactory) -> None:
     assert "Scheduled" in reasons and "Started" in reasons
 
 
-def test_success_is_completed(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_success_is_completed(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest("ok", ["true"]))
     pod = wait_pod(api, "ok", phase_in("Failed", "Succeeded"))
     assert pod.status.phase == "Succeeded"
@@ -54,16 +52,16 @@ def test_success_is_completed(make_sim: SimFactory) -> None:
     assert condition(pod, "ContainersReady").reason == "PodCompleted"
 
 
-def test_death_by_signal(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_death_by_signal(sim: SimCluster) -> None:
+    api = core(sim)
     # Kubernetes reduces '$$' to '$' in command/args, so the shell's $$ is written '$$$$'.
     api.create_namespaced_pod(NAMESPACE, pod_manifest("sig", ["sh", "-c", "kill -9 $$$$"]))
     pod = wait_pod(api, "sig", phase_in("Failed", "Succeeded"))
     assert (terminated(pod).exit_code, terminated(pod).reason) == (137, "Error")
 
 
-def test_running_state_is_reported(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_running_state_is_reported(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest("run", ["sleep", "30"]))
     pod = wait_pod(api, "run", phase_in("Running"))
     status = pod.status.container_statuses[0]
@@ -71,8 +69,8 @@ def test_running_state_is_reported(make_sim: SimFactory) -> None:
     assert condition(pod, "Ready").status == "True"
 
 
-def test_empty_dir_shared_between_init_and_main(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_empty_dir_shared_between_init_and_main(sim: SimCluster) -> None:
+    api = core(sim)
     mount = [{"name": "work", "mountPath": "/work"}]
     manifest = pod_manifest(
         "shared", ["sh", "-c", "cat /work/greeting; pwd"],
@@ -88,8 +86,8 @@ def test_empty_dir_shared_between_init_and_main(make_sim: SimFactory) -> None:
     assert first == "from-init" and cwd.endswith("/volumes/work")
 
 
-def test_init_container_phase_while_initialising(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_init_container_phase_while_initialising(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest(
         "initwait", ["true"],
         initContainers=[{"name": "slow", "image": "busybox:1.36", "command": ["sleep", "30"]}]))
@@ -100,8 +98,8 @@ def test_init_container_phase_while_initialising(make_sim: SimFactory) -> None:
     assert condition(pod, "Initialized").reason == "ContainersNotInitialized"
 
 
-def test_secret_volume_modes_and_live_refresh(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_secret_volume_modes_and_live_refresh(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_secret(NAMESPACE, client.V1Secret(
         metadata=client.V1ObjectMeta(name="creds"), string_data={"token": "old"}))
     script = ("stat -c %a /etc/creds/token; cat /etc/creds/token; echo; "
@@ -120,8 +118,8 @@ def test_secret_volume_modes_and_live_refresh(make_sim: SimFactory) -> None:
         ["400", "old", "refreshed"]
 
 
-def test_missing_secret_volume_keeps_pod_creating(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_missing_secret_volume_keeps_pod_creating(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest(
         "nomount", ["cat", "/s/k"],
         container={"volumeMounts": [{"name": "s", "mountPath": "/s"}]},
@@ -138,8 +136,8 @@ def test_missing_secret_volume_keeps_pod_creating(make_sim: SimFactory) -> None:
     assert api.read_namespaced_pod_log("nomount", NAMESPACE) == "v"
 
 
-def test_missing_env_secret_is_config_error(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_missing_env_secret_is_config_error(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest(
         "noenv", ["sh", "-c", "echo $T"],
         container={"env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "tok",
@@ -153,8 +151,8 @@ def test_missing_env_secret_is_config_error(make_sim: SimFactory) -> None:
     assert api.read_namespaced_pod_log("noenv", NAMESPACE) == "value\n"
 
 
-def test_restart_policy_on_failure(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_restart_policy_on_failure(sim: SimCluster) -> None:
+    api = core(sim)
     script = "if [ -f /w/once ]; then echo second; exit 0; fi; touch /w/once; exit 1"
     api.create_namespaced_pod(NAMESPACE, pod_manifest(
         "retry", ["sh", "-c", script], restartPolicy="OnFailure",
@@ -168,8 +166,8 @@ def test_restart_policy_on_failure(make_sim: SimFactory) -> None:
     assert api.read_namespaced_pod_log("retry", NAMESPACE) == "second\n"
 
 
-def test_graceful_deletion_sigterm_then_sigkill(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_graceful_deletion_sigterm_then_sigkill(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest("polite", ["sleep", "30"]))
     api.create_namespaced_pod(NAMESPACE, pod_manifest(
         "stubborn", ["sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"],
@@ -188,8 +186,8 @@ def test_graceful_deletion_sigterm_then_sigkill(make_sim: SimFactory) -> None:
     assert 0.9 < timings["stubborn"] < 3
 
 
-def test_active_deadline_exceeded(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_active_deadline_exceeded(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest("late", ["sleep", "30"],
                                                       activeDeadlineSeconds=1))
     pod = wait_pod(api, "late", phase_in("Failed"), timeout=5)

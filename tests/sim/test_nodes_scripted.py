@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import watch
 from test_nodes_support import (
     NAMESPACE,
     SimFactory,
@@ -22,6 +22,8 @@ from test_nodes_support import (
 )
 from test_nodes_support import make_sim as make_sim_fixture
 
+from kgahp.sim import SimCluster
+
 make_sim = make_sim_fixture   # the fixture, under the name the tests ask for
 
 
@@ -35,9 +37,9 @@ def scripted(name: str, image: str, **spec: object) -> dict:  # type: ignore[typ
     ("sim.invalid/signal9:100ms", "Failed", 137, "Error"),
     ("sim.invalid/oom:100ms", "Failed", 137, "OOMKilled"),
 ])
-def test_terminating_outcomes(make_sim: SimFactory, image: str, phase: str, code: int,
+def test_terminating_outcomes(sim: SimCluster, image: str, phase: str, code: int,
                               reason: str) -> None:
-    api = core(make_sim())
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("p", image))
     pod = wait_pod(api, "p", phase_in("Succeeded", "Failed"))
     assert (pod.status.phase, terminated(pod).exit_code, terminated(pod).reason) == \
@@ -54,8 +56,8 @@ def test_annotation_selects_outcome_and_scripted_mode(make_sim: SimFactory) -> N
     assert terminated(wait_pod(api, "plain", phase_in("Succeeded"))).exit_code == 0
 
 
-def test_pull_error_alternates_with_backoff(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_pull_error_alternates_with_backoff(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("pull", "sim.invalid/pull-error"))
     pod = wait_pod(api, "pull", lambda p: waiting_reason(p) == "ErrImagePull")
     message = pod.status.container_statuses[0].state.waiting.message
@@ -73,8 +75,8 @@ def test_pull_error_alternates_with_backoff(make_sim: SimFactory) -> None:
     ("sim.invalid/invalid-name", "InvalidImageName"),
     ("sim.invalid/config-error", "CreateContainerConfigError"),
 ])
-def test_never_starting_outcomes(make_sim: SimFactory, image: str, reason: str) -> None:
-    api = core(make_sim())
+def test_never_starting_outcomes(sim: SimCluster, image: str, reason: str) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("stuck", image))
     pod = wait_pod(api, "stuck", lambda p: waiting_reason(p) == reason)
     assert pod.status.phase == "Pending"
@@ -84,8 +86,8 @@ def test_never_starting_outcomes(make_sim: SimFactory, image: str, reason: str) 
     wait_for(lambda: gone(api, "stuck"), bool)
 
 
-def test_evict_happens_once_per_image(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_evict_happens_once_per_image(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("ev1", "sim.invalid/evict:200ms"))
     pod = wait_pod(api, "ev1", phase_in("Failed", "Succeeded"))
     assert (pod.status.phase, pod.status.reason) == ("Failed", "Evicted")
@@ -97,8 +99,8 @@ def test_evict_happens_once_per_image(make_sim: SimFactory) -> None:
     assert pod.status.phase == "Succeeded" and pod.status.reason is None
 
 
-def test_preempt_deletes_pod_with_disruption_condition(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_preempt_deletes_pod_with_disruption_condition(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("pre", "sim.invalid/preempt:200ms"))
     seen = []
     # Read until the server ends the stream, so no watch is left open when the sim stops.
@@ -112,8 +114,7 @@ def test_preempt_deletes_pod_with_disruption_condition(make_sim: SimFactory) -> 
     assert terminated(marked[-1]).exit_code == 143
 
 
-def test_node_lost_taint_manager_deletion(make_sim: SimFactory) -> None:
-    sim = make_sim()
+def test_node_lost_taint_manager_deletion(sim: SimCluster) -> None:
     api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("lost", "sim.invalid/node-lost:100ms",
                                                   terminationGracePeriodSeconds=1))
@@ -130,8 +131,8 @@ def test_node_lost_taint_manager_deletion(make_sim: SimFactory) -> None:
     assert not node.spec.taints
 
 
-def test_slow_delete_uses_full_grace(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_slow_delete_uses_full_grace(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("slow", "sim.invalid/slow-delete",
                                                   terminationGracePeriodSeconds=1))
     wait_pod(api, "slow", phase_in("Running"))
@@ -141,8 +142,8 @@ def test_slow_delete_uses_full_grace(make_sim: SimFactory) -> None:
     assert 0.9 < time.monotonic() - began < 3
 
 
-def test_stuck_terminating_until_forced(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_stuck_terminating_until_forced(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("stuck", "sim.invalid/stuck-terminating",
                                                   terminationGracePeriodSeconds=1))
     wait_pod(api, "stuck", phase_in("Running"))
@@ -154,13 +155,12 @@ def test_stuck_terminating_until_forced(make_sim: SimFactory) -> None:
     wait_for(lambda: gone(api, "stuck"), bool, timeout=2)
 
 
-def test_sleep_runs_until_deleted_with_sigterm(make_sim: SimFactory) -> None:
-    api = core(make_sim())
+def test_sleep_runs_until_deleted_with_sigterm(sim: SimCluster) -> None:
+    api = core(sim)
     api.create_namespaced_pod(NAMESPACE, scripted("sleeper", "sim.invalid/sleep"))
     wait_pod(api, "sleeper", phase_in("Running"))
     time.sleep(0.3)
     assert api.read_namespaced_pod("sleeper", NAMESPACE).status.phase == "Running"
-    w = client.CoreV1Api(api.api_client)
-    w.delete_namespaced_pod("sleeper", NAMESPACE)
+    api.delete_namespaced_pod("sleeper", NAMESPACE)
     wait_for(lambda: gone(api, "sleeper"), bool)
     assert ("Killing", "Stopping container main") in events_for(api, "sleeper")
