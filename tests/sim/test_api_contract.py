@@ -814,3 +814,58 @@ def test_concurrent_clients_get_distinct_versions(core, made):
     assert not errors
     pods = core.list_namespaced_pod(NS, label_selector=f"tag={tag}").items
     assert len({p.metadata.resource_version for p in pods}) == 8
+
+
+def test_follow_streams_the_log_until_the_container_ends(core, sim):
+    sim.require_sim("needs the sim kubelet running a local process")
+    name = unique()
+    body = pod_body(name, scheduler="default-scheduler", image="busybox:1.36")
+    body["spec"]["containers"][0]["command"] = [
+        "sh", "-c", "echo start; sleep 0.6; echo middle; sleep 0.6; echo end"]
+    core.create_namespaced_pod(NS, body)
+    deadline = time.monotonic() + 20
+    while core.read_namespaced_pod(name, NS).status.phase == "Pending":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    started = time.monotonic()
+    raw = core.read_namespaced_pod_log(name, NS, follow=True, _preload_content=False)
+    text = b"".join(raw.stream(64)).decode()
+    assert text == "start\nmiddle\nend\n"
+    assert time.monotonic() - started > 0.5  # it waited for lines written later
+
+
+def test_events_field_selector_on_involved_object(core):
+    name = unique()
+    event = {"metadata": {"name": name + ".1"},
+             "involvedObject": {"kind": "Pod", "namespace": NS, "name": name},
+             "reason": "Testing", "message": "hello", "type": "Normal"}
+    core.create_namespaced_event(NS, event)
+    try:
+        got = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}")
+        assert [e.reason for e in got.items] == ["Testing"]
+        none = core.list_namespaced_event(NS, field_selector=f"involvedObject.name={name}x")
+        assert none.items == []
+    finally:
+        core.delete_namespaced_event(name + ".1", NS)
+
+
+def test_probabilistic_faults_are_reproducible(sim):
+    sim.require_sim()
+    from kgahp.sim.faults import Faults
+
+    def outcomes(seed: int) -> list[bool]:
+        faults = Faults(seed=seed)
+        faults.error(503, probability=0.5)
+        return [faults.pick("GET", "/api/v1/pods", False) is not None for _ in range(40)]
+
+    first = outcomes(7)
+    assert first == outcomes(7)
+    assert 5 < sum(first) < 35
+    assert first != outcomes(8)
+
+
+def test_kubeconfig_fixture_works_with_the_official_loader(sim_kubeconfig):
+    from kubernetes import config
+
+    api = client.CoreV1Api(config.new_client_from_config(config_file=sim_kubeconfig))
+    assert api.read_namespace("default").status.phase == "Active"
