@@ -26,6 +26,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", default="", help="write a kubeconfig here once ready")
     parser.add_argument("--no-processes", action="store_true",
                         help="script every container instead of running local processes")
+    parser.add_argument("--anonymous-admin", action="store_true",
+                        help="treat requests without a token as admin (kubectl sends no "
+                             "bearer token over plain http)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -38,7 +41,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     config = SimConfig(nodes=args.nodes, cpu=args.cpu, memory=args.memory, gpus=args.gpus,
                        workdir=args.workdir, run_processes=not args.no_processes)
-    cluster = SimCluster(config, host=args.host, port=args.port).start()
+    cluster = SimCluster(config, host=args.host, port=args.port,
+                         anonymous_admin=args.anonymous_admin).start()
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

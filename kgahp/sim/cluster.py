@@ -36,11 +36,12 @@ def _load_controllers() -> Any | None:
 
 class SimCluster:
     def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                 *, future_rv_wait: float = 3.0) -> None:
+                 *, future_rv_wait: float = 3.0, anonymous_admin: bool = False) -> None:
         self.config = config or SimConfig()
         self.host = host
         self.port = port
         self.future_rv_wait = future_rv_wait
+        self.anonymous_admin = anonymous_admin
         self.stats = RequestStats()
         self.faults = Faults()
         self.store = Store(self.config.history_window)
@@ -84,7 +85,8 @@ class SimCluster:
             def log_path(ns: str, pod: str, container: str) -> Path:
                 return Path(controllers.pod_log_path(self.config, ns, pod, container))
         api = SimApi(self.store, self.config, stats=self.stats, faults=self.faults,
-                     future_rv_wait=self.future_rv_wait, log_path=log_path)
+                     future_rv_wait=self.future_rv_wait, log_path=log_path,
+                     anonymous_admin=self.anonymous_admin)
         # Open watch streams must not hold a stop() for aiohttp's default 60 s.
         self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
                                      shutdown_timeout=1.0)
