@@ -458,8 +458,14 @@ class PodWorker:
             return
         if not current["metadata"].get("deletionTimestamp"):
             return
+        # As a kubelet does: DELETE with grace 0 and a uid precondition (MODIFIED + DELETED).
         with contextlib.suppress(Exception):
-            self.store.remove("pods", self.namespace, self.name)
+            self.store.delete("pods", self.namespace, self.name, grace_seconds=0,
+                              uid_precondition=self.uid)
+        left = self.store_pod()
+        if left is not None and left["metadata"].get("uid") == self.uid:
+            with contextlib.suppress(Exception):
+                self.store.remove("pods", self.namespace, self.name)
 
     def store_pod(self) -> Optional[dict[str, Any]]:
         try:

@@ -358,7 +358,8 @@ class LocalProcess:
         try:
             proc = await asyncio.create_subprocess_exec(
                 program, *spec.argv[1:],
-                stdin=None if spec.stdin else asyncio.subprocess.DEVNULL,
+                # stdin: true keeps an open pipe nobody writes to (no attached client)
+                stdin=asyncio.subprocess.PIPE if spec.stdin else asyncio.subprocess.DEVNULL,
                 stdout=log_handle, stderr=asyncio.subprocess.STDOUT,
                 cwd=spec.cwd, env=spec.env, start_new_session=True)
         except OSError as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 
-from kubernetes import client
+from kubernetes import client, watch
 from test_nodes_support import (
     NAMESPACE,
     condition,
@@ -194,3 +194,20 @@ def test_active_deadline_exceeded(sim: SimCluster) -> None:
     assert pod.status.reason == "DeadlineExceeded"
     assert pod.status.message == "Pod was active on the node longer than the specified deadline"
     assert terminated(pod).exit_code == 143
+
+
+def test_graceful_deletion_watch_sequence(sim: SimCluster) -> None:
+    """Recording 09: DELETE marks the pod, the kubelet reports 143 then deletes with grace 0."""
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest("seq", ["sleep", "30"]))
+    running = wait_pod(api, "seq", phase_in("Running"))
+    api.delete_namespaced_pod("seq", NAMESPACE)
+    seen = []
+    for event in watch.Watch().stream(api.list_namespaced_pod, NAMESPACE,
+                                      field_selector="metadata.name=seq", timeout_seconds=2,
+                                      resource_version=running.metadata.resource_version):
+        pod = event["object"]
+        seen.append((event["type"], pod.metadata.deletion_grace_period_seconds, pod.status.phase,
+                     terminated(pod).exit_code if terminated(pod) else None))
+    assert seen == [("MODIFIED", 2, "Running", None), ("MODIFIED", 2, "Failed", 143),
+                    ("MODIFIED", 0, "Failed", 143), ("DELETED", 0, "Failed", 143)]
