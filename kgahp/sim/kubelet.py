@@ -796,6 +796,8 @@ class Kubelet:
         self.nodes = {node_name(i) for i in range(1, config.nodes + 1)}
         self.workers: dict[Key, PodWorker] = {}
         self.once_used: set[str] = set()
+        # (namespace, resource, name) of a Secret/ConfigMap -> pods reading it
+        self.readers: dict[tuple[str, str, str], set[Key]] = {}
         self.next_ip = 0
 
     def allocate_ip(self) -> str:
@@ -817,9 +819,10 @@ class Kubelet:
         if event.resource == "pods":
             self.observe_pod(event)
         elif event.resource in ("secrets", "configmaps"):
-            ref = (event.resource, event.obj["metadata"]["name"])
-            for worker in self.workers.values():
-                if worker.namespace == event.namespace and ref in worker.refs:
+            ref = (event.namespace or "", event.resource, event.obj["metadata"]["name"])
+            for key in list(self.readers.get(ref, ())):
+                worker = self.workers.get(key)
+                if worker is not None:
                     worker.on_config_changed()
 
     def observe_pod(self, event: WatchEvent) -> None:
@@ -842,6 +845,8 @@ class Kubelet:
                 return
             worker = PodWorker(self, pod)
             self.workers[key] = worker
+            for resource, name in worker.refs:
+                self.readers.setdefault((worker.namespace, resource, name), set()).add(key)
             # A finished worker stays registered until the pod is deleted, so it is not re-run.
             worker.task = asyncio.ensure_future(worker.run())
         if meta.get("deletionTimestamp"):
@@ -852,7 +857,15 @@ class Kubelet:
 
     def drop(self, key: Key) -> None:
         worker = self.workers.pop(key, None)
-        if worker is not None and worker.task is not None and not worker.task.done():
+        if worker is None:
+            return
+        for resource, name in worker.refs:
+            readers = self.readers.get((worker.namespace, resource, name))
+            if readers is not None:
+                readers.discard(key)
+                if not readers:
+                    del self.readers[(worker.namespace, resource, name)]
+        if worker.task is not None and not worker.task.done():
             worker.task.cancel()
 
     def set_node_reachable(self, name: str, reachable: bool) -> None:

@@ -206,7 +206,8 @@ class Scheduler:
                 self._wake.set()       # capacity freed: pending pods may fit now
             return
         if node:
-            self._placed[key] = (node, pod_requests(pod.get("spec") or {}))
+            if self._placed.get(key, ("",))[0] != node:   # requests are immutable once bound
+                self._placed[key] = (node, pod_requests(pod.get("spec") or {}))
         elif (pod.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME \
                 and not pod["metadata"].get("deletionTimestamp"):
             if key not in self._pending:

@@ -211,3 +211,36 @@ def test_graceful_deletion_watch_sequence(sim: SimCluster) -> None:
                      terminated(pod).exit_code if terminated(pod) else None))
     assert seen == [("MODIFIED", 2, "Running", None), ("MODIFIED", 2, "Failed", 143),
                     ("MODIFIED", 0, "Failed", 143), ("DELETED", 0, "Failed", 143)]
+
+
+def test_restart_policy_always_crash_loops(sim: SimCluster) -> None:
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest("loop", ["sh", "-c", "exit 2"],
+                                                      restartPolicy="Always"))
+    pod = wait_pod(api, "loop", lambda p: waiting_reason(p) == "CrashLoopBackOff" and
+                   p.status.container_statuses[0].restart_count >= 2)
+    status = pod.status.container_statuses[0]
+    assert pod.status.phase == "Running"
+    assert status.last_state.terminated.exit_code == 2
+    assert status.state.waiting.message.startswith("back-off ")
+    assert "restarting failed container=main pod=loop_default(" in status.state.waiting.message
+
+
+def test_failed_init_container_fails_the_pod(sim: SimCluster) -> None:
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest(
+        "badinit", ["true"],
+        initContainers=[{"name": "setup", "image": "busybox:1.36", "command": ["false"]}]))
+    pod = wait_pod(api, "badinit", phase_in("Failed", "Succeeded"))
+    assert pod.status.phase == "Failed"
+    assert pod.status.init_container_statuses[0].state.terminated.exit_code == 1
+    assert waiting_reason(pod) == "PodInitializing"
+
+
+def test_missing_program_is_start_error(sim: SimCluster) -> None:
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest("nocmd", ["/no/such/program"]))
+    pod = wait_pod(api, "nocmd", phase_in("Failed", "Succeeded"))
+    state = terminated(pod)
+    assert (pod.status.phase, state.exit_code, state.reason) == ("Failed", 128, "StartError")
+    assert 'exec: "/no/such/program"' in state.message
