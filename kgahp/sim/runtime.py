@@ -394,7 +394,10 @@ class LocalProcess:
             self._signal_group(signal.SIGKILL)
 
     async def stop(self, grace_seconds: float) -> int:
-        """SIGTERM, then SIGKILL once the grace period has passed; the exit code."""
+        """SIGTERM, then SIGKILL once the grace period has passed (at once for 0); the exit code."""
+        if grace_seconds <= 0:
+            self.kill()
+            return await self.wait()
         self.terminate()
         try:
             return await asyncio.wait_for(
@@ -441,9 +444,12 @@ class ScriptedProcess:
         self._finish(128 + signal.SIGKILL)
 
     async def stop(self, grace_seconds: float) -> int:
+        if grace_seconds <= 0:
+            self.kill()
+            return await self.wait()
         self.terminate()
         try:
-            return await asyncio.wait_for(self.wait(), timeout=max(grace_seconds, 0))
+            return await asyncio.wait_for(self.wait(), timeout=grace_seconds)
         except asyncio.TimeoutError:
             self.kill()
             return await self.wait()

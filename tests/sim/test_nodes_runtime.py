@@ -91,3 +91,11 @@ def test_scripted_process_exits_on_time() -> None:
 
     code, took = _run(scenario())
     assert code == 3 and 0.15 < took < 1
+
+
+def test_stop_with_zero_grace_kills_at_once(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        process = await LocalProcess.start(_spec(tmp_path, "sleep 30"))
+        return await process.stop(0)
+
+    assert _run(scenario()) == 137

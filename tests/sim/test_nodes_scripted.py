@@ -92,6 +92,7 @@ def test_evict_happens_once_per_image(sim: SimCluster) -> None:
     pod = wait_pod(api, "ev1", phase_in("Failed", "Succeeded"))
     assert (pod.status.phase, pod.status.reason) == ("Failed", "Evicted")
     assert pod.status.message == "The node was low on resource: memory."
+    assert terminated(pod).exit_code == 137   # hard eviction: no grace period
     target = condition(pod, "DisruptionTarget")
     assert (target.status, target.reason) == ("True", "TerminationByKubelet")
     api.create_namespaced_pod(NAMESPACE, scripted("ev2", "sim.invalid/evict:200ms"))
