@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import datetime as dt
 import json
+import pickle
 import random
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -90,18 +91,25 @@ def new_uid() -> str:
     return str(uuid.UUID(int=_uid_rng.getrandbits(128), version=4))
 
 
+_stamp_cache: tuple[int, str] = (0, "")
+
+
 def now_rfc3339(offset_seconds: float = 0) -> str:
-    moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset_seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC time with second precision, as metav1.Time serialises."""
+    global _stamp_cache
+    moment = time.time() + offset_seconds
+    second = int(moment)
+    if offset_seconds == 0 and _stamp_cache[0] == second:
+        return _stamp_cache[1]  # many objects are stamped within the same second
+    text = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    if offset_seconds == 0:
+        _stamp_cache = (second, text)
+    return text
 
 
 def clone(value: object) -> object:
-    """Deep copy for JSON-shaped data, several times faster than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clone(v) for v in value]
-    return value
+    """Deep copy for JSON-shaped data (pickle's C implementation: the fastest available)."""
+    return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
 
 
 def _clone_obj(obj: dict) -> dict:
