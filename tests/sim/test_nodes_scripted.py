@@ -165,3 +165,13 @@ def test_sleep_runs_until_deleted_with_sigterm(sim: SimCluster) -> None:
     api.delete_namespaced_pod("sleeper", NAMESPACE)
     wait_for(lambda: gone(api, "sleeper"), bool)
     assert ("Killing", "Stopping container main") in events_for(api, "sleeper")
+
+
+def test_deadline_exceeded_for_scripted_container(sim: SimCluster) -> None:
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, scripted("deadline", "sim.invalid/sleep",
+                                                  activeDeadlineSeconds=1))
+    pod = wait_pod(api, "deadline", phase_in("Failed"), timeout=5)
+    assert (pod.status.reason, terminated(pod).exit_code) == ("DeadlineExceeded", 143)
+    assert ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline") \
+        in events_for(api, "deadline")
