@@ -198,9 +198,13 @@ class Service:
             return 1, str(exc), None
 
     def _submit_locked(self, req: JobRequest, ad_text: str, namespace: str, job: str) -> None:
-        # Ask the API, not the cache: a resubmission right after a crash must see a pod the
-        # cache may not have caught up with. Submits are rare; statuses are not.
-        existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
+        # Once the cache has listed the namespace it holds every pod of this instance: pods an
+        # earlier (crashed) instance made were in that list, and pods this one makes are noted
+        # into it at creation. Before that, ask the API.
+        if self.cache.is_synced(namespace):
+            existing = self.cache.pods_for_job(namespace, job)
+        else:
+            existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
         live = sorted((p for p in existing if _is_active(p)), key=_attempt)
         rec = self.store.get(job)
         if live:

@@ -29,6 +29,30 @@ def _rv(pod: dict) -> int:
         return 0
 
 
+_CONTAINER_KEEP = ("name", "image", "resources")
+
+
+def slim(pod: dict) -> dict:
+    """The part of a pod kgahp reads (identity, resources, status). A full pod is 5-10 KB of
+    JSON (managedFields, the wrapper script, env, volumes); 10,000 of them would dominate the
+    GAHP's memory, so the cache keeps only this."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    return {
+        "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "activeDeadlineSeconds": spec.get("activeDeadlineSeconds"),
+            "terminationGracePeriodSeconds": spec.get("terminationGracePeriodSeconds"),
+            "containers": [{k: c[k] for k in _CONTAINER_KEEP if k in c}
+                           for c in spec.get("containers") or []],
+            "initContainers": [{k: c[k] for k in _CONTAINER_KEEP if k in c}
+                               for c in spec.get("initContainers") or []],
+        },
+        "status": pod.get("status") or {},
+    }
+
+
 def _key(pod: dict) -> tuple[str, str]:
     meta = pod.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -101,6 +125,7 @@ class PodCache:
         self._put(pod)
 
     def _put(self, pod: dict) -> bool:
+        pod = slim(pod)
         key = _key(pod)
         with self._lock:
             old = self._pods.get(key)
@@ -118,8 +143,8 @@ class PodCache:
             old = self._pods.pop(key, None)
             if old is None:
                 return
-            job = ((old.get("metadata") or {}).get("labels") or {}).get(self.job_label)
-            names = self._by_job.get((key[0], job)) if job else None
+            job = str(((old.get("metadata") or {}).get("labels") or {}).get(self.job_label, ""))
+            names = self._by_job.get((key[0], job))
             if names is not None:
                 names.discard(key[1])
                 if not names:
