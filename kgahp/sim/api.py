@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from kgahp.sim import discovery, validation
+from kgahp.sim import discovery, tables, validation
 from kgahp.sim.defaulting import KIND_OF, default_secret
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -364,8 +364,11 @@ class SimApi:
         if route.subresource == "binding":
             return await self._binding(request, route, pretty)
         if verb == "get":
-            return self._json(self.store.get(route.resource, route.namespace, route.name),
-                              pretty=pretty)
+            obj = self.store.get(route.resource, route.namespace, route.name)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return self._json(tables.table(route.resource, [obj], {
+                    "resourceVersion": obj["metadata"].get("resourceVersion", "")}), pretty=pretty)
+            return self._json(obj, pretty=pretty)
         if verb == "list":
             return await self._list(request, route, pretty)
         if verb == "watch":
@@ -471,6 +474,8 @@ class SimApi:
             list_meta["continue"] = _encode_continue(list_rv, last_key)
             if not query.get("labelSelector") and not query.get("fieldSelector"):
                 list_meta["remainingItemCount"] = remaining
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return self._json(tables.table(route.resource, items, list_meta), pretty=pretty)
         body = {"kind": KIND_OF[route.resource] + "List", "apiVersion": "v1",
                 "metadata": list_meta,
                 "items": [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}

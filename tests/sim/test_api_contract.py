@@ -869,3 +869,22 @@ def test_kubeconfig_fixture_works_with_the_official_loader(sim_kubeconfig):
 
     api = client.CoreV1Api(config.new_client_from_config(config_file=sim_kubeconfig))
     assert api.read_namespace("default").status.phase == "Active"
+
+
+def test_table_output_for_kubectl(core, made, sim):
+    sim.require_sim("the column set is the sim's subset of kubectl's printers")
+    name = unique()
+    made(pod_body(name))
+    api = core.api_client
+    resp = api.call_api(*api.param_serialize(
+        "GET", "/api/v1/namespaces/{namespace}/pods/{name}",
+        path_params={"namespace": NS, "name": name},
+        header_params={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,"
+                                 "application/json"},
+        auth_settings=["BearerToken"]))
+    resp.read()
+    table = json.loads(resp.data)
+    assert table["kind"] == "Table" and table["apiVersion"] == "meta.k8s.io/v1"
+    columns = [c["name"] for c in table["columnDefinitions"]]
+    assert columns[:5] == ["Name", "Ready", "Status", "Restarts", "Age"]
+    assert table["rows"][0]["cells"][:4] == [name, "0/1", "Pending", 0]
