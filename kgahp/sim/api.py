@@ -13,7 +13,6 @@ import binascii
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from kgahp.sim import discovery, tables, validation
 from kgahp.sim.defaulting import KIND_OF, default_secret
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from kgahp.sim.podlogs import serve_log
 from kgahp.sim.selectors import SelectorError, field_matcher, label_matcher
 from kgahp.sim.simconfig import SimConfig
 from kgahp.sim.stats import RequestStats
@@ -31,18 +31,18 @@ from kgahp.sim.store import (
     RESOURCES,
     ApiStatusError,
     Store,
-    WatchEvent,
     clone,
     new_uid,
     now_rfc3339,
 )
+from kgahp.sim.watchstream import WatchStream
+from kgahp.sim.wire import BASE_HEADERS, Route, dump, int_param, parse_route, truthy
 
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "kubernetes-admin"
 RESTRICTED_USER = "sim-user"
 ANONYMOUS = "system:anonymous"
-PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 SUBRESOURCES = {"pods": {"status", "log", "binding"}, "namespaces": {"status"},
                 "nodes": {"status"}}
 VERSION_INFO = {
@@ -53,65 +53,6 @@ VERSION_INFO = {
 }
 PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
                "application/json-patch+json", "application/apply-patch+yaml")
-BASE_HEADERS = {"Cache-Control": "no-cache, private"}
-
-
-@dataclass
-class Route:
-    """What a request addresses, as the apiserver's RequestInfo resolver sees it."""
-    resource: str = ""
-    namespace: str | None = None
-    name: str = ""
-    subresource: str = ""
-    group: str = ""
-    non_resource: bool = False
-
-
-def parse_route(path: str) -> Route | None:
-    parts = [p for p in path.split("/") if p]
-    if not parts:
-        return Route(non_resource=True)
-    if parts[0] == "api" and len(parts) >= 3 and parts[1] == "v1":
-        rest = parts[2:]
-        group = ""
-    elif parts[0] == "apis" and len(parts) >= 4:
-        rest = parts[3:]
-        group = parts[1]
-    else:
-        return Route(non_resource=True)
-    route = Route(group=group)
-    if rest[0] == "namespaces" and len(rest) >= 3:
-        route.namespace = rest[1]
-        rest = rest[2:]
-    route.resource = rest[0]
-    if len(rest) > 1:
-        route.name = rest[1]
-    if len(rest) > 2:
-        route.subresource = rest[2]
-    if len(rest) > 3:
-        return None
-    return route
-
-
-def dump(obj: Any, pretty: bool = False) -> bytes:
-    if pretty:
-        return json.dumps(obj, indent=2, ensure_ascii=False).encode()
-    return (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true", "yes")
-
-
-def _int_param(query: Any, name: str) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ApiStatusError(400, "BadRequest",
-                             f'strconv.ParseInt: parsing "{raw}": invalid syntax') from exc
 
 
 def _encode_continue(rv: int, start: str) -> str:
@@ -130,18 +71,6 @@ def _decode_continue(token: str) -> tuple[int, str]:
             400, "BadRequest",
             "invalid continue token: continue key is not valid: invalid character '\\u0081' "
             "looking for beginning of value") from exc
-
-
-def _bookmark(resource: str, rv: int) -> dict:
-    obj: dict = {"kind": KIND_OF.get(resource, ""), "apiVersion": "v1",
-                 "metadata": {"resourceVersion": str(rv), "creationTimestamp": None}}
-    if resource == "pods":
-        obj["spec"] = {"containers": None}
-        obj["status"] = {}
-    elif resource in ("namespaces", "nodes"):
-        obj["spec"] = {}
-        obj["status"] = {}
-    return obj
 
 
 class SimApi:
@@ -200,7 +129,7 @@ class SimApi:
             f'group "{group}" {scope}', details)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        pretty = (_truthy(request.query.get("pretty"))
+        pretty = (truthy(request.query.get("pretty"))
                   or request.headers.get("User-Agent", "").startswith(("curl", "Wget",
                                                                         "Mozilla/5.0")))
         try:
@@ -238,7 +167,7 @@ class SimApi:
 
     async def _dispatch(self, request: web.Request, pretty: bool) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
-        is_watch = _truthy(request.query.get("watch"))
+        is_watch = truthy(request.query.get("watch"))
         route = parse_route(path)
         if self.faults.is_down():
             return self._drop(request)
@@ -360,7 +289,7 @@ class SimApi:
     async def _resource(self, request: web.Request, route: Route, verb: str, pretty: bool,
                         rule: FaultRule | None) -> web.StreamResponse:
         if route.subresource == "log":
-            return await self._log(request, route)
+            return await serve_log(request, self.store, route, self.log_path)
         if route.subresource == "binding":
             return await self._binding(request, route, pretty)
         if verb == "get":
@@ -372,7 +301,8 @@ class SimApi:
         if verb == "list":
             return await self._list(request, route, pretty)
         if verb == "watch":
-            return await self._watch(request, route, rule)
+            stream = WatchStream(self.store, route, request.query, self.config.bookmark_interval)
+            return await stream.serve(request, rule)
         if verb == "create":
             return await self._create(request, route, pretty)
         if verb == "delete":
@@ -434,7 +364,7 @@ class SimApi:
             by_field = field_matcher(route.resource, query.get("fieldSelector", ""))
         except SelectorError as err:
             raise ApiStatusError(400, "BadRequest", str(err)) from err
-        limit = _int_param(query, "limit") or 0
+        limit = int_param(query, "limit") or 0
         token = query.get("continue", "")
         list_rv = self.store.rv
         start = ""
@@ -494,135 +424,6 @@ class SimApi:
                              "message": "Too large resource version"}], "retryAfterSeconds": 1},
                 {"Retry-After": "1"})
 
-    async def _watch(self, request: web.Request, route: Route,
-                     rule: FaultRule | None) -> web.StreamResponse:
-        query = request.query
-        rv_raw = query.get("resourceVersion")
-        validation.check_list_options(rv_raw, query.get("resourceVersionMatch"), watch=True)
-        start_rv = validation.parse_rv(rv_raw) if rv_raw not in (None, "") else 0
-        try:
-            by_label = label_matcher(query.get("labelSelector", ""))
-            by_field = field_matcher(route.resource, query.get("fieldSelector", ""))
-        except SelectorError as bad_selector:
-            raise ApiStatusError(400, "BadRequest", str(bad_selector)) from bad_selector
-        timeout = _int_param(query, "timeoutSeconds")
-        bookmarks = _truthy(query.get("allowWatchBookmarks"))
-        resource, namespace = route.resource, route.namespace
-        if resource in CLUSTER_SCOPED:
-            namespace = None
-
-        def visible(obj: dict | None) -> bool:
-            return obj is not None and by_label(obj) and by_field(obj)
-
-        def relevant(ev: WatchEvent) -> bool:
-            return ev.resource == resource and (namespace is None or ev.namespace == namespace)
-
-        queue = self.store.subscribe()
-        try:
-            resp = web.StreamResponse(status=200, headers=BASE_HEADERS)
-            resp.content_type = "application/json"
-            resp.enable_chunked_encoding()
-            backlog: list[bytes] = []
-            last_rv = self.store.rv
-            known_rv = start_rv or last_rv  # what the client has been told so far
-            if start_rv == 0:
-                for obj in self.store.scan(resource, namespace):
-                    if visible(obj):
-                        backlog.append(dump({"type": "ADDED", "object": obj}))
-            elif start_rv < self.store.compacted_rv:
-                oldest = self.store.compacted_rv + 1
-                expired = ApiStatusError(410, "Expired",
-                                         f"too old resource version: {start_rv} ({oldest})")
-                await resp.prepare(request)
-                await resp.write(dump({"type": "ERROR", "object": expired.status()}))
-                await resp.write_eof()
-                return resp
-            else:
-                last_rv = start_rv
-                for ev in self.store.history_since(start_rv):
-                    line = self._event_line(ev, relevant, visible)
-                    if line:
-                        backlog.append(line)
-                        known_rv = ev.rv
-                    last_rv = max(last_rv, ev.rv)
-            await resp.prepare(request)
-            writer = _WatchWriter(resp, rule)
-            if backlog and not await writer.send(backlog):
-                return resp
-            await self._stream(queue, writer, relevant, visible, resource, last_rv, known_rv,
-                               timeout, bookmarks)
-            await resp.write_eof()
-            return resp
-        except ConnectionResetError:
-            return resp  # the client went away (or a fault cut the stream): nothing to report
-        finally:
-            self.store.unsubscribe(queue)
-
-    @staticmethod
-    def _event_line(ev: WatchEvent, relevant: Callable[[WatchEvent], bool],
-                    visible: Callable[[dict | None], bool]) -> bytes | None:
-        if not relevant(ev):
-            return None
-        now = visible(ev.obj)
-        if ev.type == "MODIFIED":
-            before = visible(ev.old) if ev.old is not None else now
-            if now and before:
-                return ev.line()
-            if now:
-                return ev.line("ADDED")
-            if before:
-                return ev.line("DELETED")
-            return None
-        return ev.line() if now else None
-
-    async def _stream(self, queue: asyncio.Queue[WatchEvent], writer: _WatchWriter,
-                      relevant: Callable[[WatchEvent], bool],
-                      visible: Callable[[dict | None], bool], resource: str, last_rv: int,
-                      known_rv: int, timeout: int | None, bookmarks: bool) -> None:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + timeout if timeout else None
-        interval = max(0.01, self.config.bookmark_interval)
-        next_bookmark = started + interval
-        if deadline is not None and timeout and timeout > 2:
-            next_bookmark = min(next_bookmark, deadline - 2.0)
-        bookmark_rv = known_rv
-        while True:
-            now = loop.time()
-            if deadline is not None and now >= deadline:
-                return
-            wait = (deadline - now) if deadline is not None else None
-            if bookmarks:
-                wait = min(wait, next_bookmark - now) if wait is not None else next_bookmark - now
-            try:
-                ev = await asyncio.wait_for(queue.get(), timeout=max(0.0, wait)
-                                            if wait is not None else None)
-            except asyncio.TimeoutError:
-                now = loop.time()
-                if bookmarks and now >= next_bookmark:
-                    latest = self.store.resource_rv.get(resource, 0)
-                    if latest > bookmark_rv:
-                        bookmark_rv = latest
-                        if not await writer.send([dump({"type": "BOOKMARK",
-                                                        "object": _bookmark(resource, latest)})]):
-                            return
-                    next_bookmark = now + interval
-                continue
-            lines: list[bytes] = []
-            batch = [ev]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            for item in batch:
-                if item.rv <= last_rv:
-                    continue
-                last_rv = item.rv
-                line = self._event_line(item, relevant, visible)
-                if line:
-                    lines.append(line)
-                    bookmark_rv = max(bookmark_rv, item.rv)
-            if lines and not await writer.send(lines):
-                return
-
     async def _delete(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
         options = await self._body(request, "DeleteOptions") if request.can_read_body else {}
         if not isinstance(options, dict):
@@ -630,7 +431,7 @@ class SimApi:
         query = request.query
         grace = options.get("gracePeriodSeconds")
         if "gracePeriodSeconds" in query:
-            grace = _int_param(query, "gracePeriodSeconds")
+            grace = int_param(query, "gracePeriodSeconds")
         policy = options.get("propagationPolicy", query.get("propagationPolicy"))
         if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
             raise validation.options_invalid(
@@ -773,132 +574,8 @@ class SimApi:
         return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                            "status": "Success", "code": 201}, 201, pretty)
 
-    async def _log(self, request: web.Request, route: Route) -> web.StreamResponse:
-        if request.method != "GET":
-            raise ApiStatusError(405, "MethodNotAllowed", "the server does not allow this "
-                                 "method on the requested resource", {})
-        query = request.query
-        pod = self.store.get("pods", route.namespace, route.name)
-        tail = _int_param(query, "tailLines")
-        limit = _int_param(query, "limitBytes")
-        validation.check_log_options(route.name, tail, limit)
-        containers = [c["name"] for c in pod["spec"].get("containers", [])]
-        init = [c["name"] for c in pod["spec"].get("initContainers") or []]
-        container = query.get("container", "")
-        if not container:
-            if len(containers) != 1:
-                raise ApiStatusError(
-                    400, "BadRequest",
-                    f"a container name must be specified for pod {route.name}, choose one of: "
-                    f"[{' '.join(containers)}]"
-                    + (f" or one of the init containers: [{' '.join(init)}]" if init else ""))
-            container = containers[0]
-        if container not in containers and container not in init:
-            raise ApiStatusError(400, "BadRequest",
-                                 f"container {container} is not valid for pod {route.name}")
-        if not pod["spec"].get("nodeName"):
-            return web.Response(status=204, headers=BASE_HEADERS)
-        path = self._log_file(route.namespace or "", route.name, container)
-        statuses = (pod.get("status", {}).get("containerStatuses") or []) + (
-            pod.get("status", {}).get("initContainerStatuses") or [])
-        state: dict = next((s.get("state", {}) for s in statuses if s.get("name") == container), {})
-        if "waiting" in state and (path is None or not path.exists()):
-            reason = state["waiting"].get("reason", "ContainerCreating")
-            raise ApiStatusError(
-                400, "BadRequest",
-                f'container "{container}" in pod "{route.name}" is waiting to start: '
-                + (reason if reason != "ContainerCreating" else "ContainerCreating"))
-        resp = web.StreamResponse(status=200, headers=BASE_HEADERS)
-        resp.content_type = "text/plain"
-        resp.enable_chunked_encoding()
-        await resp.prepare(request)
-        stamp = ""
-        if _truthy(query.get("timestamps")):
-            running = state.get("running") or state.get("terminated") or {}
-            stamp = (running.get("startedAt") or now_rfc3339()).replace("Z", ".000000000Z") + " "
-        data = path.read_bytes() if path is not None and path.exists() else b""
-        lines = data.splitlines(keepends=True)
-        if tail is not None:
-            lines = lines[-tail:] if tail else []
-        out = b"".join(stamp.encode() + line for line in lines)
-        sent = 0
-        if limit is not None:
-            out = out[:limit]
-        await resp.write(out)
-        sent += len(out)
-        if _truthy(query.get("follow")) and path is not None:
-            offset = len(data)
-            while limit is None or sent < limit:
-                await asyncio.sleep(0.1)
-                current = self.store.peek("pods", route.namespace, route.name)
-                chunk = b""
-                if path.exists():
-                    with path.open("rb") as fh:
-                        fh.seek(offset)
-                        chunk = fh.read()
-                    offset += len(chunk)
-                if chunk:
-                    chunk = b"".join(stamp.encode() + ln
-                                     for ln in chunk.splitlines(keepends=True))
-                    if limit is not None:
-                        chunk = chunk[:limit - sent]
-                    await resp.write(chunk)
-                    sent += len(chunk)
-                if current is None or _container_done(current, container):
-                    break
-        await resp.write_eof()
-        return resp
-
-    def _log_file(self, namespace: str, pod: str, container: str) -> Path | None:
-        if self.log_path is None:
-            return None
-        return self.log_path(namespace, pod, container)
-
-
 async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
     """kube-apiserver sends no Server header; some clients log it."""
     response.headers.pop("Server", None)
     response.headers["Audit-Id"] = new_uid()
 
-
-def _container_done(pod: dict, container: str) -> bool:
-    status = pod.get("status", {})
-    if status.get("phase") in ("Succeeded", "Failed"):
-        return True
-    for s in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses")
-                                                         or []):
-        if s.get("name") == container and "terminated" in (s.get("state") or {}):
-            return True
-    return False
-
-
-class _WatchWriter:
-    """Writes watch lines, applying a fault rule that cuts the stream after N events."""
-
-    def __init__(self, resp: web.StreamResponse, rule: FaultRule | None) -> None:
-        self.resp = resp
-        self.remaining = rule.cut_after_events if rule is not None else None
-        self.mid_event = bool(rule and rule.cut_mid_event)
-
-    async def send(self, lines: list[bytes]) -> bool:
-        """False once the stream has been cut (the caller must stop)."""
-        if self.remaining is None:
-            await self.resp.write(b"".join(lines))
-            return True
-        for line in lines:
-            if self.remaining <= 0:
-                if self.mid_event:
-                    await self.resp.write(line[: len(line) // 2])
-                return self._cut()
-            await self.resp.write(line)
-            self.remaining -= 1
-        if self.remaining <= 0 and not self.mid_event:
-            return self._cut()
-        return True
-
-    def _cut(self) -> bool:
-        request = self.resp._req
-        transport = request.transport if request is not None else None
-        if transport is not None:
-            transport.abort()
-        return False
