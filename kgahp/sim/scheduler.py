@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Optional
 
 from kgahp.sim.controllers import now_rfc3339, record_event
@@ -62,7 +63,9 @@ class PodNeeds:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     tolerations: Sequence[Mapping[str, Any]] = ()
 
+    @cached_property
     def signature(self) -> tuple[Any, ...]:
+        """Equal for pods that fit exactly the same nodes."""
         return (tuple(sorted(self.requests.items())), tuple(sorted(self.node_selector.items())),
                 repr(self.tolerations))
 
@@ -239,7 +242,7 @@ class Scheduler:
         # cannot fit either: one fit per distinct set of needs.
         failed: dict[tuple[Any, ...], str] = {}
         for key, (pod, needs) in list(self._pending.items()):
-            signature = needs.signature()
+            signature = needs.signature
             if signature in failed:
                 node, message = None, failed[signature]
             else:
