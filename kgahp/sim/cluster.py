@@ -87,9 +87,11 @@ class SimCluster:
         api = SimApi(self.store, self.config, stats=self.stats, faults=self.faults,
                      future_rv_wait=self.future_rv_wait, log_path=log_path,
                      anonymous_admin=self.anonymous_admin)
-        # Open watch streams must not hold a stop() for aiohttp's default 60 s.
+        # handler_cancellation: a watch whose client went away stops (and unsubscribes) at once
+        # instead of filtering events for nobody; shutdown_timeout: stop() does not wait for
+        # open watches to end on their own.
         self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
+                                     handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
         await site.start()
