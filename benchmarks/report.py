@@ -1,0 +1,209 @@
+"""Turning the results into a terminal table, a JSON file and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+TARGETS = {
+    "status_p99_ms": 2.0,            # at 10,000 tracked jobs, isolated
+    "api_requests_per_status": 0.0,
+    "submits_per_second": 200.0,
+    "peak_rss_mb": 250.0,
+    "recovery_seconds": 10.0,
+}
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def headline(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures the targets and the README talk about, flat."""
+    scale = results["scale"]
+    last = scale["steps"][-1]
+    out = {
+        "tracked_jobs": last["tracked"],
+        "submits_per_second": scale["submit"]["per_second"],
+        "cpu_ms_per_submit": scale["submit"]["cpu_ms_per_submit"],
+        "api_requests_per_submit": scale["submit"]["api_requests_per_submit"],
+        "status_p50_ms": last["isolated"]["p50_ms"],
+        "status_p99_ms": last["isolated"]["p99_ms"],
+        "status_immediate_p99_ms": last["isolated"]["immediate"]["p99_ms"],
+        "paced_status_p99_ms": scale["paced"]["p99_ms"],
+        "burst_status_p50_ms": last["burst"]["p50_ms"],
+        "burst_status_p99_ms": last["burst"]["p99_ms"],
+        "burst_statuses_per_second": last["burst"]["per_second"],
+        "cpu_ms_per_status": last["burst"]["cpu_ms_per_status"],
+        "api_requests_per_status": last["burst"]["api_requests_per_status"],
+        "peak_rss_mb": last["peak_rss_mb"],
+        "recovery_seconds": scale["recovery"]["seconds"],
+        "api_requests_per_job_life": results["job_life"]["requests_per_job"],
+    }
+    for step in scale["steps"]:
+        if step["tracked"] == 1000:
+            out["status_p50_ms_at_1000"] = step["isolated"]["p50_ms"]
+            out["status_p99_ms_at_1000"] = step["isolated"]["p99_ms"]
+    return out
+
+
+def verdicts(head: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "status_p99_ms": head["status_p99_ms"] <= TARGETS["status_p99_ms"],
+        "api_requests_per_status": head["api_requests_per_status"] == 0,
+        "submits_per_second": head["submits_per_second"] >= TARGETS["submits_per_second"],
+        "peak_rss_mb": head["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
+        "recovery_seconds": head["recovery_seconds"] <= TARGETS["recovery_seconds"],
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    meta, scale = results["meta"], results["scale"]
+    head = headline(results)
+    ok = verdicts(head)
+    mark = {True: "ok", False: "MISSED"}
+    lines = [f"kgahp benchmark {meta['date']} on {meta['cores']} cores ({meta['cpu_model']}), "
+             f"Python {meta['python']}; {meta['jobs']} jobs; sim in its own process",
+             "", f"{'tracked':>8} {'p50 ms':>8} {'p99 ms':>8} {'imm p99':>8} "
+             f"{'burst p50':>10} {'burst p99':>10} {'st/s':>7} {'cpu ms/st':>10} "
+             f"{'api/st':>7} {'RSS MB':>7}"]
+    for s in scale["steps"]:
+        iso, burst = s["isolated"], s["burst"]
+        lines.append(
+            f"{s['tracked']:>8} {_fmt(iso['p50_ms'], 3):>8} {_fmt(iso['p99_ms'], 3):>8} "
+            f"{_fmt(iso['immediate']['p99_ms'], 3):>8} {_fmt(burst['p50_ms']):>10} "
+            f"{_fmt(burst['p99_ms']):>10} {_fmt(burst['per_second'], 0):>7} "
+            f"{_fmt(burst['cpu_ms_per_status'], 3):>10} "
+            f"{_fmt(burst['api_requests_per_status'], 3):>7} {_fmt(s['peak_rss_mb'], 0):>7}")
+    sub, rec = scale["submit"], scale["recovery"]
+    life, rate = results["job_life"], results["rate_limit"]
+    lines += [
+        "",
+        f"submit: {_fmt(sub['per_second'], 0)} jobs/s until all {sub['jobs']} pods existed "
+        f"(QPS=1000 BURST=2000), {_fmt(sub['cpu_ms_per_submit'])} ms kgahp CPU/submit, "
+        f"{_fmt(sub['api_requests_per_submit'])} API requests/submit; CPU busy: kgahp "
+        f"{_fmt(sub['gahp_cpu_utilisation'] * 100, 0)}%, sim "
+        f"{_fmt(sub['sim_cpu_utilisation'] * 100, 0)}% of a core "
+        f"[{mark[ok['submits_per_second']]} >= 200/s]",
+        f"status at {head['tracked_jobs']} tracked: p99 {_fmt(head['status_p99_ms'], 3)} ms "
+        f"one at a time [{mark[ok['status_p99_ms']]} <= 2 ms], paced 5/s p99 "
+        f"{_fmt(head['paced_status_p99_ms'], 3)} ms, "
+        f"{_fmt(head['api_requests_per_status'], 3)} API requests/status "
+        f"[{mark[ok['api_requests_per_status']]} = 0]",
+        f"peak RSS at {head['tracked_jobs']} tracked: {_fmt(head['peak_rss_mb'], 0)} MB "
+        f"[{mark[ok['peak_rss_mb']]} <= 250 MB]",
+        f"recovery after SIGKILL at {rec['jobs']}: every status right after "
+        f"{_fmt(rec['seconds'])} s ({rec['rounds']} rounds, {rec['api_requests']} API requests, "
+        f"banner {_fmt(rec['banner_seconds'] * 1000, 0)} ms) "
+        f"[{mark[ok['recovery_seconds']]} <= 10 s]",
+        f"job life ({life['jobs']} x {life['image']}, polled every 1 s, "
+        f"{life['status_queries']} status queries): {_fmt(life['requests_per_job'])} API "
+        f"requests/job {life['requests']}",
+        f"rate limit QPS={rate['qps']} BURST={rate['burst']}: {rate['requests']} requests in "
+        f"{_fmt(rate['seconds'], 1)} s, steady {_fmt(rate['achieved_rate'], 1)} req/s after the "
+        f"burst, at most {rate['max_in_1s']} in any 1 s (allowed {rate['allowed_in_1s']})",
+    ]
+    base = results.get("baseline")
+    if base:
+        lines += [
+            f"baseline ({base['tool']}, one process per operation, {base['jobs']} jobs): "
+            f"submit {_fmt(base['submit_ms'], 0)} ms wall / {_fmt(base['submit_cpu_ms'], 0)} ms "
+            f"CPU, status {_fmt(base['status_ms'], 0)} ms wall / "
+            f"{_fmt(base['status_cpu_ms'], 0)} ms CPU",
+            f"ratios baseline/kgahp: CPU per submit x{_fmt(base['ratio_cpu_submit'], 0)}, "
+            f"CPU per status x{_fmt(base['ratio_cpu_status'], 0)}, status latency "
+            f"x{_fmt(base['ratio_status_latency'], 0)}, submit throughput "
+            f"x{_fmt(base['ratio_submit_throughput'], 0)}; polling {head['tracked_jobs']} jobs "
+            f"at 5 status/s costs the baseline {_fmt(base['cores_at_5_per_s'], 2)} cores, "
+            f"kgahp {_fmt(base['kgahp_cores_at_5_per_s'], 4)}",
+        ]
+    return "\n".join(lines)
+
+
+def baseline_summary(base: dict[str, Any], head: dict[str, Any], tool: str,
+                     jobs: int) -> dict[str, Any]:
+    """Per-operation means of the sampled baseline, extrapolated and compared with kgahp."""
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else math.nan
+
+    submit_s, submit_cpu = mean(base["submit"].wall), mean(base["submit"].cpu)
+    status_s, status_cpu = mean(base["status"].wall), mean(base["status"].cpu)
+    ours_submit_cpu = head["cpu_ms_per_submit"] / 1000
+    ours_status_cpu = head["cpu_ms_per_status"] / 1000
+    return {
+        "tool": tool, "jobs": jobs,
+        "submit_ms": submit_s * 1000, "submit_cpu_ms": submit_cpu * 1000,
+        "status_ms": status_s * 1000, "status_cpu_ms": status_cpu * 1000,
+        "submits_per_second_sequential": 1 / submit_s if submit_s else math.nan,
+        "ratio_cpu_submit": _safe_ratio(submit_cpu, ours_submit_cpu),
+        "ratio_cpu_status": _safe_ratio(status_cpu, ours_status_cpu),
+        "ratio_status_latency": _safe_ratio(status_s, head["status_p50_ms"] / 1000),
+        "ratio_submit_throughput": _safe_ratio(head["submits_per_second"] * submit_s, 1.0),
+        "cores_at_5_per_s": 5 * status_cpu,
+        "kgahp_cores_at_5_per_s": 5 * ours_status_cpu,
+    }
+
+
+def _safe_ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else math.inf
+
+
+def to_json(results: dict[str, Any]) -> str:
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
+            return None
+        if isinstance(obj, dict):
+            return {str(k): clean(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+    return json.dumps(clean({**results, "headline": headline(results),
+                             "targets": TARGETS,
+                             "targets_met": verdicts(headline(results))}), indent=2)
+
+
+def chart(results: dict[str, Any], path: str) -> str:
+    """Status latency and RSS against tracked jobs; the core count in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = results["scale"]["steps"]
+    tracked = [s["tracked"] for s in steps]
+    fig, (lat, mem) = plt.subplots(1, 2, figsize=(11, 4.2))
+    lat.plot(tracked, [s["isolated"]["p50_ms"] for s in steps], "o-", label="p50, one at a time")
+    lat.plot(tracked, [s["isolated"]["p99_ms"] for s in steps], "o-", label="p99, one at a time")
+    for pct in ("p50", "p99"):
+        lat.plot(tracked, [s["burst"][f"{pct}_ms"] for s in steps], "s--",
+                 label=f"{pct}, burst (50 in flight)")
+    lat.axhline(2.0, color="grey", lw=0.8, ls=":", label="target p99 2 ms")
+    lat.set_xscale("log")
+    lat.set_yscale("log")
+    lat.set_xlabel("tracked jobs")
+    lat.set_ylabel("BLAH_JOB_STATUS to result read (ms)")
+    lat.legend(fontsize=8)
+    lat.grid(True, which="both", alpha=0.3)
+    mem.plot(tracked, [s["rss_mb"] for s in steps], "o-", label="RSS")
+    mem.plot(tracked, [s["peak_rss_mb"] for s in steps], "s--", label="peak RSS")
+    mem.axhline(250, color="grey", lw=0.8, ls=":", label="target 250 MB")
+    mem.set_xscale("log")
+    mem.set_xlabel("tracked jobs")
+    mem.set_ylabel("kgahp RSS (MB)")
+    mem.set_ylim(bottom=0)
+    mem.legend(fontsize=8)
+    mem.grid(True, which="both", alpha=0.3)
+    meta = results["meta"]
+    fig.suptitle(f"kgahp vs tracked jobs - {meta['cores']} cores ({meta['cpu_model']}), "
+                 f"{meta['date']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
