@@ -307,6 +307,8 @@ class SimApi:
             return await self._create(request, route, pretty)
         if verb == "delete":
             return await self._delete(request, route, pretty)
+        if verb == "deletecollection":
+            return await self._delete_collection(request, route, pretty)
         if verb == "patch":
             return await self._patch(request, route, pretty)
         if verb == "update":
@@ -424,32 +426,65 @@ class SimApi:
                              "message": "Too large resource version"}], "retryAfterSeconds": 1},
                 {"Retry-After": "1"})
 
-    async def _delete(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+    async def _delete_options(self, request: web.Request) -> dict:
+        """DeleteOptions from the body and the query (the query wins), validated."""
         options = await self._body(request, "DeleteOptions") if request.can_read_body else {}
         if not isinstance(options, dict):
             options = {}
         query = request.query
-        grace = options.get("gracePeriodSeconds")
         if "gracePeriodSeconds" in query:
-            grace = int_param(query, "gracePeriodSeconds")
+            options["gracePeriodSeconds"] = int_param(query, "gracePeriodSeconds")
         policy = options.get("propagationPolicy", query.get("propagationPolicy"))
         if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
             raise validation.options_invalid(
                 "DeleteOptions", "propagationPolicy", "FieldValueNotSupported",
                 f'Unsupported value: "{policy}": supported values: "Foreground", "Background", '
                 '"Orphan", "nil"')
-        uid = (options.get("preconditions") or {}).get("uid")
-        dry_run = query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
-        obj, removed = self.store.delete(route.resource, route.namespace, route.name,
-                                         grace_seconds=grace, uid_precondition=uid,
-                                         dry_run=dry_run)
+        options["propagationPolicy"] = policy
+        if query.get("dryRun") == "All":
+            options["dryRun"] = ["All"]
+        return options
+
+    async def _delete(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        options = await self._delete_options(request)
+        obj, removed = self.store.delete(
+            route.resource, route.namespace, route.name,
+            grace_seconds=options.get("gracePeriodSeconds"),
+            uid_precondition=(options.get("preconditions") or {}).get("uid"),
+            dry_run=options.get("dryRun") == ["All"])
         if route.resource in ("pods", "namespaces"):
-            accepted = options.get("orphanDependents") is False or policy == "Foreground"
+            accepted = (options.get("orphanDependents") is False
+                        or options["propagationPolicy"] == "Foreground")
             return self._json(obj, 202 if accepted and not removed else 200, pretty)
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                   "details": {"name": route.name, "kind": route.resource,
                               "uid": obj["metadata"].get("uid")}}
         return self._json(status, 200, pretty)
+
+    async def _delete_collection(self, request: web.Request, route: Route,
+                                 pretty: bool) -> web.Response:
+        """DELETE on a collection: every selected object, answered with their list."""
+        if route.resource == "namespaces":
+            raise ApiStatusError(405, "MethodNotAllowed", "the server does not allow this "
+                                 "method on the requested resource", {})
+        options = await self._delete_options(request)
+        try:
+            by_label = label_matcher(request.query.get("labelSelector", ""))
+            by_field = field_matcher(route.resource, request.query.get("fieldSelector", ""))
+        except SelectorError as err:
+            raise ApiStatusError(400, "BadRequest", str(err)) from err
+        deleted = []
+        for obj in self.store.scan(route.resource, route.namespace):
+            if not (by_label(obj) and by_field(obj)):
+                continue
+            meta = obj["metadata"]
+            gone, _ = self.store.delete(route.resource, meta.get("namespace"), meta["name"],
+                                        grace_seconds=options.get("gracePeriodSeconds"),
+                                        dry_run=options.get("dryRun") == ["All"])
+            deleted.append({k: v for k, v in gone.items() if k not in ("kind", "apiVersion")})
+        return self._json({"kind": KIND_OF[route.resource] + "List", "apiVersion": "v1",
+                           "metadata": {"resourceVersion": str(self.store.rv)},
+                           "items": deleted}, 200, pretty)
 
     async def _patch(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()

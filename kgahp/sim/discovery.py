@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-_RW = ["create", "delete", "get", "list", "patch", "update", "watch"]
+_RW = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+_NS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 CORE_V1_RESOURCES = [
     {"name": "configmaps", "singularName": "configmap", "namespaced": True, "kind": "ConfigMap",
@@ -10,7 +11,7 @@ CORE_V1_RESOURCES = [
     {"name": "events", "singularName": "event", "namespaced": True, "kind": "Event",
      "verbs": _RW, "shortNames": ["ev"], "storageVersionHash": "r2yiGXH7wu8="},
     {"name": "namespaces", "singularName": "namespace", "namespaced": False, "kind": "Namespace",
-     "verbs": _RW, "shortNames": ["ns"], "storageVersionHash": "Q3oi5N2YM8M="},
+     "verbs": _NS, "shortNames": ["ns"], "storageVersionHash": "Q3oi5N2YM8M="},
     {"name": "nodes", "singularName": "node", "namespaced": False, "kind": "Node",
      "verbs": _RW, "shortNames": ["no"], "storageVersionHash": "XwShjMxG9Fs="},
     {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": _RW,

@@ -888,3 +888,18 @@ def test_table_output_for_kubectl(core, made, sim):
     columns = [c["name"] for c in table["columnDefinitions"]]
     assert columns[:5] == ["Name", "Ready", "Status", "Restarts", "Age"]
     assert table["rows"][0]["cells"][:4] == [name, "0/1", "Pending", 0]
+
+
+def test_delete_collection_removes_only_the_selected_secrets(core):
+    tag = unique("t")
+    for i in range(3):
+        core.create_namespaced_secret(NS, {"metadata": {"name": f"dc{i}-{tag}", "labels": {
+            "tag": tag, "keep": "yes" if i == 2 else "no"}}, "stringData": {"k": "v"}})
+    raw = core.delete_collection_namespaced_secret(NS, label_selector=f"tag={tag},keep=no",
+                                                   _preload_content=False)
+    gone = json.loads(raw.data)
+    assert raw.status == 200 and gone["kind"] == "SecretList"
+    assert sorted(i["metadata"]["name"] for i in gone["items"]) == [f"dc0-{tag}", f"dc1-{tag}"]
+    left = core.list_namespaced_secret(NS, label_selector=f"tag={tag}").items
+    assert [s.metadata.name for s in left] == [f"dc2-{tag}"]
+    core.delete_namespaced_secret(f"dc2-{tag}", NS)
