@@ -387,6 +387,11 @@ class Store:
         self._subscribers.append(q)
         return q
 
+    @property
+    def subscriber_count(self) -> int:
+        """Open subscriptions (controllers plus API watches)."""
+        return len(self._subscribers)
+
     def unsubscribe(self, q: asyncio.Queue[WatchEvent]) -> None:
         if q in self._subscribers:
             self._subscribers.remove(q)

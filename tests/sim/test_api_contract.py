@@ -903,3 +903,21 @@ def test_delete_collection_removes_only_the_selected_secrets(core):
     left = core.list_namespaced_secret(NS, label_selector=f"tag={tag}").items
     assert [s.metadata.name for s in left] == [f"dc2-{tag}"]
     core.delete_namespaced_secret(f"dc2-{tag}", NS)
+
+
+def test_a_watch_ends_when_its_client_goes_away(sim):
+    sim.require_sim()
+    import socket
+
+    before = sim.call(lambda: sim.store.subscriber_count)
+    conn = socket.create_connection(("127.0.0.1", sim.port))
+    conn.sendall(("GET /api/v1/namespaces/default/pods?watch=1&labelSelector=none%3Dhere "
+                  f"HTTP/1.1\r\nHost: sim\r\nAuthorization: Bearer {sim.config.token}\r\n\r\n"
+                  ).encode())
+    assert conn.recv(64).startswith(b"HTTP/1.1 200 OK")
+    assert sim.call(lambda: sim.store.subscriber_count) == before + 1
+    conn.close()
+    deadline = time.monotonic() + 5
+    while sim.call(lambda: sim.store.subscriber_count) != before:
+        assert time.monotonic() < deadline, "the idle watch outlived its client"
+        time.sleep(0.05)
