@@ -325,8 +325,10 @@ class SimApi:
         kind = KIND_OF[route.resource]
         body = await self._body(request, kind)
         query = request.query
-        strict = query.get("fieldValidation", "") == "Strict"
-        warnings = validation.check_decode(route.resource, body, strict)
+        mode = query.get("fieldValidation", "") or "Warn"
+        warnings = validation.check_decode(route.resource, body, mode == "Strict")
+        if mode == "Ignore":
+            warnings = []
         meta = body.get("metadata") or {}
         body_ns = meta.get("namespace")
         if route.resource not in CLUSTER_SCOPED and body_ns and body_ns != route.namespace:

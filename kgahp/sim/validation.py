@@ -434,6 +434,13 @@ def validate_update(resource: str, current: dict, new: dict) -> None:
         if _mutable_view(old_spec) != _mutable_view(new_spec):
             diff = _spec_diff(old_spec, new_spec)
             causes.append(forbidden("spec", POD_UPDATE_MSG + "\n" + diff))
+    if resource in ("secrets", "configmaps") and current.get("immutable"):
+        for key in ("data", "stringData", "binaryData"):
+            if new.get(key) != current.get(key) and not (key == "stringData"
+                                                           and not new.get(key)):
+                causes.append(forbidden(key, "field is immutable when `immutable` is set"))
+        if not new.get("immutable"):
+            causes.append(forbidden("immutable", "field is immutable when `immutable` is set"))
     if resource == "secrets":
         old_type = current.get("type") or "Opaque"
         new_type = new.get("type") or "Opaque"

@@ -921,3 +921,20 @@ def test_a_watch_ends_when_its_client_goes_away(sim):
     while sim.call(lambda: sim.store.subscriber_count) != before:
         assert time.monotonic() < deadline, "the idle watch outlived its client"
         time.sleep(0.05)
+
+
+def test_immutable_secret_data_cannot_change(core):
+    name = unique()
+    core.create_namespaced_secret(NS, {"metadata": {"name": name}, "immutable": True,
+                                       "stringData": {"k": "v"}})
+    try:
+        with pytest.raises(ApiException) as err:
+            core.patch_namespaced_secret(name, NS, {"stringData": {"k": "w"}},
+                                         _content_type="application/merge-patch+json")
+        assert err.value.status == 422
+        assert "field is immutable when `immutable` is set" in status_of(err.value)["message"]
+        labelled = core.patch_namespaced_secret(name, NS, {"metadata": {"labels": {"a": "b"}}},
+                                                _content_type="application/merge-patch+json")
+        assert labelled.metadata.labels == {"a": "b"}
+    finally:
+        core.delete_namespaced_secret(name, NS)
