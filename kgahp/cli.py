@@ -20,8 +20,10 @@ kgahp show-config                    print every KGAHP_ knob and its value
 def serve_gahp() -> int:
     """The GAHP server. Banner first; nothing slow happens before it."""
     from kgahp.protocol import claim_stdout, serve
+    from kgahp.protocol.server import write_banner
 
     protocol_out = claim_stdout()        # before anything else can write to fd 1
+    write_banner(protocol_out, __version__)   # the gridmanager waits for it with no timeout
     from kgahp.config import load_settings
     from kgahp.errors import ConfigError
     from kgahp.logsetup import setup_logging
@@ -49,7 +51,7 @@ def serve_gahp() -> int:
     try:
         return serve(handlers, workers=settings.server.workers,
                      max_queued=settings.server.max_queued, stdin=sys.stdin.buffer,
-                     out=protocol_out, version=__version__)
+                     out=protocol_out, version=__version__, banner_sent=True)
     finally:
         handlers.close()
         log.info("kgahp exiting")
