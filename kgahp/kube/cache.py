@@ -76,6 +76,9 @@ class PodCache:
         self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # The version of the last event received, per namespace: a stream cut mid-way must
+        # resume from there, not replay (and be cut at the same spot) forever.
+        self._resume: dict[str, Optional[str]] = {}
 
     # ---- lifecycle
     def add_listener(self, fn: Listener) -> None:
@@ -184,6 +187,7 @@ class PodCache:
                         log.info("pod cache for %s in sync: %d pods at resourceVersion %s",
                                  namespace, len(items), rv)
                     self._healthy[namespace] = True
+                self._resume[namespace] = rv
                 rv = self._watch(namespace, rv)
                 failures = 0
                 if time.monotonic() - last_list > self.resync_interval:
@@ -193,6 +197,10 @@ class PodCache:
                     log.info("watch of %s expired (410 Gone); relisting", namespace)
                     rv = None
                     continue
+                resume = self._resume.get(namespace)
+                if rv is not None and resume is not None and resume != rv:
+                    rv = resume        # the stream broke after some events: keep them
+                    failures = 0       # ... and it was progress, not a failing server
                 failures += 1
                 if self._healthy[namespace]:
                     log.warning("Kubernetes API trouble for %s (%s); answering status from "
@@ -218,16 +226,15 @@ class PodCache:
                 raise ApiError(f"watch error: {obj.get('message')}", int(code or 0),
                                str(obj.get("reason") or ""))
             new_rv = (obj.get("metadata") or {}).get("resourceVersion")
-            if new_rv:
-                rv = new_rv
-            if kind == "BOOKMARK":
-                continue
             if kind == "DELETED":
                 self._drop(obj)
                 self._emit("DELETED", obj)
             elif kind in ("ADDED", "MODIFIED"):
                 if self._put(obj):
                     self._emit(kind, obj)
+            if new_rv:   # only once the event is applied is it safe to resume after it
+                rv = new_rv
+                self._resume[namespace] = rv
             if self._stop.is_set():
                 break
         self._healthy[namespace] = True
