@@ -1,0 +1,280 @@
+"""The pieces the fault, crash and hostile-input tests share: a real kgahp process driven through
+the GAHP protocol as the gridmanager drives it, the simulated cluster it talks to, and the
+observers that check the cluster side (pods, secrets, how often a faulted request came back).
+
+Kept apart from tests/e2e/conftest.py (same idea, fewer powers) so both can evolve; the long
+run (long_run.py) imports it too, which is why nothing here depends on pytest fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import classad2
+
+from kgahp.driver import GahpDriver, ProtocolViolation, condor_env
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
+from kgahp.sim import SimCluster, SimConfig
+
+MANAGED = "app.kubernetes.io/managed-by=kgahp"
+GM_RESPONSE_TIMEOUT = 20.0
+TERMINAL = (COMPLETED, HELD, REMOVED)
+STATUS_NAMES = {IDLE: "IDLE", RUNNING: "RUNNING", REMOVED: "REMOVED", COMPLETED: "COMPLETED",
+                HELD: "HELD", 0: "ERROR"}
+
+
+def start_sim(workdir: str, *, seed: int = 0) -> SimCluster:
+    """A fast simulated cluster (as tests/conftest.py's `sim`), with seeded fault dice."""
+    config = SimConfig(workdir=workdir, schedule_delay=0.01, start_delay=0.05,
+                       bookmark_interval=1.0, nodes=4)
+    cluster = SimCluster(config, future_rv_wait=0.3)
+    cluster.faults._rng.seed(seed)   # probability rules: the same dice every run
+    return cluster.start()
+
+
+class Gahp:
+    """A kgahp process plus the job-level conveniences of a gridmanager."""
+
+    def __init__(self, sim: Any, tmp: Path, knobs: dict[str, str]) -> None:
+        self.sim = sim
+        self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.iwd = tmp / "iwd"
+        self.iwd.mkdir(exist_ok=True)
+        self.log = tmp / "KGahpLog"
+        self.stderr_path = tmp / "stderr"
+        self.state = tmp / "state"
+        self.knobs = {
+            "KUBECONFIG": sim.write_kubeconfig(str(tmp / "kubeconfig")),
+            "STATE_DIR": str(self.state),
+            "LOG": str(self.log),
+            "DEBUG": "DEBUG",
+            "DEFAULT_IMAGE": "busybox:1.36",
+            "TRANSFER_MODE": "none",
+            "IMAGE_PULL_GRACE": "1",
+            "CONFIG_ERROR_GRACE": "1",
+            "POD_RETENTION": "600",
+            **knobs,
+        }
+        self.starts = 0
+        self.driver = self.start()
+
+    def start(self) -> GahpDriver:
+        with open(self.stderr_path, "ab") as err:
+            driver = GahpDriver(env=condor_env(self.knobs), stderr=err)
+        driver.handshake()
+        self.driver = driver
+        self.starts += 1
+        return driver
+
+    def restart(self, kill: bool = True) -> GahpDriver:
+        if kill:
+            self.driver.kill()
+        else:
+            self.driver.close()
+        return self.start()
+
+    def ad(self, job_dir: str, **attrs: object) -> str:
+        base: dict[str, object] = {
+            "Cmd": "/bin/true", "Iwd": str(self.iwd), "JobDirectory": job_dir,
+            "In": "/dev/null", "Out": f"{job_dir}.out", "Err": f"{job_dir}.err",
+            "GridResource": "batch kubernetes", "gridtype": "kubernetes",
+            "RequestMemory": 64, "StageCmd": False,
+        }
+        base.update(attrs)
+        return repr(classad2.ClassAd(base))
+
+    def submit(self, job_dir: str, **attrs: object) -> str:
+        code, msg, job_id = self.driver.submit(self.ad(job_dir, **attrs))
+        assert code == 0, msg
+        return job_id
+
+    def status(self, job_id: str) -> tuple[int, classad2.ClassAd]:
+        code, msg, status, ad_text = self.driver.status(job_id)
+        assert code == 0, msg
+        return status, classad2.parseOne(ad_text)
+
+    def wait_status(self, job_id: str, want: Callable[[int], bool] | set[int],
+                    timeout: float = 60.0) -> tuple[int, classad2.ClassAd]:
+        test = want if callable(want) else (lambda s: s in want)
+        deadline = time.monotonic() + timeout
+        seen: list[int] = []
+        while True:
+            status, ad = self.status(job_id)
+            seen.append(status)
+            if test(status):
+                return status, ad
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{job_id}: statuses seen {seen[-20:]}, last ad {ad}")
+            time.sleep(0.2)
+
+    def pods(self, namespace: Optional[str] = None) -> list[dict]:
+        return managed_objects(self.sim, "pods", namespace)
+
+    def close(self) -> None:
+        if self.driver.proc.poll() is None:
+            self.driver.close()
+
+
+def managed_objects(sim: Any, kind: str, namespace: Optional[str] = None) -> list[dict]:
+    """Every pod or secret carrying kgahp's managed-by label (all namespaces by default)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(sim.api_client())
+    api = core.api_client
+    if kind == "pods":
+        items = (core.list_namespaced_pod(namespace, label_selector=MANAGED).items if namespace
+                 else core.list_pod_for_all_namespaces(label_selector=MANAGED).items)
+    else:
+        items = (core.list_namespaced_secret(namespace, label_selector=MANAGED).items
+                 if namespace
+                 else core.list_secret_for_all_namespaces(label_selector=MANAGED).items)
+    return [api.sanitize_for_serialization(o) for o in items]
+
+
+def all_pods(sim: Any) -> list[dict]:
+    """Every pod in the cluster, whoever made it (policy checks look at all of them)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(sim.api_client())
+    return [core.api_client.sanitize_for_serialization(p)
+            for p in core.list_pod_for_all_namespaces().items]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def job_label(pod: dict) -> str:
+    return str(((pod.get("metadata") or {}).get("labels") or {}).get(
+        "kgahp.htcondor.org/job", ""))
+
+
+# ---- raw protocol access (for the fuzzers): one request line in, one reply line out
+
+def raw_request(driver: GahpDriver, line: bytes) -> list[str]:
+    """Send bytes as one request line (CR LF added) and return the immediate reply's tokens.
+
+    Uses the driver's reader so `R` notifications are swallowed as the gridmanager does.
+    """
+    with driver._lock:
+        assert driver.proc.stdin is not None
+        t0 = time.monotonic()
+        driver.proc.stdin.write(line + b"\r\n")
+        driver.proc.stdin.flush()
+        reply = driver._next_line()
+        driver.max_reply_seconds = max(driver.max_reply_seconds, time.monotonic() - t0)
+        return reply
+
+
+def drain_results(driver: GahpDriver) -> list[list[str]]:
+    """RESULTS without the driver's bookkeeping: every line, checked only for its reqid."""
+    with driver._lock:
+        assert driver.proc.stdin is not None
+        driver.proc.stdin.write(b"RESULTS\r\n")
+        driver.proc.stdin.flush()
+        head = driver._next_line()
+        if len(head) < 2 or head[0] != "S" or not head[1].isdigit():
+            raise ProtocolViolation(f"RESULTS answered {head}")
+        return [driver._next_line() for _ in range(int(head[1]))]
+
+
+# ---- observers
+
+class RuleClock:
+    """Timestamps each time a fault rule with a `times` budget fires, by watching the budget
+    shrink (the sim consumes one per matching request). No hook into the sim needed."""
+
+    def __init__(self, rule: Any, interval: float = 0.005) -> None:
+        self.rule = rule
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        last = self.rule.times
+        while not self._stop.is_set():
+            now = self.rule.times
+            if now != last:
+                stamp = time.monotonic()
+                self.times.extend([stamp] * (last - now))
+                last = now
+            time.sleep(interval)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join(5)
+        return self.times
+
+
+class PodCensus:
+    """Polls the cluster in the background and remembers every kgahp pod ever seen, and the
+    most pods of one job that were active (not finished, not being deleted) at one moment."""
+
+    def __init__(self, sim: Any, interval: float = 0.25) -> None:
+        self.sim = sim
+        self.names_by_job: dict[str, set[str]] = {}
+        self.max_active: dict[str, int] = {}
+        self.polls = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.observe(managed_objects(self.sim, "pods"))
+            except Exception:   # the sim may be faulted on purpose; try again next time
+                pass
+            self._stop.wait(interval)
+
+    def observe(self, pods: Iterable[dict]) -> None:
+        active: dict[str, int] = {}
+        for pod in pods:
+            job = job_label(pod)
+            self.names_by_job.setdefault(job, set()).add(pod["metadata"]["name"])
+            phase = (pod.get("status") or {}).get("phase")
+            if phase not in ("Succeeded", "Failed") and not pod["metadata"].get(
+                    "deletionTimestamp"):
+                active[job] = active.get(job, 0) + 1
+        for job, n in active.items():
+            self.max_active[job] = max(self.max_active.get(job, 0), n)
+        self.polls += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+SECRETISH = re.compile(rb"-----BEGIN|MARKER-[0-9a-f]{8}")
+
+
+def files_under(*roots: Path) -> list[Path]:
+    out: list[Path] = []
+    for root in roots:
+        if root.is_file():
+            out.append(root)
+        elif root.is_dir():
+            out.extend(p for p in root.rglob("*") if p.is_file())
+    return out
+
+
+def world_readable(path: Path, root: Path) -> bool:
+    """Readable by others: the file's own bit, and every directory kgahp may have made between
+    `root` (the test's scratch directory, private by construction) and the file searchable."""
+    if not os.stat(path).st_mode & 0o004:
+        return False
+    return all(os.stat(parent).st_mode & 0o001 for parent in path.parents
+               if root in parent.parents)
