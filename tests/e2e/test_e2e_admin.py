@@ -1,0 +1,73 @@
+"""What the admin sees: ping's verdict on credentials, `kgahp status`, the config snippet, and
+the protocol under load through the installed executable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kgahp.config import config_snippet
+from kgahp.driver import GahpDriver, condor_env
+from kgahp.model import RUNNING
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_snippet_lists_every_knob_with_its_default():
+    assert (ROOT / "condor_config.d" / "50-kgahp.conf").read_text() == config_snippet()
+
+
+def test_ping_says_why_when_the_identity_may_not_create_pods(sim, tmp_path):
+    kubeconfig = sim.write_kubeconfig(str(tmp_path / "kc"), restricted=True)
+    driver = GahpDriver(env=condor_env({"KUBECONFIG": kubeconfig, "STATE_DIR": str(tmp_path)}))
+    try:
+        driver.handshake()
+        code, msg = driver.ping()
+    finally:
+        driver.close()
+    assert code == 1
+    assert "may not create pods" in msg or "forbidden" in msg.lower()
+
+
+def test_fifty_requests_in_flight_never_delay_an_immediate_reply(gahp):
+    ids = [gahp.submit(f"load_{i}.0", KubernetesImage="sim.invalid/sleep") for i in range(10)]
+    reqids = []
+    t0 = time.monotonic()
+    for i in range(50):
+        if i % 5 == 0:
+            reqids.append(gahp.driver.send("BLAH_JOB_SUBMIT", gahp.ad(
+                f"burst_{i}.0", KubernetesImage="sim.invalid/sleep")))
+        else:
+            reqids.append(gahp.driver.send("BLAH_JOB_STATUS", ids[i % len(ids)]))
+    sent = time.monotonic() - t0
+    results = gahp.driver.wait(reqids, timeout=60)
+    assert len(results) == 50
+    assert all(r[1] == "0" for r in results.values())
+    assert gahp.driver.max_reply_seconds < 1.0, gahp.driver.max_reply_seconds
+    assert sent < 5.0
+
+
+def test_kgahp_status_lists_jobs_with_their_job_status(gahp):
+    job_id = gahp.submit("admin_1.0", KubernetesImage="sim.invalid/sleep")
+    gahp.wait_status(job_id, {RUNNING})
+    env = condor_env(gahp.knobs)
+    out = subprocess.run([sys.executable, "-m", "kgahp", "status"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:5] == ["JOB", "ID", "POD", "OWNER", "PHASE"]
+    row = next(line for line in lines if job_id in line)
+    assert "Running" in row
+
+
+def test_help_and_version(tmp_path):
+    env = dict(os.environ, CONDOR_CONFIG="/dev/null")
+    out = subprocess.run([sys.executable, "-m", "kgahp", "--version"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.startswith("kgahp ")
+    out = subprocess.run([sys.executable, "-m", "kgahp", "--help"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert "kgahp sim" in out.stdout and "kgahp demo" in out.stdout
