@@ -109,7 +109,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     _say("starting kgahp the way the gridmanager does (no arguments, pipes, CR LF)")
     driver = GahpDriver(env=env)
     try:
-        _say(f"  banner after {(driver.banner_seconds or 0) * 1000:.0f} ms: {' '.join(driver.banner)}")
+        banner_ms = (driver.banner_seconds or 0) * 1000
+        _say(f"  banner after {banner_ms:.0f} ms: {' '.join(driver.banner)}")
         _say(f"  COMMANDS: {' '.join(driver.handshake())}")
         code, msg = driver.ping()
         _say(f"  BLAH_PING -> {code} {msg}")

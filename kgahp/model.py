@@ -49,7 +49,8 @@ class JobRequest:
     project: Optional[str] = None           # BatchProject
     whole_node: bool = False                # WholeNodes
     extra_submit_args: Optional[str] = None  # BatchExtraSubmitArgs (raw)
-    # CERequirements unwound as blahpd does: {"KubernetesImage": "python:3.12", "Walltime_Max": 3600}
+    # CERequirements unwound as blahpd does, e.g.
+    # {"KubernetesImage": "python:3.12", "Walltime_Max": 3600}
     ce_attributes: dict[str, Scalar] = field(default_factory=dict)
     # Every scalar attribute of the ad (after remote_ promotion), keyed by lower-cased name.
     attributes: dict[str, Scalar] = field(default_factory=dict)
