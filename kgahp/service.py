@@ -229,7 +229,7 @@ class Service:
                               restarts=restarts)
         name = _meta(pod)["name"]
         bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-        proxy = self._read_proxy(req.x509userproxy) if req.x509userproxy else None
+        proxy = sandbox.read_credential(req.x509userproxy) if req.x509userproxy else None
         input_secret = f"{name}-input" if bundle is not None else None
         proxy_secret = f"{name}-proxy" if proxy is not None else None
         sandbox.decorate_pod(pod, req, transfer, inputs=bundle, input_secret=input_secret,
@@ -274,14 +274,6 @@ class Service:
             self.kube.patch_secret(namespace, manifest["metadata"]["name"],
                                    {"data": manifest.get("data") or {},
                                     "metadata": {"ownerReferences": [owner]}})
-
-    @staticmethod
-    def _read_proxy(path: str) -> bytes:
-        try:
-            with open(path, "rb") as fh:
-                return fh.read()
-        except OSError as exc:
-            raise TransferError(f"cannot read x509userproxy {path}: {exc.strerror}") from None
 
     # ------------------------------------------------------------------ status
     def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]:
@@ -513,7 +505,7 @@ class Service:
         if pod is None or not _is_active(pod):
             return 0, "No proxy to renew - job not active"
         try:
-            proxy = self._read_proxy(proxy_path)
+            proxy = sandbox.read_credential(proxy_path)
         except TransferError as exc:
             return 1, str(exc)
         name = str(_meta(pod).get("name"))
