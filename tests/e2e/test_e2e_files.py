@@ -131,3 +131,23 @@ echo "never saw it"; exit 1
     assert stat.S_IMODE(os.stat(g.log).st_mode) & 0o077 == 0
     # a finished job has nothing to renew, and says so as blahpd does
     assert g.driver.refresh_proxy(job_id, str(proxy))[0] == 0
+
+
+def test_shared_volume_mode_writes_streams_in_place(make_gahp, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    g = make_gahp(TRANSFER_MODE="shared", SHARED_VOLUME=f"hostPath:{shared}")
+    iwd = shared / "job"
+    iwd.mkdir()
+    _write(f"{iwd}/in.txt", "shared input\n")
+    _write(f"{iwd}/job.sh", "#!/bin/sh\ncat in.txt\necho err >&2\necho out > made.txt\n", 0o755)
+    job_id = g.submit("shared_1.0", Cmd=f"{iwd}/job.sh", Iwd=str(iwd), StageCmd=True,
+                      KubernetesImage="busybox:1.36", Out="s.out", Err="s.err")
+    _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
+    assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
+    assert (iwd / "s.out").read_text() == "shared input\n"
+    assert (iwd / "s.err").read_text() == "err\n"
+    assert (iwd / "made.txt").read_text() == "out\n"
+    volumes = [v for p in g.pods() for v in p["spec"]["volumes"]]
+    assert any(v.get("hostPath", {}).get("path") == str(shared) for v in volumes)
+    assert not any("secret" in v and v["name"].startswith("kgahp-input") for v in volumes)
