@@ -163,21 +163,29 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
         for target in checkpoints(jobs):
             count = target - len(job_ids)
             bench.say(f"  submitting {count} jobs (to {target} tracked)")
+            requests = submit_requests(bench.iwd, "scale", count, "sim.invalid/sleep",
+                                       start=len(job_ids))
             gahp0, sim0 = procstat.sample(driver.pid), procstat.sample(bench.sim.pid)
             t0 = time.monotonic()
-            timed = pipeline(driver, submit_requests(bench.iwd, "scale", count,
-                                                     "sim.invalid/sleep", start=len(job_ids)))
-            submit_seconds += time.monotonic() - t0
-            submit_cpu += procstat.sample(driver.pid).cpu_seconds - gahp0.cpu_seconds
-            sim_cpu += procstat.sample(bench.sim.pid).cpu_seconds - sim0.cpu_seconds
+            timed = pipeline(driver, requests)
+            seconds = time.monotonic() - t0
+            gahp_cpu = procstat.sample(driver.pid).cpu_seconds - gahp0.cpu_seconds
+            step_sim_cpu = procstat.sample(bench.sim.pid).cpu_seconds - sim0.cpu_seconds
+            submit_seconds += seconds
+            submit_cpu += gahp_cpu
+            sim_cpu += step_sim_cpu
             _check(timed, "submits")
             job_ids += [t.result[3] for t in timed]
+            submit_step = {"jobs": count, "per_second": count / seconds,
+                           "gahp_cpu_ms_per_submit": gahp_cpu / count * 1000,
+                           "sim_cpu_ms_per_submit": step_sim_cpu / count * 1000,
+                           "load_average": os.getloadavg()[0]}
             phases = bench.wait_phase(name, _running_at_least(target), 300)
             if phases.get("Running", 0) < target:
                 raise RuntimeError(f"only {phases} of {target} pods running")
             time.sleep(1.0)                   # let the watch deliver the last updates
             bench.say(f"  measuring status at {target} tracked jobs")
-            step: dict[str, Any] = {"tracked": target}
+            step: dict[str, Any] = {"tracked": target, "submit": submit_step}
             step["isolated"] = _status_isolated(driver, job_ids, min(200, target))
             step["burst"] = _status_burst(bench, driver, job_ids, min(2000, target))
             mem = procstat.sample(driver.pid)
@@ -199,6 +207,9 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
                        "cpu_ms_per_submit": _per(submit_cpu, len(job_ids)) * 1000,
                        "gahp_cpu_utilisation": submit_cpu / submit_seconds,
                        "sim_cpu_utilisation": sim_cpu / submit_seconds,
+                       "sim_cpu_ms_per_submit": _per(sim_cpu, len(job_ids)) * 1000,
+                       "bottleneck": "kgahp" if submit_cpu >= sim_cpu else "sim",
+                       "one_core_capacity_per_second": len(job_ids) / max(submit_cpu, 1e-9),
                        "api_requests_per_submit": _per(submit_api, len(job_ids))},
             "recovery": recovery}
 

@@ -70,14 +70,17 @@ def table(results: dict[str, Any]) -> str:
     ok = verdicts(head)
     mark = {True: "ok", False: "MISSED"}
     lines = [f"kgahp benchmark {meta['date']} on {meta['cores']} cores ({meta['cpu_model']}), "
-             f"Python {meta['python']}; {meta['jobs']} jobs; sim in its own process",
-             "", f"{'tracked':>8} {'p50 ms':>8} {'p99 ms':>8} {'imm p99':>8} "
+             f"Python {meta['python']}; {meta['jobs']} jobs; sim in its own process; load "
+             f"average {_fmt(meta['load_average_at_start'])} at start, "
+             f"{_fmt(meta.get('load_average_at_end', math.nan))} at end",
+             "", f"{'tracked':>8} {'subm/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'imm p99':>8} "
              f"{'burst p50':>10} {'burst p99':>10} {'st/s':>7} {'cpu ms/st':>10} "
              f"{'api/st':>7} {'RSS MB':>7}"]
     for s in scale["steps"]:
         iso, burst = s["isolated"], s["burst"]
         lines.append(
-            f"{s['tracked']:>8} {_fmt(iso['p50_ms'], 3):>8} {_fmt(iso['p99_ms'], 3):>8} "
+            f"{s['tracked']:>8} {_fmt(s['submit']['per_second'], 0):>7} "
+            f"{_fmt(iso['p50_ms'], 3):>8} {_fmt(iso['p99_ms'], 3):>8} "
             f"{_fmt(iso['immediate']['p99_ms'], 3):>8} {_fmt(burst['p50_ms']):>10} "
             f"{_fmt(burst['p99_ms']):>10} {_fmt(burst['per_second'], 0):>7} "
             f"{_fmt(burst['cpu_ms_per_status'], 3):>10} "
@@ -90,7 +93,9 @@ def table(results: dict[str, Any]) -> str:
         f"(QPS=1000 BURST=2000), {_fmt(sub['cpu_ms_per_submit'])} ms kgahp CPU/submit, "
         f"{_fmt(sub['api_requests_per_submit'])} API requests/submit; CPU busy: kgahp "
         f"{_fmt(sub['gahp_cpu_utilisation'] * 100, 0)}%, sim "
-        f"{_fmt(sub['sim_cpu_utilisation'] * 100, 0)}% of a core "
+        f"{_fmt(sub['sim_cpu_utilisation'] * 100, 0)}% of a core; sim CPU/submit "
+        f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms; bottleneck: {sub['bottleneck']} (kgahp alone "
+        f"on one core: {_fmt(sub['one_core_capacity_per_second'], 0)}/s) "
         f"[{mark[ok['submits_per_second']]} >= 200/s]",
         f"status at {head['tracked_jobs']} tracked: p99 {_fmt(head['status_p99_ms'], 3)} ms "
         f"one at a time [{mark[ok['status_p99_ms']]} <= 2 ms], paced 5/s p99 "

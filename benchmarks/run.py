@@ -54,6 +54,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="jobs run to completion for requests per job life (default 200)")
     parser.add_argument("--rate-jobs", type=int, default=0,
                         help="submits of the QPS=20 BURST=40 phase (default 200)")
+    parser.add_argument("--paced-samples", type=int, default=50,
+                        help="status queries sent 0.2 s apart (the gridmanager's 5/s)")
     parser.add_argument("--log-level", default="INFO",
                         help="KGAHP_DEBUG of the benchmarked kgahp (the default is INFO)")
     parser.add_argument("--no-chart", action="store_true")
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": procstat.cpu_count(), "cpu_model": _cpu_model(),
         "python": platform.python_version(), "jobs": args.jobs,
-        "kgahp_log_level": args.log_level,
+        "kgahp_log_level": args.log_level, "load_average_at_start": os.getloadavg()[0],
         "sim": f"kgahp sim in a child process, {phases.NAMESPACE} namespace, "
                "scripted containers (run_processes=False)",
     }}
@@ -91,7 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"phase 1: {args.life_jobs} whole job lives (API requests per job)")
         results["job_life"] = phases.job_life(bench, args.life_jobs)
         say(f"phase 2: {args.jobs} tracked jobs: submit, status, RSS, recovery")
-        results["scale"] = phases.scale(bench, args.jobs)
+        results["scale"] = phases.scale(bench, args.jobs, args.paced_samples)
         say(f"phase 3: rate limiter (QPS=20 BURST=40, {args.rate_jobs} submits)")
         results["rate_limit"] = phases.rate_limit(bench, args.rate_jobs)
         if args.baseline_jobs > 0:
@@ -110,6 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     results["meta"]["seconds"] = time.monotonic() - started
+    results["meta"]["load_average_at_end"] = os.getloadavg()[0]
     return results
 
 

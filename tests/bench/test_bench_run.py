@@ -1,0 +1,59 @@
+"""The one benchmark command, end to end at a tiny scale: it must run, and what it measures must
+hold (two API requests per job life, none per status, the limiter honoured, full recovery)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(180)
+def test_tiny_benchmark_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--jobs", "60", "--life-jobs", "6",
+         "--rate-jobs", "60", "--baseline-jobs", "2", "--paced-samples", "5", "--out", str(out),
+         "--json"],
+        capture_output=True, text=True, timeout=170, check=False)
+    # 1 = a target missed (timing on a busy test machine); anything else is a crash
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert json.loads(proc.stdout) == results
+    assert (out / "status_rss.png").stat().st_size > 1000
+    assert "tracked" in (out / "results.txt").read_text()
+
+    life = results["job_life"]
+    assert life["pods_left"] == 0
+    assert life["requests"] == {"create/pods/": 6, "delete/pods/": 6}
+
+    scale = results["scale"]
+    assert [s["tracked"] for s in scale["steps"]] == [60]
+    step = scale["steps"][0]
+    assert step["burst"]["n"] == 60 and step["isolated"]["n"] == 60
+    assert step["burst"]["api_requests_per_status"] == 0
+    assert 0 < step["isolated"]["p50_ms"] <= step["isolated"]["p99_ms"]
+    assert 20 < step["peak_rss_mb"] < 1000
+    assert scale["submit"]["api_requests_per_submit"] >= 1
+    rec = scale["recovery"]
+    assert rec["unanswered"] == 0 and rec["jobs"] == 60 and rec["seconds"] > 0
+
+    rate = results["rate_limit"]
+    assert rate["requests"] >= 60
+    assert rate["max_in_1s"] <= rate["allowed_in_1s"] + 2     # sampling slack
+    assert rate["seconds"] >= (rate["requests"] - rate["burst"]) / rate["qps"] * 0.8
+
+    if shutil.which("kubectl"):
+        base = results["baseline"]
+        assert base["jobs"] == 2 and base["status_cpu_ms"] > 0
+    head = results["headline"]
+    assert head["tracked_jobs"] == 60
+    assert set(results["targets_met"]) == {"status_p99_ms", "api_requests_per_status",
+                                           "submits_per_second", "peak_rss_mb",
+                                           "recovery_seconds"}
