@@ -349,7 +349,13 @@ class Service:
             return   # an older attempt: its fate no longer matters
         if kind == "DELETED":
             if rec is not None and rec.final is None and not rec.cancelled:
-                self._vanished(str(meta.get("namespace")), job, rec)
+                # The last state of a pod a node controller deleted (node lost, preemption)
+                # still says why: a disruption, so a new pod, not "removed".
+                verdict = self._classify(pod, rec)
+                if verdict.action is lifecycle.Action.RECREATE:
+                    self._act(pod, verdict, rec)
+                else:
+                    self._vanished(str(meta.get("namespace")), job, rec)
             return
         if rec is not None and rec.final is not None:
             self._schedule_cleanup(pod, rec)
@@ -375,9 +381,10 @@ class Service:
             recreate = verdict.state.job_status == IDLE and rec is not None and not rec.cancelled
 
             def force_delete() -> None:
-                self._delete_pod(pod, grace_seconds=0)
-                if recreate:   # node lost: the job deserves another pod
+                if recreate:   # node lost: the job deserves another pod. Recreate first, so
+                    # the old pod's DELETED event already belongs to a superseded attempt.
                     self._recreate(namespace, job, pod)
+                self._delete_pod(pod, grace_seconds=0)
             self._schedule("force-delete", f"{namespace}/{name}", force_delete)
 
     def _collect(self, pod: dict, job: str, final: JobState) -> None:
