@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks import measure, procstat  # noqa: E402
+from benchmarks import measure, procstat
 
 
 def test_percentile_nearest_rank() -> None:
