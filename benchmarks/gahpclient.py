@@ -45,9 +45,11 @@ class BenchDriver(GahpDriver):
         return int(self.proc.pid)
 
 
-def start_gahp(knobs: Mapping[str, str], stderr: Optional[IO[bytes]] = None) -> BenchDriver:
-    """kgahp started as the gridmanager starts it (no argv, pipes), handshake done."""
-    driver = BenchDriver(env=condor_env(knobs), stderr=stderr)
+def start_gahp(knobs: Mapping[str, str], stderr: Optional[IO[bytes]] = None,
+               argv: Optional[Sequence[str]] = None) -> BenchDriver:
+    """kgahp started as the gridmanager starts it (no argv, pipes), handshake done. `argv`
+    replaces `python -m kgahp` for experiments (e.g. another interpreter)."""
+    driver = BenchDriver(env=condor_env(knobs), stderr=stderr, argv=argv)
     driver.handshake()
     return driver
 

@@ -34,12 +34,13 @@ class Bench:
     """What every phase needs: the sim process, a kubeconfig, a scratch directory, a logger."""
 
     def __init__(self, sim: SimProcess, kubeconfig: str, workdir: str, say: Say,
-                 log_level: str = "INFO") -> None:
+                 log_level: str = "INFO", argv: Optional[Sequence[str]] = None) -> None:
         self.sim = sim
         self.kubeconfig = kubeconfig
         self.workdir = workdir
         self.say = say
         self.log_level = log_level
+        self.argv = argv
         self.iwd = os.path.join(workdir, "iwd")
         os.makedirs(self.iwd, exist_ok=True)
 
@@ -47,7 +48,7 @@ class Bench:
         all_knobs = gahp_knobs(self.kubeconfig, self.workdir, name, DEBUG=self.log_level,
                                **knobs)
         stderr = open(os.path.join(self.workdir, name, "stderr"), "ab")
-        driver = start_gahp(all_knobs, stderr)
+        driver = start_gahp(all_knobs, stderr, self.argv)
         code, msg = driver.ping()
         if code != 0:
             raise RuntimeError(f"kgahp ping failed: {msg}")
@@ -120,29 +121,37 @@ def _status_burst(bench: Bench, driver: BenchDriver, job_ids: Sequence[str],
     """`count` status queries, 50 in flight (the gridmanager's limit): latency, CPU, API use."""
     targets = evenly(job_ids, count)
     cpu0, api0 = procstat.sample(driver.pid).cpu_seconds, bench.sim.total_requests()
+    client0 = procstat.sample(os.getpid()).cpu_seconds
     t0 = time.monotonic()
     timed = pipeline(driver, status_requests(targets))
     elapsed = time.monotonic() - t0
     cpu1, api1 = procstat.sample(driver.pid).cpu_seconds, bench.sim.total_requests()
+    client_busy = (procstat.sample(os.getpid()).cpu_seconds - client0) / elapsed
     _check(timed, "status queries", RUNNING)
     return {**summary_ms([t.latency for t in timed]),
             "immediate": summary_ms([t.immediate for t in timed]),
             "per_second": len(timed) / elapsed,
             "cpu_ms_per_status": _per(cpu1 - cpu0, len(timed)) * 1000,
+            "gahp_cpu_utilisation": (cpu1 - cpu0) / elapsed,
+            "client_cpu_utilisation": client_busy,
             "api_requests_per_status": _per(api1 - api0, len(timed))}
 
 
-def _status_isolated(driver: BenchDriver, job_ids: Sequence[str], count: int,
+def _status_isolated(driver: BenchDriver, sim_pid: int, job_ids: Sequence[str], count: int,
                      gap: float = 0.0) -> dict[str, Any]:
-    """One query at a time (nothing queued), optionally paced `gap` seconds apart."""
+    """One query at a time (nothing queued), optionally paced `gap` seconds apart. Also how
+    busy the sim was meanwhile: on two cores its background work competes with kgahp."""
     timed: list[Timed] = []
+    sim0, t0 = procstat.sample(sim_pid).cpu_seconds, time.monotonic()
     for job_id in evenly(job_ids, count):
         timed += pipeline(driver, status_requests([job_id]), window=1)
         if gap:
             time.sleep(gap)
+    sim_busy = (procstat.sample(sim_pid).cpu_seconds - sim0) / (time.monotonic() - t0)
     _check(timed, "status queries", RUNNING)
     return {**summary_ms([t.latency for t in timed]),
-            "immediate": summary_ms([t.immediate for t in timed])}
+            "immediate": summary_ms([t.immediate for t in timed]),
+            "sim_cpu_utilisation": sim_busy, "load_average": os.getloadavg()[0]}
 
 
 def _running_at_least(count: int) -> Callable[[dict[str, int]], bool]:
@@ -186,7 +195,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
             time.sleep(1.0)                   # let the watch deliver the last updates
             bench.say(f"  measuring status at {target} tracked jobs")
             step: dict[str, Any] = {"tracked": target, "submit": submit_step}
-            step["isolated"] = _status_isolated(driver, job_ids, min(200, target))
+            step["isolated"] = _status_isolated(driver, bench.sim.pid, job_ids, min(200, target))
             step["burst"] = _status_burst(bench, driver, job_ids, min(2000, target))
             mem = procstat.sample(driver.pid)
             step["rss_mb"] = mem.rss_bytes / 2**20
@@ -194,7 +203,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
             steps.append(step)
         submit_api = bench.sim.total_requests() - submit_api0
         bench.say(f"  paced status queries (5/s) at {len(job_ids)} tracked jobs")
-        paced = _status_isolated(driver, job_ids, paced_samples, gap=0.2)
+        paced = _status_isolated(driver, bench.sim.pid, job_ids, paced_samples, gap=0.2)
         bench.say(f"  SIGKILL kgahp at {len(job_ids)} tracked jobs; timing recovery")
         driver.kill()
         recovery = _recover(bench, knobs, job_ids)
@@ -217,9 +226,10 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
 def _recover(bench: Bench, knobs: dict[str, str], job_ids: Sequence[str]) -> dict[str, Any]:
     """Start a new kgahp on the same state; time until every status is answered RUNNING."""
     api0 = bench.sim.total_requests()
+    client0 = procstat.sample(os.getpid()).cpu_seconds
     t0 = time.monotonic()
     stderr = open(os.path.join(bench.workdir, "bench-scale", "stderr.2"), "ab")
-    driver = start_gahp(knobs, stderr)
+    driver = start_gahp(knobs, stderr, bench.argv)
     try:
         banner = time.monotonic() - t0
         pending, rounds, wrong = list(job_ids), 0, 0
@@ -232,12 +242,14 @@ def _recover(bench: Bench, knobs: dict[str, str], job_ids: Sequence[str]) -> dic
             pending = still
         seconds = time.monotonic() - t0
         mem = procstat.sample(driver.pid)
+        client_cpu = procstat.sample(os.getpid()).cpu_seconds - client0
     finally:
         driver.close()
     return {"jobs": len(job_ids), "seconds": seconds, "banner_seconds": banner,
             "rounds": rounds, "wrong_answers": wrong, "unanswered": len(pending),
             "api_requests": bench.sim.total_requests() - api0,
-            "rss_mb_after": mem.rss_bytes / 2**20}
+            "rss_mb_after": mem.rss_bytes / 2**20, "gahp_cpu_seconds": mem.cpu_seconds,
+            "client_cpu_seconds": client_cpu}
 
 
 # ------------------------------------------------------------------------------- rate limit
