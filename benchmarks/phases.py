@@ -26,6 +26,7 @@ from kgahp.model import COMPLETED, RUNNING
 from kgahp.podspec import names
 
 FAST_API = {"QPS": "1000", "BURST": "2000"}   # throughput phases: the sim, not pacing, limits
+DEFAULT_API = {"QPS": "20", "BURST": "40"}     # kgahp's defaults (KGAHP_QPS, KGAHP_BURST)
 NAMESPACE = "default"
 Say = Callable[[str], None]
 
@@ -206,7 +207,8 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
         paced = _status_isolated(driver, bench.sim.pid, job_ids, paced_samples, gap=0.2)
         bench.say(f"  SIGKILL kgahp at {len(job_ids)} tracked jobs; timing recovery")
         driver.kill()
-        recovery = _recover(bench, knobs, job_ids)
+        # the restarted kgahp paces itself as a site's would (default QPS and BURST)
+        recovery = _recover(bench, {**knobs, **DEFAULT_API}, job_ids)
     finally:
         if driver.proc.poll() is None:
             driver.close()
