@@ -216,6 +216,16 @@ class Service:
             log.info("submit: adopted live pod %s/%s for %s", namespace,
                      _meta(pod).get("name"), req.job_directory)
             return
+        if (rec is not None and not rec.cancelled and rec.namespace == namespace
+                and ((rec.final is not None and not rec.reported)
+                     or (rec.final is None and any(_attempt(p) == rec.attempt
+                                                   for p in existing)))):
+            # Finished before the gridmanager ever saw its result (or not yet collected): this
+            # submit repeats one whose answer was lost (a crash), so answer with the job, do
+            # not run it again. A hold/release rerun comes after a reported result or a cancel.
+            log.info("submit: %s already ran (result not yet reported); not rerunning",
+                     req.job_directory)
+            return
         attempt = max([_attempt(p) for p in existing] + [rec.attempt if rec else -1]) + 1
         self._create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
         for old in existing:   # finished predecessors: nothing more to learn from them
@@ -283,6 +293,8 @@ class Service:
             return 1, str(exc), 0, None
         rec = None if legacy else self.store.get(job)
         if rec is not None and rec.final is not None:
+            if not rec.reported:
+                self.store.update(job, reported=True)
             return self._reply(job_id, rec.final)
         if legacy:
             pod = self.cache.get(namespace, job)
@@ -295,7 +307,10 @@ class Service:
             except ApiError as exc:
                 return 1, f"cannot read the pod of {job_id}: {exc}", 0, None
         if pod is None:
-            return self._reply(job_id, self._vanished(namespace, job, rec))
+            state = self._vanished(namespace, job, rec)
+            if state.job_status == REMOVED and rec is not None:
+                self.store.update(job, reported=True)   # recorded final by _vanished
+            return self._reply(job_id, state)
         verdict = self._classify(pod, rec)
         self._act(pod, verdict, rec)
         state = verdict.state

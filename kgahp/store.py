@@ -37,9 +37,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     started INTEGER NOT NULL DEFAULT 0,
     cancelled INTEGER NOT NULL DEFAULT 0,
     final TEXT,
-    finished_at REAL
+    finished_at REAL,
+    reported INTEGER NOT NULL DEFAULT 0
 )
 """
+# Stores made before `reported` existed: count their results as seen (the old behaviour).
+_ADD_REPORTED = "ALTER TABLE jobs ADD COLUMN reported INTEGER NOT NULL DEFAULT 1"
 
 
 @dataclass
@@ -54,6 +57,9 @@ class JobRecord:
     cancelled: bool = False  # kgahp deleted it on a BLAH_JOB_CANCEL
     final: Optional[JobState] = None
     finished_at: Optional[float] = None
+    # `final` went out in a status reply: the gridmanager knows the job id and its result, so
+    # a later submit of the same JobDirectory is a hold/release rerun, not a lost submit answer.
+    reported: bool = False
 
 
 def _state_to_json(state: Optional[JobState]) -> Optional[str]:
@@ -79,15 +85,18 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "reported" not in columns:
+            self._db.execute(_ADD_REPORTED)
         self._lock = threading.Lock()
         self._jobs: dict[str, JobRecord] = {}
         for row in self._db.execute(
                 "SELECT job, namespace, attempt, ad, submitted_at, restarts, started, "
-                "cancelled, final, finished_at FROM jobs"):
+                "cancelled, final, finished_at, reported FROM jobs"):
             self._jobs[row[0]] = JobRecord(
                 job=row[0], namespace=row[1], attempt=row[2], ad=row[3], submitted_at=row[4],
                 restarts=row[5], started=bool(row[6]), cancelled=bool(row[7]),
-                final=_state_from_json(row[8]), finished_at=row[9])
+                final=_state_from_json(row[8]), finished_at=row[9], reported=bool(row[10]))
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -99,9 +108,10 @@ class JobStore:
     def _write(self, rec: JobRecord) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO jobs (job, namespace, attempt, ad, submitted_at, restarts, "
-            "started, cancelled, final, finished_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "started, cancelled, final, finished_at, reported) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (rec.job, rec.namespace, rec.attempt, rec.ad, rec.submitted_at, rec.restarts,
-             int(rec.started), int(rec.cancelled), _state_to_json(rec.final), rec.finished_at))
+             int(rec.started), int(rec.cancelled), _state_to_json(rec.final), rec.finished_at,
+             int(rec.reported)))
         self._jobs[rec.job] = rec
 
     def record_submit(self, job: str, namespace: str, attempt: int, ad: str,
