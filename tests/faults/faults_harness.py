@@ -29,6 +29,11 @@ STATUS_NAMES = {IDLE: "IDLE", RUNNING: "RUNNING", REMOVED: "REMOVED", COMPLETED:
                 HELD: "HELD", 0: "ERROR"}
 
 
+def fuzz_examples(ci: int) -> int:
+    """Hypothesis examples: CI's count, times KGAHP_FUZZ_SCALE for the long run."""
+    return ci * max(1, int(os.environ.get("KGAHP_FUZZ_SCALE", "1")))
+
+
 def start_sim(workdir: str, *, seed: int = 0) -> SimCluster:
     """A fast simulated cluster (as tests/conftest.py's `sim`), with seeded fault dice."""
     config = SimConfig(workdir=workdir, schedule_delay=0.01, start_delay=0.05,

@@ -1,0 +1,60 @@
+"""Crash consistency, bounded and seeded for CI: 150 jobs, 15 SIGKILLs of the GAHP (about half
+aimed between a pod's creation and the gridmanager reading the submit result). The long version
+(1,000+ jobs, 100+ kills) is `python tests/faults/long_run.py`."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pytest
+from crashrun import run_campaign
+from faults_harness import Gahp, job_label, managed_objects, wait_until
+
+from kgahp.model import COMPLETED, IDLE, RUNNING
+
+CI_JOBS = 150
+CI_KILLS = 15
+CI_SEED = 8
+
+
+@pytest.mark.timeout(240)
+def test_sigkill_campaign_loses_duplicates_and_leaks_nothing(
+        make_gahp: Callable[..., Gahp]) -> None:
+    gahp = make_gahp(POD_RETENTION="1", CONFIG_ERROR_GRACE="20", QPS="200", BURST="400")
+    report = run_campaign(gahp, jobs=CI_JOBS, kills=CI_KILLS, seed=CI_SEED)
+    print(report.summary())
+    assert report.kills == CI_KILLS and report.kills_after_create >= 1
+    assert report.problems() == {}, report.summary()
+
+
+@pytest.mark.timeout(120)
+def test_completed_before_the_lost_submit_answer_is_not_run_again(
+        make_gahp: Callable[..., Gahp]) -> None:
+    """The submit's answer is lost (kill), the job finishes meanwhile, the gridmanager submits
+    again: kgahp must answer with the same job and its result, not run the job a second time
+    (it never reported that result, so this cannot be a hold/release resubmission)."""
+    gahp = make_gahp(POD_RETENTION="600")
+    ad = gahp.ad("quick_0.0", KubernetesImage="sim.invalid/exit6:200ms")
+    gahp.driver.send("BLAH_JOB_SUBMIT", ad)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pods = managed_objects(gahp.sim, "pods")
+        if any((p.get("status") or {}).get("phase") == "Failed" for p in pods):
+            break
+        time.sleep(0.05)
+    gahp.restart(kill=True)
+    code, msg, job_id = gahp.driver.submit(ad)
+    assert code == 0, msg
+    status, result = gahp.status(job_id)
+    assert status in (IDLE, RUNNING, COMPLETED)
+    status, result = gahp.wait_status(job_id, {COMPLETED}, timeout=30)
+    assert result.eval("ExitCode") == 6
+    time.sleep(1.0)    # a second attempt, if one was wrongly made, would show by now
+    names = {p["metadata"]["name"] for p in managed_objects(gahp.sim, "pods")
+             if job_label(p) == job_id.split("/")[2]}
+    assert names == {job_id.split("/")[2] + "-0"}, names
+    # once the result was reported, a new submit is a hold/release rerun: a new attempt
+    assert gahp.submit("quick_0.0", KubernetesImage="sim.invalid/exit6:200ms") == job_id
+    wait_until(lambda: any(p["metadata"]["name"].endswith("-1")
+                           for p in managed_objects(gahp.sim, "pods")), 20, "the rerun")
