@@ -104,7 +104,8 @@ def table(results: dict[str, Any]) -> str:
         f"[{mark[ok['api_requests_per_status']]} = 0]",
         f"peak RSS at {head['tracked_jobs']} tracked: {_fmt(head['peak_rss_mb'], 0)} MB "
         f"[{mark[ok['peak_rss_mb']]} <= 250 MB]",
-        f"recovery after SIGKILL at {rec['jobs']}: every status right after "
+        f"recovery after SIGKILL at {rec['jobs']} (restart with QPS=20 BURST=40): every "
+        f"status right after "
         f"{_fmt(rec['seconds'])} s ({rec['rounds']} rounds, {rec['api_requests']} API requests, "
         f"banner {_fmt(rec['banner_seconds'] * 1000, 0)} ms) "
         f"[{mark[ok['recovery_seconds']]} <= 10 s]",
