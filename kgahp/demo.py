@@ -172,7 +172,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if os.path.exists(path):
                     with open(path) as fh:
                         _say(f"{extra}: {fh.read().strip()}")
-        _say(f"kgahp's log: {log_file}")
+        if args.keep:
+            _say(f"kgahp's log: {log_file}")
         ok = (final.get("hello", ["?"])[0] == "4" and final.get("fail", ["?"])[0] == "4"
               and final.get("badimage", ["?"])[0] == "5")
         _say("\ndemo " + ("finished: success, exit code and hold as expected" if ok
