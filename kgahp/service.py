@@ -368,7 +368,16 @@ class Service:
             return
         rec = self.store.get(job)
         if rec is not None and _attempt(pod) != rec.attempt:
-            return   # an older attempt: its fate no longer matters
+            namespace = str(meta.get("namespace"))
+            if any(_attempt(p) == rec.attempt for p in self.cache.pods_for_job(namespace, job)):
+                # superseded: its fate no longer matters, and a crash may have cost it the
+                # delete that recreation or resubmission scheduled
+                if kind != "DELETED" and not meta.get("deletionTimestamp"):
+                    self._schedule("delete", f"{namespace}/{meta.get('name')}",
+                                   lambda: self._delete_pod(pod))
+                return
+            # the store names an attempt that was never created (a crash between recording
+            # it and creating its pod): this pod is still the job's, as status treats it
         if kind == "DELETED":
             if rec is not None and rec.final is None and not rec.cancelled:
                 # The last state of a pod a node controller deleted (node lost, preemption)

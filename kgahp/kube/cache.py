@@ -167,9 +167,10 @@ class PodCache:
         for pod in gone:
             self._drop(pod)
             self._emit("DELETED", pod)
-        for pod in items:
-            if self._put(pod):
-                self._emit("SYNC", pod)
+        # all in before any listener runs: a listener comparing a job's pods must see them all
+        changed = [pod for pod in items if self._put(pod)]
+        for pod in changed:
+            self._emit("SYNC", pod)
 
     # ---- the per-namespace loop
     def _run(self, namespace: str) -> None:
