@@ -22,7 +22,7 @@ CI_SEED = 8
 def test_sigkill_campaign_loses_duplicates_and_leaks_nothing(
         make_gahp: Callable[..., Gahp]) -> None:
     gahp = make_gahp(POD_RETENTION="1", CONFIG_ERROR_GRACE="20", QPS="200", BURST="400")
-    report = run_campaign(gahp, jobs=CI_JOBS, kills=CI_KILLS, seed=CI_SEED)
+    report = run_campaign(gahp, jobs=CI_JOBS, kills=CI_KILLS, seed=CI_SEED, timeout=150)
     print(report.summary())
     assert report.kills == CI_KILLS and report.kills_after_create >= 1
     assert report.problems() == {}, report.summary()

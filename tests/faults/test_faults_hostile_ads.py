@@ -63,7 +63,7 @@ HOSTILE_PATCHES = [
     '!!python/object/apply:os.system ["touch /tmp/kgahp-pwned"]',
     "nodeSelector: !!binary aGVsbG8=", "{nodeSelector: {a: 2001-01-01}}",
     '{"nodeSelector": {"kubernetes.io/hostname": "sim-node-1"}}', "- a\n- b", "null", "",
-    '{"tolerations": [{"operator": "Exists"}]}', "{" * 2000,
+    '{"tolerations": [{"operator": "Exists"}]}', "{" * 500,
 ]
 METACHARACTERS = [
     "; rm -rf /", "$(id)", "`id`", "$HOME", "${IFS}", "a\nb", "a\rb", "\\", "'", '"', "{{x}}",
@@ -160,14 +160,14 @@ def assert_refused_or_safe(text: str) -> Optional[dict[str, Any]]:
     return pod
 
 
-@settings(max_examples=fuzz_examples(250), deadline=None,
+@settings(max_examples=fuzz_examples(150), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(ATTRIBUTES), values, max_size=6))
 def test_fuzzed_ads_are_refused_or_within_policy(overrides: dict[str, str]) -> None:
     assert_refused_or_safe(ad_text(overrides))
 
 
-@settings(max_examples=fuzz_examples(150), deadline=None,
+@settings(max_examples=fuzz_examples(100), deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(ATTRIBUTES), values, max_size=4),
        st.lists(st.tuples(st.integers(0, 400), st.sampled_from(list("[];=\"\\{}\n\x00 ")))))

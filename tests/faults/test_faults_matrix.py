@@ -68,12 +68,12 @@ def _down(sim: Any) -> None:
 
 
 CASES: dict[str, FaultCase] = {
-    "429-storm": FaultCase(_storm_429, 8.0),
-    "5xx-bursts": FaultCase(_bursts_5xx, 8.0),
-    "connection-resets": FaultCase(_resets, 8.0),
+    "429-storm": FaultCase(_storm_429, 6.0),
+    "5xx-bursts": FaultCase(_bursts_5xx, 6.0),
+    "connection-resets": FaultCase(_resets, 6.0),
     "slow-responses": FaultCase(_slow, 20.0),
-    "watch-cut-mid-event": FaultCase(_cut_mid_event, 8.0),
-    "compaction-410": FaultCase(_compact, 8.0, during=_compact),
+    "watch-cut-mid-event": FaultCase(_cut_mid_event, 6.0),
+    "compaction-410": FaultCase(_compact, 6.0, during=_compact),
     "api-down": FaultCase(_down, DOWN_SECONDS + 1.0),
 }
 

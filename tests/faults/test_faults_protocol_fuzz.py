@@ -68,7 +68,7 @@ def test_random_request_lines(make_gahp: Callable[..., Gahp]) -> None:
     gahp = make_gahp()
     fuzzed = []
 
-    @settings(max_examples=fuzz_examples(300), deadline=None,
+    @settings(max_examples=fuzz_examples(200), deadline=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(garbage_line)
     def one_line(line: bytes) -> None:
@@ -81,7 +81,7 @@ def test_random_request_lines(make_gahp: Callable[..., Gahp]) -> None:
             assert len(reply) > 1
 
     one_line()
-    assert len(fuzzed) >= 250
+    assert len(fuzzed) >= 150
     _still_works(gahp)
 
 
