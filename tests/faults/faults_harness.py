@@ -133,6 +133,7 @@ def managed_objects(sim: Any, kind: str, namespace: Optional[str] = None) -> lis
 
     core = client.CoreV1Api(sim.api_client())
     api = core.api_client
+    items: list[Any]
     if kind == "pods":
         items = (core.list_namespaced_pod(namespace, label_selector=MANAGED).items if namespace
                  else core.list_pod_for_all_namespaces(label_selector=MANAGED).items)

@@ -133,6 +133,6 @@ def test_targeted_malformed_lines(make_gahp: Callable[..., Gahp]) -> None:
         assert len(tokens) == RESULT_TOKENS[command], tokens[:3]
         assert len(" ".join(tokens)) < 8192, (command, len(" ".join(tokens)))
     assert got["11"][1] != "0" and got["12"][1] != "0" and got["15"][1] != "0"
-    for reqid in ("13", "15", "18"):
-        assert got[reqid][3] != "4", got[reqid][:4]         # unknown is never success
+    for unknown in ("13", "15", "18"):
+        assert got[unknown][3] != "4", got[unknown][:4]     # unknown is never success
     _still_works(gahp)
