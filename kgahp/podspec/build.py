@@ -99,8 +99,8 @@ def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
     template_container = containers[index]
     container = dict(template_container)
     container["image"] = image
-    container["command"] = [check_text(req.cmd, "Cmd")]
-    container["args"] = [check_text(a, "Arguments") for a in req.arguments]
+    container["command"] = [literal(check_text(req.cmd, "Cmd"))]
+    container["args"] = [literal(check_text(a, "Arguments")) for a in req.arguments]
     container["env"] = _env(template_container.get("env") or [], req, settings)
     container["resources"] = strategic_merge(template_container.get("resources") or {},
                                              resources(req, settings))
@@ -156,6 +156,16 @@ def _image(req: JobRequest, settings: Settings, template_image: Any) -> str:
                      "(or the site must set KGAHP_DEFAULT_IMAGE)")
 
 
+def literal(text: str) -> str:
+    """A job-supplied string as Kubernetes must see it to pass it on unchanged.
+
+    The kubelet expands `$(VAR)` in command, args and env values and folds `$$` to `$`;
+    HTCondor hands the job its Arguments and Environment literally. Doubling every `$` makes
+    the kubelet's expansion a no-op. (Admin values in templates and KGAHP_ENVIRONMENT keep the
+    Kubernetes meaning on purpose.)"""
+    return text.replace("$", "$$")
+
+
 def _env(template_env: list[Any], req: JobRequest, settings: Settings) -> list[dict[str, Any]]:
     """Template entries, overridden by the job's, overridden by KGAHP_ENVIRONMENT (by name).
 
@@ -167,7 +177,8 @@ def _env(template_env: list[Any], req: JobRequest, settings: Settings) -> list[d
     for name, value in req.environment:
         check_env_name(name)
         merged.pop(name, None)   # re-inserted last: later sources appear after earlier ones
-        merged[name] = {"name": name, "value": check_text(value, f"Environment {name}")}
+        merged[name] = {"name": name,
+                        "value": literal(check_text(value, f"Environment {name}"))}
     for name, value in settings.pod.environment:
         try:
             check_env_name(name)

@@ -151,3 +151,14 @@ def test_shared_volume_mode_writes_streams_in_place(make_gahp, tmp_path):
     volumes = [v for p in g.pods() for v in p["spec"]["volumes"]]
     assert any(v.get("hostPath", {}).get("path") == str(shared) for v in volumes)
     assert not any("secret" in v and v["name"].startswith("kgahp-input") for v in volumes)
+
+
+def test_dollar_signs_reach_the_payload_literally(files_gahp):
+    g = files_gahp
+    _write(f"{g.iwd}/show.sh", '#!/bin/sh\necho "$1|$2|$V"\n', 0o755)
+    job_id = g.submit("dollar_1.0", Cmd=f"{g.iwd}/show.sh", StageCmd=True,
+                      KubernetesImage="busybox:1.36", Arguments="'$(V)' 'cost $$5'",
+                      Environment="V=$(V)x", Out="dollar.out")
+    _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
+    assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
+    assert open(f"{g.iwd}/dollar.out").read() == "$(V)|cost $$5|$(V)x\n"

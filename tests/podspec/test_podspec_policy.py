@@ -49,6 +49,19 @@ RULES: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
 ]
 
 
+def kubelet_view(container: dict) -> tuple[list[str], list[str], dict[str, str]]:
+    """(command, args, env) as the kubelet hands them to the process: Kubernetes expands
+    $(VAR) and folds $$ in env values (in order), command and args."""
+    from kgahp.sim.runtime import expand_env_references
+
+    env: dict[str, str] = {}
+    for entry in container.get("env") or []:
+        env[entry["name"]] = expand_env_references(entry.get("value", ""), env)
+    command = [expand_env_references(c, env) for c in container.get("command") or []]
+    args = [expand_env_references(a, env) for a in container.get("args") or []]
+    return command, args, env
+
+
 @pytest.mark.parametrize(("fields", "knobs", "attribute", "rule"), [r[1:] for r in RULES],
                          ids=[r[0] for r in RULES])
 def test_policy_rule(fields: dict[str, Any], knobs: dict[str, str], attribute: str,
@@ -105,10 +118,10 @@ HOSTILE_TEXT = [
 def test_hostile_arguments_and_env_reach_the_manifest_verbatim(text: str) -> None:
     pod = build({"arguments": (text, "next"), "environment": (("VALUE", text),),
                  "cmd": text or "/x"})
-    container = job_container(pod)
-    assert container["args"] == [text, "next"]
-    assert container["env"] == [{"name": "VALUE", "value": text}]
-    assert container["command"] == [text or "/x"]
+    command, args, env = kubelet_view(job_container(pod))
+    assert args == [text, "next"]
+    assert env == {"VALUE": text}
+    assert command == [text or "/x"]
     # and survive serialisation both ways the pod can travel
     assert yaml.safe_load(yaml.safe_dump(pod)) == pod
     assert json.loads(json.dumps(pod)) == pod
@@ -119,8 +132,9 @@ def test_hostile_arguments_and_env_reach_the_manifest_verbatim(text: str) -> Non
        value=st.text(alphabet=st.characters(blacklist_characters="\x00")))
 def test_any_argument_text_is_carried_verbatim(args: list[str], value: str) -> None:
     container = job_container(build({"arguments": tuple(args), "environment": (("V", value),)}))
-    assert container["args"] == args
-    assert container["env"] == [{"name": "V", "value": value}]
+    _, received_args, env = kubelet_view(container)
+    assert received_args == args
+    assert env == {"V": value}
 
 
 @pytest.mark.parametrize(("fields", "message"), [
