@@ -94,9 +94,10 @@ class Kube:
     def __init__(self, api_client: client.ApiClient, settings: KubeSettings,
                  *, retry_deadline: float = 240.0) -> None:
         self.api_client = api_client
-        self.core = client.CoreV1Api(api_client)
-        self.authz = client.AuthorizationV1Api(api_client)
-        self.version_api = client.VersionApi(api_client)
+        # Typed as Any: we pass and receive raw JSON dicts, not the client's models.
+        self.core: Any = client.CoreV1Api(api_client)
+        self.authz: Any = client.AuthorizationV1Api(api_client)
+        self.version_api: Any = client.VersionApi(api_client)
         self.settings = settings
         self.limiter = TokenBucket(settings.qps, settings.burst)
         self.timeout = settings.api_timeout
@@ -157,7 +158,7 @@ class Kube:
         token: Optional[str] = None
         rv = ""
         while True:
-            page = self._json(self.call(f"listing pods in {namespace}", lambda t=token: (
+            page = self._json(self.call(f"listing pods in {namespace}", lambda t=token: (  # type: ignore[misc]
                 self.core.list_namespaced_pod(
                     namespace, label_selector=label_selector, limit=500, _continue=t,
                     _preload_content=False, _request_timeout=max(self.timeout, 60))),
