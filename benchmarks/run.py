@@ -126,7 +126,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     summary = report.table(results)
     (out / "results.txt").write_text(summary + "\n")
     if not args.no_chart:
-        report.chart(results, str(out / "status_rss.png"))
+        try:
+            report.chart(results, str(out / "status_rss.png"))
+        except ImportError:   # the chart is optional; the figures are not
+            print("no chart: matplotlib is not installed (pip install -e '.[bench]')",
+                  file=sys.stderr)
     print(text if args.json else summary)
     print(f"\nwritten to {out} in {results['meta']['seconds']:.0f} s", file=sys.stderr)
     return 0 if all(report.verdicts(report.headline(results)).values()) else 1

@@ -1,5 +1,5 @@
 """Fixtures for the fault, crash and hostile-input suite: a seeded simulated cluster with four
-nodes and a factory of real kgahp processes talking to it (see faults_harness)."""
+nodes and a factory of real kgahp processes talking to it (see tests/harness.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from faults_harness import Gahp, start_sim
+from harness import Gahp, gahp_factory, start_sim
 
 
 @pytest.fixture
@@ -22,16 +22,5 @@ def fsim(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def make_gahp(fsim: Any, tmp_path: Path) -> Iterator[Callable[..., Gahp]]:
-    made: list[Gahp] = []
-
-    def make(**knobs: object) -> Gahp:
-        g = Gahp(fsim, tmp_path / f"g{len(made)}", {k: str(v) for k, v in knobs.items()})
-        made.append(g)
-        return g
-
-    yield make
-    for g in made:
-        try:
-            g.close()
-        except AssertionError:   # a test that killed it on purpose
-            g.driver.kill()
+    with gahp_factory(fsim, tmp_path) as make:
+        yield make

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import classad2
-from faults_harness import (
+from harness import (
     GM_RESPONSE_TIMEOUT,
     Gahp,
     PodCensus,

@@ -21,7 +21,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE))          # crashrun
+sys.path.insert(0, str(HERE.parent))   # harness (shared with tests/e2e)
 
 
 def run_pytest(files: list[str], env: dict[str, str]) -> int:
@@ -33,7 +34,7 @@ def run_pytest(files: list[str], env: dict[str, str]) -> int:
 
 def crash_campaign(jobs: int, kills: int, seed: int) -> bool:
     from crashrun import run_campaign
-    from faults_harness import Gahp, start_sim
+    from harness import Gahp, start_sim
 
     tmp = Path(tempfile.mkdtemp(prefix="kgahp-long-"))
     sim = start_sim(str(tmp / "sim"), seed=seed)

@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 from crashrun import run_campaign
-from faults_harness import Gahp, job_label, managed_objects, wait_until
+from harness import Gahp, job_label, managed_objects, wait_until
 
 from kgahp.model import COMPLETED, IDLE, RUNNING
 

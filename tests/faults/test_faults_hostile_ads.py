@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import classad2
 import pytest
-from faults_harness import Gahp, all_pods, fuzz_examples
+from harness import Gahp, all_pods, fuzz_examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import pytest
-from faults_harness import GM_RESPONSE_TIMEOUT, STATUS_NAMES, Gahp, RuleClock, wait_until
+from harness import GM_RESPONSE_TIMEOUT, STATUS_NAMES, Gahp, RuleClock, wait_until
 
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
 

@@ -8,7 +8,7 @@ import time
 from typing import Callable
 
 import pytest
-from faults_harness import Gahp, drain_results, fuzz_examples, raw_request
+from harness import Gahp, drain_results, fuzz_examples, raw_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from faults_harness import Gahp, files_under, managed_objects, wait_until, world_readable
+from harness import Gahp, files_under, managed_objects, wait_until, world_readable
 
 from kgahp.model import COMPLETED, RUNNING
 

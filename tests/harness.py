@@ -2,17 +2,19 @@
 the GAHP protocol as the gridmanager drives it, the simulated cluster it talks to, and the
 observers that check the cluster side (pods, secrets, how often a faulted request came back).
 
-Kept apart from tests/e2e/conftest.py (same idea, fewer powers) so both can evolve; the long
-run (long_run.py) imports it too, which is why nothing here depends on pytest fixtures.
+Shared by tests/e2e and tests/faults (pytest puts tests/ on sys.path through tests/conftest.py);
+the long run (tests/faults/long_run.py) imports it too, which is why nothing here depends on
+pytest fixtures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -125,6 +127,26 @@ class Gahp:
     def close(self) -> None:
         if self.driver.proc.poll() is None:
             self.driver.close()
+
+
+@contextlib.contextmanager
+def gahp_factory(sim: Any, tmp: Path) -> Iterator[Callable[..., Gahp]]:
+    """`make(**knobs) -> Gahp`: real kgahp processes on `sim`, all closed (or killed) at exit."""
+    made: list[Gahp] = []
+
+    def make(**knobs: object) -> Gahp:
+        g = Gahp(sim, tmp / f"g{len(made)}", {k: str(v) for k, v in knobs.items()})
+        made.append(g)
+        return g
+
+    try:
+        yield make
+    finally:
+        for g in made:
+            try:
+                g.close()
+            except AssertionError:   # a test that killed it on purpose
+                g.driver.kill()
 
 
 def managed_objects(sim: Any, kind: str, namespace: Optional[str] = None) -> list[dict]:
