@@ -26,7 +26,12 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert json.loads(proc.stdout) == results
-    assert (out / "status_rss.png").stat().st_size > 1000
+    try:
+        import matplotlib  # noqa: F401  (a [bench] extra, absent in the test venv)
+    except ImportError:
+        assert not (out / "status_rss.png").exists()
+    else:
+        assert (out / "status_rss.png").stat().st_size > 1000
     assert "tracked" in (out / "results.txt").read_text()
 
     life = results["job_life"]
