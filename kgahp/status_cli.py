@@ -91,7 +91,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     table += rows(pods, time.time(), settings)
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=sys.stdout)
     if len(table) == 1:
-        print("(no pods)")
+        print("(no pods)", file=sys.stdout)   # a CLI of its own: stdout is its output
     return 0

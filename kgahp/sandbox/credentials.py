@@ -38,16 +38,25 @@ def proxy_secret_data(proxy_bytes: bytes) -> dict[str, str]:
     return {PROXY_KEY: base64.b64encode(proxy_bytes).decode("ascii")}
 
 
-def proxy_secret_manifest(name: str, namespace: str, proxy_bytes: bytes,
-                          labels: dict[str, str]) -> dict:
-    """The per-job proxy Secret (mutable, so a renewed proxy can be patched in)."""
-    return {
+def opaque_secret(name: str, namespace: str, labels: dict[str, str], data: dict[str, str],
+                  *, immutable: bool = False) -> dict:
+    """A per-job Opaque Secret manifest (the service adds the owner reference)."""
+    secret: dict = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
         "type": "Opaque",
-        "data": proxy_secret_data(proxy_bytes),
     }
+    if immutable:
+        secret["immutable"] = True
+    secret["data"] = dict(data)
+    return secret
+
+
+def proxy_secret_manifest(name: str, namespace: str, proxy_bytes: bytes,
+                          labels: dict[str, str]) -> dict:
+    """The per-job proxy Secret (mutable, so a renewed proxy can be patched in)."""
+    return opaque_secret(name, namespace, labels, proxy_secret_data(proxy_bytes))
 
 
 def proxy_volume(secret_name: str) -> dict:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from kgahp.config import TransferSettings
 from kgahp.errors import TransferError
 from kgahp.model import JobRequest
+from kgahp.sandbox.credentials import opaque_secret
 from kgahp.sandbox.safepath import CONTROL_DIR, is_null_device, submit_path
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,4 @@ def gather_inputs(req: JobRequest, transfer: TransferSettings) -> InputBundle | 
 def input_secret_manifest(name: str, namespace: str, bundle: InputBundle,
                           labels: dict[str, str]) -> dict:
     """The per-job input Secret (immutable: inputs never change after submit)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
-        "type": "Opaque",
-        "immutable": True,
-        "data": dict(bundle.data),
-    }
+    return opaque_secret(name, namespace, labels, bundle.data, immutable=True)
