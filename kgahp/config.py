@@ -97,6 +97,9 @@ KNOBS: tuple[Knob, ...] = (
     Knob("SANDBOX_PATH", "/kgahp/sandbox", "Job working directory inside the pod"),
     Knob("MAX_INPUT_BYTES", "716800", "Largest input sandbox (bytes) shipped through the API"),
     Knob("MAX_OUTPUT_BYTES", "8388608", "Largest output sandbox (bytes) fetched through the API"),
+    Knob("CREDENTIAL_FILES", "", "Comma list of input file names (e.g. token,idtoken) that travel "
+         "in the job's credential Secret (0600, mounted at /kgahp/creds, $KGAHP_CREDENTIALS) "
+         "instead of the input sandbox"),
 )
 
 _KNOB_NAMES = {k.name for k in KNOBS}
@@ -184,6 +187,7 @@ class TransferSettings:
     sandbox_path: str = "/kgahp/sandbox"
     max_input_bytes: int = 716800
     max_output_bytes: int = 8388608
+    credential_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,7 @@ _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "SANDBOX_PATH": ("transfer", "sandbox_path", str),
     "MAX_INPUT_BYTES": ("transfer", "max_input_bytes", int),
     "MAX_OUTPUT_BYTES": ("transfer", "max_output_bytes", int),
+    "CREDENTIAL_FILES": ("transfer", "credential_files", _csv),
 }
 
 _CHOICES = {

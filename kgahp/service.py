@@ -240,11 +240,11 @@ class Service:
                               restarts=restarts)
         name = _meta(pod)["name"]
         bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-        proxy = sandbox.read_credential(req.x509userproxy) if req.x509userproxy else None
+        creds = sandbox.gather_credentials(req, transfer)
         input_secret = f"{name}-input" if bundle is not None else None
-        proxy_secret = f"{name}-proxy" if proxy is not None else None
+        proxy_secret = f"{name}-proxy" if creds else None
         sandbox.decorate_pod(pod, req, transfer, inputs=bundle, input_secret=input_secret,
-                             proxy_secret=proxy_secret)
+                             proxy_secret=proxy_secret, credential_keys=tuple(creds))
         pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
         policy.verify_pod(pod, self.templates, self.settings)
 
@@ -264,9 +264,9 @@ class Service:
             if bundle is not None and input_secret:
                 self._create_secret(namespace, sandbox.input_secret_manifest(
                     input_secret, namespace, bundle, labels), owner)
-            if proxy is not None and proxy_secret:
-                self._create_secret(namespace, sandbox.proxy_secret_manifest(
-                    proxy_secret, namespace, proxy, labels), owner)
+            if creds and proxy_secret:
+                self._create_secret(namespace, sandbox.credentials_secret_manifest(
+                    proxy_secret, namespace, creds, labels), owner)
         except ApiError as exc:
             # A pod without its inputs would wait forever: take it back, fail the submit.
             self.kube.delete_pod(namespace, name, grace_seconds=0)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from kgahp.sandbox.credentials import (
     CREDENTIALS_SECRET_PLACEHOLDER,
+    credentials_secret_manifest,
+    gather_credentials,
     proxy_secret_data,
     proxy_secret_manifest,
     read_credential,
@@ -44,8 +46,10 @@ __all__ = [
     "STDERR_MEMBER",
     "STDOUT_MEMBER",
     "InputBundle",
+    "credentials_secret_manifest",
     "decorate_pod",
     "extract_outputs",
+    "gather_credentials",
     "gather_inputs",
     "input_secret_manifest",
     "make_frame",

@@ -6,20 +6,27 @@ pods that run as non-root need `securityContext.fsGroup` in the pod template to 
 
 Admin templates may mount the same per-job Secret themselves (for example for a pilot that wants it
 at another path): a volume whose `secret.secretName` is CREDENTIALS_SECRET_PLACEHOLDER is pointed
-at the job's credential Secret, or made `optional` when the job has none. Shipping token files
-from the submit host is not yet supported (the job ad names no token path).
+at the job's credential Secret, or made `optional` when the job has none. Token files (SciTokens,
+IDTOKENs) for pilots ride in the same Secret when the admin names them in KGAHP_CREDENTIAL_FILES:
+a TransferInput entry with such a name is kept out of the input sandbox and appears at
+$KGAHP_CREDENTIALS/<name> (mode 0600) instead.
 """
 
 from __future__ import annotations
 
 import base64
+import posixpath
 
+from kgahp.config import TransferSettings
 from kgahp.errors import TransferError
+from kgahp.model import JobRequest
+from kgahp.sandbox.safepath import submit_path
 
 PROXY_KEY = "x509up"
 CREDS_VOLUME = "kgahp-creds"
 CREDS_MOUNT = "/kgahp/creds"
 PROXY_ENV = "X509_USER_PROXY"
+CREDENTIALS_ENV = "KGAHP_CREDENTIALS"
 CREDENTIAL_MODE = 0o600
 CREDENTIALS_SECRET_PLACEHOLDER = "kgahp-job-credentials"
 
@@ -59,13 +66,41 @@ def proxy_secret_manifest(name: str, namespace: str, proxy_bytes: bytes,
     return opaque_secret(name, namespace, labels, proxy_secret_data(proxy_bytes))
 
 
-def proxy_volume(secret_name: str) -> dict:
+def credential_entries(req: JobRequest, transfer: TransferSettings) -> dict[str, str]:
+    """{file name: TransferInput entry} for the inputs the admin declared credentials."""
+    wanted = set(transfer.credential_files)
+    found: dict[str, str] = {}
+    for entry in req.transfer_input:
+        name = posixpath.basename(entry.rstrip("/"))
+        if name in wanted:
+            found[name] = entry
+    return found
+
+
+def gather_credentials(req: JobRequest, transfer: TransferSettings) -> dict[str, bytes]:
+    """The job's credential files (its proxy as `x509up`, declared token files by name)."""
+    files: dict[str, bytes] = {}
+    if req.x509userproxy:
+        files[PROXY_KEY] = read_credential(req.x509userproxy)
+    for name, entry in credential_entries(req, transfer).items():
+        files[name] = read_credential(submit_path(req.iwd, entry))
+    return files
+
+
+def credentials_secret_manifest(name: str, namespace: str, files: dict[str, bytes],
+                                labels: dict[str, str]) -> dict:
+    """The per-job credential Secret (mutable, so a renewed proxy can be patched in)."""
+    data = {key: base64.b64encode(value).decode("ascii") for key, value in files.items()}
+    return opaque_secret(name, namespace, labels, data)
+
+
+def proxy_volume(secret_name: str, keys: tuple[str, ...] = (PROXY_KEY,)) -> dict:
     return {
         "name": CREDS_VOLUME,
         "secret": {
             "secretName": secret_name,
             "defaultMode": CREDENTIAL_MODE,
-            "items": [{"key": PROXY_KEY, "path": PROXY_KEY, "mode": CREDENTIAL_MODE}],
+            "items": [{"key": k, "path": k, "mode": CREDENTIAL_MODE} for k in keys],
         },
     }
 

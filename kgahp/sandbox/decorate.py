@@ -160,11 +160,13 @@ def _decorate_shared(pod: dict, job: dict, req: JobRequest, transfer: TransferSe
 
 def decorate_pod(pod: dict, req: JobRequest, transfer: TransferSettings, *,
                  inputs: InputBundle | None = None, input_secret: str | None = None,
-                 proxy_secret: str | None = None) -> None:
+                 proxy_secret: str | None = None,
+                 credential_keys: tuple[str, ...] = (credentials.PROXY_KEY,)) -> None:
     """Add volumes, the stage-in init container, the wrapper and credentials to `pod` in place.
 
     `inputs`/`input_secret`: the bundle from gather_inputs and the name its Secret is created
-    under (api mode). `proxy_secret`: name of the job's proxy Secret, if the job has a proxy.
+    under (api mode). `proxy_secret`: name of the job's credential Secret (proxy and declared
+    token files), whose keys are `credential_keys`.
     TransferError when the request cannot be honoured in this mode (e.g. Iwd off the shared volume).
     """
     job = _main_container(pod)
@@ -174,7 +176,11 @@ def decorate_pod(pod: dict, req: JobRequest, transfer: TransferSettings, *,
     elif transfer.mode == "shared":
         _decorate_shared(pod, job, req, transfer)
     if proxy_secret:
-        spec.setdefault("volumes", []).append(credentials.proxy_volume(proxy_secret))
+        spec.setdefault("volumes", []).append(
+            credentials.proxy_volume(proxy_secret, credential_keys))
         job.setdefault("volumeMounts", []).append(credentials.proxy_mount())
-        _set_env(job, {credentials.PROXY_ENV: credentials.proxy_path_in_pod()})
+        env = {credentials.CREDENTIALS_ENV: credentials.CREDS_MOUNT}
+        if credentials.PROXY_KEY in credential_keys:
+            env[credentials.PROXY_ENV] = credentials.proxy_path_in_pod()
+        _set_env(job, env)
     credentials.resolve_placeholders(spec.get("volumes", []), proxy_secret)

@@ -126,7 +126,8 @@ def gather_inputs(req: JobRequest, transfer: TransferSettings) -> InputBundle | 
     """
     if transfer.mode != "api":
         return None
-    planned = plan_inputs(req)
+    # declared credential files travel in the credential Secret, not here
+    planned = [f for f in plan_inputs(req) if f.dest not in transfer.credential_files]
     if not planned:
         return None
     sized = [(f, *_size_and_mode(f)) for f in planned]

@@ -162,3 +162,23 @@ def test_dollar_signs_reach_the_payload_literally(files_gahp):
     _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
     assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
     assert open(f"{g.iwd}/dollar.out").read() == "$(V)|cost $$5|$(V)x\n"
+
+
+def test_declared_token_files_travel_as_credentials_not_inputs(make_gahp):
+    g = make_gahp(TRANSFER_MODE="api", CREDENTIAL_FILES="idtoken")
+    _write(f"{g.iwd}/idtoken", "TOKEN-SECRET-123\n", 0o600)
+    _write(f"{g.iwd}/in.txt", "plain input\n")
+    _write(f"{g.iwd}/pilot.sh", """#!/bin/sh
+cat "$KGAHP_CREDENTIALS/idtoken"
+stat -c %a "$KGAHP_CREDENTIALS/idtoken"
+cat in.txt
+test -e idtoken && echo "token leaked into the sandbox"
+exit 0
+""", 0o755)
+    job_id = g.submit("token_1.0", Cmd=f"{g.iwd}/pilot.sh", StageCmd=True,
+                      KubernetesImage="busybox:1.36", TransferInput="idtoken,in.txt",
+                      Out="token.out")
+    _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
+    assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
+    assert open(f"{g.iwd}/token.out").read() == "TOKEN-SECRET-123\n600\nplain input\n"
+    assert "TOKEN-SECRET-123" not in g.log.read_text()
