@@ -11,10 +11,11 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from kgahp.sim.defaulting import KIND_OF
+from kgahp.sim.defaulting import CONTAINER_ORDER, KIND_OF, META_ORDER, POD_SPEC_ORDER
 from kgahp.sim.quantity import QuantityError, parse_quantity
 from kgahp.sim.store import ApiStatusError
 
@@ -183,25 +184,10 @@ def check_metadata(meta: dict, *, namespaced: bool, name_check: Any = check_subd
 
 # ----- decoding (400s) -------------------------------------------------------------------------
 _POD_FIELDS = {"apiVersion", "kind", "metadata", "spec", "status"}
-_META_FIELDS = {
-    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-    "annotations", "ownerReferences", "finalizers", "managedFields"}
-_SPEC_FIELDS = {
-    "volumes", "initContainers", "containers", "ephemeralContainers", "restartPolicy",
-    "terminationGracePeriodSeconds", "activeDeadlineSeconds", "dnsPolicy", "nodeSelector",
-    "serviceAccountName", "serviceAccount", "automountServiceAccountToken", "nodeName",
-    "hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace", "securityContext",
-    "imagePullSecrets", "hostname", "subdomain", "affinity", "schedulerName", "tolerations",
-    "hostAliases", "priorityClassName", "priority", "dnsConfig", "readinessGates",
-    "runtimeClassName", "enableServiceLinks", "preemptionPolicy", "overhead",
-    "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers", "schedulingGates",
-    "resourceClaims"}
-_CONTAINER_FIELDS = {
-    "name", "image", "command", "args", "workingDir", "ports", "envFrom", "env", "resources",
-    "resizePolicy", "restartPolicy", "volumeMounts", "volumeDevices", "livenessProbe",
-    "readinessProbe", "startupProbe", "lifecycle", "terminationMessagePath",
-    "terminationMessagePolicy", "imagePullPolicy", "securityContext", "stdin", "stdinOnce", "tty"}
+# The Go types' fields are the ones defaulting serialises, in its field order.
+_META_FIELDS = frozenset(META_ORDER)
+_SPEC_FIELDS = frozenset(POD_SPEC_ORDER)
+_CONTAINER_FIELDS = frozenset(CONTAINER_ORDER)
 _SECRET_FIELDS = {"apiVersion", "kind", "metadata", "data", "stringData", "type", "immutable"}
 _CONFIGMAP_FIELDS = {"apiVersion", "kind", "metadata", "data", "binaryData", "immutable"}
 
@@ -210,7 +196,7 @@ def _unknown_fields(resource: str, body: dict) -> list[str]:
     """Paths of fields the Go types do not have, removed from body as the decoder does."""
     found: list[str] = []
 
-    def scan(obj: Any, allowed: set[str], prefix: str) -> None:
+    def scan(obj: Any, allowed: AbstractSet[str], prefix: str) -> None:
         if isinstance(obj, dict):
             for key in [k for k in obj if k not in allowed]:
                 found.append(f"{prefix}{key}")
