@@ -521,20 +521,26 @@ def _v_pulling(pod: Pod, ctx: Context) -> Verdict:
                    f"{one_line(c.waiting_message, 200)}")
 
 
+def _start_failure_hold(pod: Pod, ctx: Context, message: str, *, missing: str,
+                        other: str) -> JobState:
+    """Hold 13 when the kubelet says a job-supplied Secret/ConfigMap is missing, else hold 6."""
+    if MISSING_INPUT.search(message):
+        return _held(pod, ctx, HOLD_TRANSFER_INPUT_ERROR,
+                     f"{missing}: a Secret or ConfigMap carrying the job's inputs or credentials "
+                     f"is missing; check the job's input files and x509userproxy, then resubmit")
+    return _held(pod, ctx, HOLD_FAILED_TO_CREATE_PROCESS, other)
+
+
 def _v_config_hold(pod: Pod, ctx: Context) -> Verdict:
     c = _config_error(pod)
     assert c is not None
     detail = one_line(f"{c.waiting_reason}: {c.waiting_message}".rstrip(": "))
     kind = "Init container" if c.init else "Container"
-    if MISSING_INPUT.search(c.waiting_message):
-        state = _held(pod, ctx, HOLD_TRANSFER_INPUT_ERROR,
-                      f"{kind} {c.name} of pod {pod.ref} could not start ({detail}): a Secret or "
-                      f"ConfigMap carrying the job's inputs or credentials is missing; check the "
-                      f"job's input files and x509userproxy, then resubmit")
-    else:
-        state = _held(pod, ctx, HOLD_FAILED_TO_CREATE_PROCESS,
-                      f"{kind} {c.name} of pod {pod.ref} could not be created ({detail}); "
-                      f"check the job's executable, arguments and the image")
+    state = _start_failure_hold(
+        pod, ctx, c.waiting_message,
+        missing=f"{kind} {c.name} of pod {pod.ref} could not start ({detail})",
+        other=f"{kind} {c.name} of pod {pod.ref} could not be created ({detail}); "
+              f"check the job's executable, arguments and the image")
     return Verdict(state, Action.NONE, None,
                    f"{c.waiting_reason} for {_seconds(_elapsed(_waiting_since(pod, c), ctx))}")
 
@@ -559,15 +565,11 @@ def _mount_failed_too_long(pod: Pod, ctx: Context) -> bool:
 
 def _v_mount_hold(pod: Pod, ctx: Context) -> Verdict:
     detail = one_line(f"FailedMount: {ctx.mount_error}")
-    if MISSING_INPUT.search(ctx.mount_error):
-        state = _held(pod, ctx, HOLD_TRANSFER_INPUT_ERROR,
-                      f"A volume of pod {pod.ref} could not be mounted ({detail}): a Secret or "
-                      f"ConfigMap carrying the job's inputs or credentials is missing; check the "
-                      f"job's input files and x509userproxy, then resubmit")
-    else:
-        state = _held(pod, ctx, HOLD_FAILED_TO_CREATE_PROCESS,
-                      f"A volume of pod {pod.ref} could not be mounted ({detail}); check the "
-                      f"volumes of the pod template and the shared volume with the admin")
+    state = _start_failure_hold(
+        pod, ctx, ctx.mount_error,
+        missing=f"A volume of pod {pod.ref} could not be mounted ({detail})",
+        other=f"A volume of pod {pod.ref} could not be mounted ({detail}); check the "
+              f"volumes of the pod template and the shared volume with the admin")
     return Verdict(state, Action.NONE, None,
                    f"FailedMount for {_seconds(_elapsed(_waiting_since(pod), ctx))}")
 
