@@ -62,13 +62,6 @@ def _attempt(pod: dict) -> int:
         return -1
 
 
-def _restarts(pod: dict) -> int:
-    try:
-        return int((_meta(pod).get("annotations") or {}).get(names.ANN_RESTARTS, 0))
-    except ValueError:
-        return 0
-
-
 def _is_active(pod: dict) -> bool:
     """Still running or about to: adopt it rather than create a second pod."""
     phase = (pod.get("status") or {}).get("phase") or "Pending"
@@ -213,7 +206,7 @@ class Service:
             self.cache.note(pod)
             if rec is None or rec.attempt != _attempt(pod):
                 self.store.record_submit(job, namespace, _attempt(pod), ad_text,
-                                         restarts=_restarts(pod))
+                                         restarts=lifecycle.restarts_of(pod))
             log.info("submit: adopted live pod %s/%s for %s", namespace,
                      _meta(pod).get("name"), req.job_directory)
             return
@@ -341,7 +334,7 @@ class Service:
     def _classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
         return lifecycle.classify(
             pod, now=self.clock(), settings=self.settings.lifecycle,
-            main_container=build.MAIN_CONTAINER, restarts=_restarts(pod),
+            main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
             deleted_by_kgahp=bool(rec and rec.cancelled))
 
     def _vanished(self, namespace: str, job: str, rec: Optional[JobRecord]) -> JobState:
@@ -424,7 +417,7 @@ class Service:
         rec = self.store.get(job)
         if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
             rec = self.store.record_submit(job, namespace, _attempt(pod), "",
-                                           restarts=_restarts(pod))
+                                           restarts=lifecycle.restarts_of(pod))
         if rec.final is not None:
             return
         req = _request_from_pod(pod)
