@@ -216,7 +216,8 @@ class PodCache:
 
     def _watch(self, namespace: str, rv: str) -> Optional[str]:
         """Follow one watch stream; return the version to resume from (None = relist)."""
-        timeout = int(self.watch_timeout * random.uniform(0.9, 1.0))
+        # jittered so many GAHPs do not reconnect together; never 0 (= no timeout at all)
+        timeout = max(1, int(self.watch_timeout * random.uniform(0.9, 1.0)))
         for event in self.kube.watch_pods(namespace, self.selector, rv, timeout):
             kind = event.get("type")
             obj = event.get("object") or {}
