@@ -1,0 +1,109 @@
+"""The watch-fed pod cache against the simulated cluster: list once, then follow watches from
+the returned resourceVersion (bookmarks keep it fresh), relist only on 410 or the periodic
+resync, and deliver every change to listeners."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+from kubernetes import client
+
+from kgahp.config import KubeSettings
+from kgahp.kube.api import Kube
+from kgahp.kube.cache import PodCache
+
+SELECTOR = "app.kubernetes.io/managed-by=kgahp"
+JOB = "kgahp.htcondor.org/job"
+
+
+def _pod(name: str, job: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "kgahp",
+                                                   JOB: job}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "job", "image": "sim.invalid/sleep"}]}}
+
+
+def _until(check: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+
+
+def _cache(sim: Any, **kw: Any) -> tuple[PodCache, Kube]:
+    kube = Kube(sim.api_client(), KubeSettings(qps=0))
+    return PodCache(kube, ["default"], SELECTOR, job_label=JOB, **kw), kube
+
+
+def test_watch_resumes_from_its_version_without_relisting(sim):
+    sim.require_sim()
+    cache, kube = _cache(sim, resync_interval=3600, watch_timeout=1)
+    events: list[str] = []
+    cache.add_listener(lambda kind, pod: events.append(kind))
+    kube.create_pod("default", _pod("early-0", "early"))
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        assert [p["metadata"]["name"] for p in cache.pods_for_job("default", "early")] == \
+            ["early-0"]
+        time.sleep(2.5)                      # several watch streams end and are resumed
+        kube.create_pod("default", _pod("late-0", "late"))
+        _until(lambda: cache.get("default", "late-0") is not None)
+        assert sim.stats.count(verb="list", resource="pods") == 1   # only the first list
+        assert sim.stats.count(verb="watch", resource="pods") >= 2
+        assert "SYNC" in events and "ADDED" in events
+    finally:
+        cache.stop()
+
+
+def test_periodic_resync_relists_and_reports_what_the_watch_missed(sim):
+    sim.require_sim()
+    cache, kube = _cache(sim, resync_interval=0.5, watch_timeout=1)
+    gone = threading.Event()
+    cache.add_listener(lambda kind, pod: kind == "DELETED" and gone.set())
+    kube.create_pod("default", _pod("a-0", "a"))
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        _until(lambda: sim.stats.count(verb="list", resource="pods") >= 2, timeout=10)
+        core = client.CoreV1Api(sim.api_client())
+        core.delete_namespaced_pod("a-0", "default", grace_period_seconds=0)
+        assert gone.wait(10)
+        assert cache.get("default", "a-0") is None
+        assert cache.pods_for_job("default", "a") == []
+    finally:
+        cache.stop()
+
+
+def test_compaction_forces_a_relist_and_the_cache_stays_right(sim):
+    sim.require_sim()
+    cache, kube = _cache(sim, resync_interval=3600, watch_timeout=1)
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        lists = sim.stats.count(verb="list", resource="pods")
+        sim.compact()                        # every older resourceVersion now gets 410
+        kube.create_pod("default", _pod("b-0", "b"))
+        _until(lambda: cache.get("default", "b-0") is not None)
+        _until(lambda: sim.stats.count(verb="list", resource="pods") > lists)
+    finally:
+        cache.stop()
+
+
+def test_cached_pods_are_slim(sim):
+    sim.require_sim()
+    cache, kube = _cache(sim)
+    kube.create_pod("default", _pod("c-0", "c"))
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        pod = cache.get("default", "c-0")
+        assert pod is not None
+        assert "managedFields" not in pod["metadata"]
+        assert set(pod["spec"]["containers"][0]) <= {"name", "image", "resources"}
+        assert pod["metadata"]["labels"][JOB] == "c"
+    finally:
+        cache.stop()
