@@ -112,7 +112,7 @@ class Service:
         }
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._scheduled: set[tuple[str, str, str]] = set()
+        self._scheduled: set[tuple[str, str]] = set()
         self._scheduled_guard = threading.Lock()
         self._actions = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
         self.timers = Timers()
@@ -132,7 +132,7 @@ class Service:
     def _schedule(self, kind: str, key: str, fn: Callable[[], None], delay: float = 0.0) -> None:
         """Run fn once in the background; further requests for the same (kind, key) are
         ignored until it has finished."""
-        token = (kind, key, "")
+        token = (kind, key)
         with self._scheduled_guard:
             if token in self._scheduled:
                 return

@@ -12,6 +12,7 @@ import time
 from typing import Optional
 
 from kgahp import lifecycle
+from kgahp.config import Settings
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
 
 NAMES = {IDLE: "Idle", RUNNING: "Running", REMOVED: "Removed", COMPLETED: "Completed",
@@ -29,7 +30,7 @@ def _age(created: Optional[str], now: float) -> str:
     return f"{s}s"
 
 
-def rows(pods: list[dict], now: float, settings: object) -> list[list[str]]:
+def rows(pods: list[dict], now: float, settings: Settings) -> list[list[str]]:
     from kgahp.podspec import build, names
 
     out = []
@@ -38,7 +39,7 @@ def rows(pods: list[dict], now: float, settings: object) -> list[list[str]]:
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
         ann = meta.get("annotations") or {}
-        verdict = lifecycle.classify(pod, now=now, settings=settings.lifecycle,  # type: ignore[attr-defined]
+        verdict = lifecycle.classify(pod, now=now, settings=settings.lifecycle,
                                      main_container=build.MAIN_CONTAINER,
                                      restarts=lifecycle.restarts_of(pod))
         state = verdict.final if verdict.action is lifecycle.Action.COLLECT else verdict.state
