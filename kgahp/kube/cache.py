@@ -160,10 +160,18 @@ class PodCache:
             except Exception:  # a listener bug must not kill the watch
                 log.exception("pod listener failed for %s", _key(pod))
 
-    def _replace(self, namespace: str, items: list[dict]) -> None:
+    def _replace(self, namespace: str, items: list[dict], list_rv: str) -> None:
         fresh = {_key(p) for p in items}
+        try:
+            snapshot = int(list_rv)
+        except ValueError:
+            snapshot = 0
         with self._lock:
-            gone = [p for k, p in self._pods.items() if k[0] == namespace and k not in fresh]
+            # A pod noted after the list's snapshot (kgahp just created it) is missing from the
+            # list because it is newer, not because it is gone: dropping it would report a live
+            # pod as vanished and make a second one. The watch from list_rv brings its events.
+            gone = [p for k, p in self._pods.items() if k[0] == namespace and k not in fresh
+                    and not (snapshot and _rv(p) > snapshot)]
         for pod in gone:
             self._drop(pod)
             self._emit("DELETED", pod)
@@ -181,7 +189,7 @@ class PodCache:
             try:
                 if rv is None:
                     items, rv = self.kube.list_pods(namespace, self.selector, retry=False)
-                    self._replace(namespace, items)
+                    self._replace(namespace, items, str(rv or ""))
                     last_list = time.monotonic()
                     self._synced[namespace].set()
                     if not self._healthy[namespace]:

@@ -107,3 +107,46 @@ def test_cached_pods_are_slim(sim):
         assert pod["metadata"]["labels"][JOB] == "c"
     finally:
         cache.stop()
+
+
+class _SlowListKube(Kube):
+    """The real API, with a pause between the list's answer and the cache using it: the window
+    in which kgahp may create (and note) a pod that the list's snapshot cannot contain."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.listed = threading.Event()
+        self.proceed = threading.Event()
+
+    def list_pods(self, *args: Any, **kw: Any) -> Any:
+        answer = super().list_pods(*args, **kw)
+        self.listed.set()
+        self.proceed.wait(10)
+        return answer
+
+
+def test_a_relist_keeps_a_pod_created_after_its_snapshot(sim):
+    """Regression (CI, crash campaign): the first list after a restart took its snapshot, kgahp
+    created a pod for a resubmitted job and noted it, then the list replaced the cache and
+    reported that live pod DELETED, which made a second pod for the job."""
+    sim.require_sim()
+    kube = _SlowListKube(sim.api_client(), KubeSettings(qps=0))
+    cache = PodCache(kube, ["default"], SELECTOR, job_label=JOB, resync_interval=3600,
+                     watch_timeout=5)
+    events: list[tuple[str, str]] = []
+    cache.add_listener(lambda kind, pod: events.append((kind, pod["metadata"]["name"])))
+    cache.start()
+    try:
+        assert kube.listed.wait(10)
+        created = kube.create_pod("default", _pod("fresh-0", "fresh"))
+        cache.note(created)
+        kube.proceed.set()
+        assert cache.wait_synced(10)
+        time.sleep(0.3)     # the watch from the list's version delivers fresh-0's ADDED
+        assert cache.get("default", "fresh-0") is not None
+        assert ("DELETED", "fresh-0") not in events
+        kube.delete_pod("default", "fresh-0", grace_seconds=0)
+        _until(lambda: cache.get("default", "fresh-0") is None)   # a real delete still shows
+    finally:
+        kube.proceed.set()
+        cache.stop()
