@@ -202,29 +202,50 @@ class Service:
         live = sorted((p for p in existing if _is_active(p)), key=_attempt)
         rec = self.store.get(job)
         if live:
-            pod = live[-1]
-            self.cache.note(pod)
-            if rec is None or rec.attempt != _attempt(pod):
-                self.store.record_submit(job, namespace, _attempt(pod), ad_text,
-                                         restarts=lifecycle.restarts_of(pod))
+            self._adopt(req, live[-1], job, namespace, ad_text, rec)
             log.info("submit: adopted live pod %s/%s for %s", namespace,
-                     _meta(pod).get("name"), req.job_directory)
+                     _meta(live[-1]).get("name"), req.job_directory)
             return
-        if (rec is not None and not rec.cancelled and rec.namespace == namespace
-                and ((rec.final is not None and not rec.reported)
-                     or (rec.final is None and any(_attempt(p) == rec.attempt
-                                                   for p in existing)))):
-            # Finished before the gridmanager ever saw its result (or not yet collected): this
-            # submit repeats one whose answer was lost (a crash), so answer with the job, do
-            # not run it again. A hold/release rerun comes after a reported result or a cancel.
-            log.info("submit: %s already ran (result not yet reported); not rerunning",
-                     req.job_directory)
+        repeat = (rec is not None and not rec.cancelled and rec.namespace == namespace
+                  and not (rec.final is not None and rec.reported))
+        if repeat and rec is not None:
+            # The gridmanager never saw this job's result: the submit repeats one whose answer
+            # was lost (a crash). It is the same job, not a hold/release rerun.
+            if rec.final is not None or any(_attempt(p) == rec.attempt for p in existing):
+                log.info("submit: %s already ran (result not yet reported); not rerunning",
+                         req.job_directory)
+                return
+            # The recorded attempt's pod was never seen: its create was lost, or is still on
+            # its way to the API server. The same name makes a late one collide (409) instead
+            # of running the job twice, and the disruptions already counted stay counted.
+            self._create_attempt(req, ad_text, namespace, job, rec.attempt,
+                                 restarts=rec.restarts)
             return
         attempt = max([_attempt(p) for p in existing] + [rec.attempt if rec else -1]) + 1
         self._create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
         for old in existing:   # finished predecessors: nothing more to learn from them
             self._schedule("delete", f"{namespace}/{_meta(old).get('name')}",
                            lambda o=old: self._delete_pod(o))  # type: ignore[misc]
+
+    def _adopt(self, req: JobRequest, pod: dict, job: str, namespace: str, ad_text: str,
+               rec: Optional[JobRecord]) -> None:
+        """Make a live pod the job's current attempt (it was made by an earlier instance, or
+        by a create whose answer was lost)."""
+        self.cache.note(pod)
+        if rec is None or rec.attempt != _attempt(pod) or rec.final is not None:
+            self.store.record_submit(job, namespace, _attempt(pod), ad_text,
+                                     restarts=lifecycle.restarts_of(pod))
+        if (pod.get("status") or {}).get("phase", "Pending") == "Pending":
+            # its maker may have died between creating it and its Secrets: without them it
+            # would wait for its volumes forever
+            transfer = self.settings.transfer
+            bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
+            creds = sandbox.gather_credentials(req, transfer)
+            try:
+                self._ensure_secrets(namespace, job, pod, bundle, creds)
+            except ApiError as exc:
+                log.warning("could not check the Secrets of adopted pod %s/%s: %s", namespace,
+                            _meta(pod).get("name"), exc)
 
     def _create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
                         attempt: int, restarts: int) -> dict:
@@ -234,32 +255,33 @@ class Service:
         name = _meta(pod)["name"]
         bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
         creds = sandbox.gather_credentials(req, transfer)
-        input_secret = f"{name}-input" if bundle is not None else None
-        proxy_secret = f"{name}-proxy" if creds else None
-        sandbox.decorate_pod(pod, req, transfer, inputs=bundle, input_secret=input_secret,
-                             proxy_secret=proxy_secret, credential_keys=tuple(creds))
+        sandbox.decorate_pod(pod, req, transfer, inputs=bundle,
+                             input_secret=f"{name}-input" if bundle is not None else None,
+                             proxy_secret=f"{name}-proxy" if creds else None,
+                             credential_keys=tuple(creds))
         pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
         policy.verify_pod(pod, self.templates, self.settings)
 
+        # Recorded first: a crash after the create still knows the name it may have made.
         self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
         try:
             created = self.kube.create_pod(namespace, pod)
-        except ConflictError:  # a retried create that had in fact succeeded
-            created = self.kube.get_pod(namespace, name) or pod
+        except ConflictError:
+            # The name exists: a retried or lost create that had in fact succeeded, perhaps
+            # made by an instance that died. It is this attempt's pod: adopt it.
+            found = self.kube.get_pod(namespace, name)
+            if found is not None and _meta(found).get("deletionTimestamp"):
+                return self._create_attempt(req, ad_text, namespace, job, attempt + 1, restarts)
+            created = found if found is not None else self.kube.create_pod(namespace, pod)
+            if lifecycle.restarts_of(created) != restarts:
+                self.store.update(job, restarts=lifecycle.restarts_of(created))
+            log.info("pod %s/%s already existed; adopted it", namespace, name)
         except ApiError as exc:
             if exc.transient:
                 raise
             raise KgahpError(f"Kubernetes refused pod {namespace}/{name}: {exc}") from None
-        labels = {**self.instance_labels, names.LABEL_JOB: job}
-        owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
-                 "uid": _meta(created).get("uid", ""), "blockOwnerDeletion": False}
         try:
-            if bundle is not None and input_secret:
-                self._create_secret(namespace, sandbox.input_secret_manifest(
-                    input_secret, namespace, bundle, labels), owner)
-            if creds and proxy_secret:
-                self._create_secret(namespace, sandbox.credentials_secret_manifest(
-                    proxy_secret, namespace, creds, labels), owner)
+            self._ensure_secrets(namespace, job, created, bundle, creds)
         except ApiError as exc:
             # A pod without its inputs would wait forever: take it back, fail the submit.
             self.kube.delete_pod(namespace, name, grace_seconds=0)
@@ -269,6 +291,21 @@ class Service:
         log.info("created pod %s/%s (attempt %d, restarts %d) for %s", namespace, name, attempt,
                  restarts, req.job_directory)
         return created
+
+    def _ensure_secrets(self, namespace: str, job: str, pod: dict,
+                        bundle: Optional[sandbox.InputBundle], creds: dict[str, bytes]) -> None:
+        """Create the pod's input and credential Secrets, owned by the pod (so they go with
+        it); existing ones are brought up to date."""
+        name = _meta(pod)["name"]
+        labels = {**self.instance_labels, names.LABEL_JOB: job}
+        owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
+                 "uid": _meta(pod).get("uid", ""), "blockOwnerDeletion": False}
+        if bundle is not None:
+            self._create_secret(namespace, sandbox.input_secret_manifest(
+                f"{name}-input", namespace, bundle, labels), owner)
+        if creds:
+            self._create_secret(namespace, sandbox.credentials_secret_manifest(
+                f"{name}-proxy", namespace, creds, labels), owner)
 
     def _create_secret(self, namespace: str, manifest: dict[str, Any], owner: dict) -> None:
         manifest.setdefault("metadata", {})["ownerReferences"] = [owner]
@@ -466,15 +503,34 @@ class Service:
             rec = self.store.get(job)
             if rec is None or rec.cancelled or rec.final is not None:
                 return
+            attempt, restarts = rec.attempt + 1, rec.restarts + 1
             if old is not None and _attempt(old) != rec.attempt:
-                return   # already recreated
+                if _attempt(old) > rec.attempt or any(
+                        _attempt(p) == rec.attempt
+                        for p in self.cache.pods_for_job(namespace, job)):
+                    return   # already recreated
+                # a recreation was recorded but its pod never seen (the instance died around
+                # the create): make it now, under the recorded name, so a late one collides
+                attempt, restarts = rec.attempt, rec.restarts
             if not rec.ad:
                 self.store.record_final(job, rec.attempt, JobState(REMOVED))
                 return
+            if old is None:
+                # "vanished" came from the cache or one read; a second pod is a worse mistake
+                # than a late answer, so ask the API once more before making one
+                pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
+                live = sorted((p for p in pods if _is_active(p)), key=_attempt)
+                if live:
+                    log.info("job %s/%s: pod %s is there after all; not recreating",
+                             namespace, job, _meta(live[-1]).get("name"))
+                    self.cache.note(live[-1])
+                    if _attempt(live[-1]) != rec.attempt:
+                        self.store.update(job, attempt=_attempt(live[-1]),
+                                          restarts=lifecycle.restarts_of(live[-1]))
+                    return
             try:
                 req = parse_submit_ad(rec.ad)
-                self._create_attempt(req, rec.ad, namespace, job, rec.attempt + 1,
-                                     restarts=rec.restarts + 1)
+                self._create_attempt(req, rec.ad, namespace, job, attempt, restarts=restarts)
             except KgahpError as exc:
                 if isinstance(exc, ApiError) and exc.transient:
                     raise

@@ -38,6 +38,7 @@ from kgahp.sim.store import (
 from kgahp.sim.watchstream import WatchStream
 from kgahp.sim.wire import BASE_HEADERS, Route, dump, int_param, parse_route, truthy
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "kubernetes-admin"
@@ -133,6 +134,11 @@ class SimApi:
                   or request.headers.get("User-Agent", "").startswith(("curl", "Wget",
                                                                         "Mozilla/5.0")))
         try:
+            if request.method in WRITE_METHODS:
+                # A write the server has received completes even if its client goes away, as
+                # on a kube-apiserver: a GAHP killed mid-create may still have made the pod.
+                await request.read()   # the whole body first (kept by aiohttp for later)
+                return await asyncio.shield(self._dispatch(request, pretty))
             return await self._dispatch(request, pretty)
         except ApiStatusError as err:
             return self._status_response(err, pretty)

@@ -233,8 +233,14 @@ def _pods_exist(gahp: Gahp, jobs: list[Job]) -> bool:
 
 
 def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
-                 wave_interval: float = 0.5, timeout: float = 600.0) -> CampaignReport:
+                 wave_interval: float = 0.5, timeout: float = 600.0,
+                 slow_creates: float = 0.3) -> CampaignReport:
+    """`slow_creates`: the share of pod creates the API server takes 0.8 s over, so kills
+    often land while a create is on its way (it still completes, as on a real server)."""
     rng = random.Random(seed)
+    if slow_creates:
+        gahp.sim.faults.add(method="POST", path="/pods$", latency=0.8,
+                            probability=slow_creates)
     report = CampaignReport(jobs=jobs)
     started = time.monotonic()
     all_jobs = make_jobs(rng, jobs, gahp.iwd, f"crash{seed}")
@@ -275,6 +281,7 @@ def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
             time.sleep(0.1)
     finally:
         census.stop()
+        gahp.sim.faults.clear()
         report.max_reply_seconds = max(report.max_reply_seconds, gahp.driver.max_reply_seconds)
 
     for job in all_jobs:

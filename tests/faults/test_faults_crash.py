@@ -9,7 +9,7 @@ from typing import Callable
 
 import pytest
 from crashrun import run_campaign
-from harness import Gahp, job_label, managed_objects, wait_until
+from harness import Gahp, PodCensus, job_label, managed_objects, wait_until
 
 from kgahp.model import COMPLETED, IDLE, RUNNING
 
@@ -58,3 +58,63 @@ def test_completed_before_the_lost_submit_answer_is_not_run_again(
     assert gahp.submit("quick_0.0", KubernetesImage="sim.invalid/exit6:200ms") == job_id
     wait_until(lambda: any(p["metadata"]["name"].endswith("-1")
                            for p in managed_objects(gahp.sim, "pods")), 20, "the rerun")
+
+
+@pytest.mark.timeout(120)
+def test_a_create_that_lands_after_the_crash_is_not_a_second_pod(
+        make_gahp: Callable[..., Gahp]) -> None:
+    """SIGKILL while the pod's create is still on its way through the API server (it lands
+    after the restart, as a real API server finishes a request whose client died). The
+    resubmitted job must end up with that one pod, never a second one beside it."""
+    gahp = make_gahp(POD_RETENTION="600")
+    census = PodCensus(gahp.sim, interval=0.05)
+    gahp.sim.faults.add(method="POST", path="/pods$", latency=4.0, times=1)
+    try:
+        ad = gahp.ad("late_0.0", KubernetesImage="sim.invalid/exit4:1.5s")
+        gahp.driver.send("BLAH_JOB_SUBMIT", ad)
+        wait_until(lambda: gahp.sim.stats.count(verb="create", resource="pods") >= 1, 10,
+                   "the create request")
+        gahp.restart(kill=True)
+        code, msg, job_id = gahp.driver.submit(ad)     # before the first create lands
+        assert code == 0, msg
+        _, result = gahp.wait_status(job_id, {COMPLETED}, timeout=40)
+        assert result.eval("ExitCode") == 4
+        assert (result.eval("NumRestarts") if "NumRestarts" in result else 0) == 0
+        time.sleep(4.5)                                  # the late create has surely landed
+    finally:
+        census.stop()
+        gahp.sim.faults.clear()
+    label = job_id.split("/")[2]
+    assert gahp.sim.stats.count(verb="create", resource="pods") == 2
+    assert census.names_by_job.get(label) == {label + "-0"}
+    assert census.max_active.get(label) == 1
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("lands", [True, False], ids=["create-lands-late", "create-lost"])
+def test_a_recreation_cut_short_by_a_crash_is_finished_by_the_next_instance(
+        make_gahp: Callable[..., Gahp], lands: bool) -> None:
+    """The pod is evicted; kgahp records the new attempt and sends its create, and is killed
+    before the answer. The create lands later, or never. The next instance must end with
+    exactly one replacement pod and report the disruption (NumRestarts 1)."""
+    gahp = make_gahp(POD_RETENTION="600")
+    census = PodCensus(gahp.sim, interval=0.05)
+    try:
+        job_id = gahp.submit("evicted_0.0", KubernetesImage="sim.invalid/evict:2s")
+        label = job_id.split("/")[2]
+        # the replacement's create: held 3 s by the API server, then made or dropped
+        gahp.sim.faults.add(method="POST", path="/pods$", latency=3.0, drop=not lands,
+                            times=1)
+        creates = gahp.sim.stats.count(verb="create", resource="pods")
+        while gahp.sim.stats.count(verb="create", resource="pods") == creates:
+            gahp.status(job_id)            # the status that sees the eviction
+            time.sleep(0.1)
+        gahp.restart(kill=True)
+        _, result = gahp.wait_status(job_id, {COMPLETED}, timeout=60)
+        assert result.eval("ExitCode") == 0
+        assert result.eval("NumRestarts") == 1
+        time.sleep(3.5)
+    finally:
+        census.stop()
+        gahp.sim.faults.clear()
+    assert census.names_by_job.get(label) == {label + "-0", label + "-1"}
