@@ -42,7 +42,7 @@ DISRUPTION_POD_REASONS = frozenset({
 THROTTLED_PULL = "pull qps exceeded"
 # kubelet messages meaning a Secret/ConfigMap (how kgahp ships job inputs and credentials) is absent
 MISSING_INPUT = re.compile(
-    r'(secret|configmap) "[^"]*" not found|couldn\'t find key', re.IGNORECASE)
+    r'(secret|configmap) "(?P<name>[^"]*)" not found|couldn\'t find key', re.IGNORECASE)
 
 MAX_HOLD_REASON = 999
 MAX_KUBE_MESSAGE = 400
@@ -521,10 +521,20 @@ def _v_pulling(pod: Pod, ctx: Context) -> Verdict:
                    f"{one_line(c.waiting_message, 200)}")
 
 
+def _job_input_missing(pod: Pod, message: str) -> bool:
+    """The kubelet names a missing object of the job's own (kgahp names them <pod>-...), not
+    one the admin's template refers to (that is the site's to fix: hold 6, not 13)."""
+    found = MISSING_INPUT.search(message)
+    if found is None:
+        return False
+    name = found.group("name")
+    return name is None or name.startswith(f"{pod.name}-")
+
+
 def _start_failure_hold(pod: Pod, ctx: Context, message: str, *, missing: str,
                         other: str) -> JobState:
     """Hold 13 when the kubelet says a job-supplied Secret/ConfigMap is missing, else hold 6."""
-    if MISSING_INPUT.search(message):
+    if _job_input_missing(pod, message):
         return _held(pod, ctx, HOLD_TRANSFER_INPUT_ERROR,
                      f"{missing}: a Secret or ConfigMap carrying the job's inputs or credentials "
                      f"is missing; check the job's input files and x509userproxy, then resubmit")
@@ -686,8 +696,9 @@ RULES: tuple[Rule, ...] = (
          _v_config_hold),
     Rule("config-error-waiting", "Container config error within the grace",
          lambda p, c: _config_error(p) is not None, _v_config_waiting),
-    Rule("mount-failure-hold", "FailedMount event past KGAHP_CONFIG_ERROR_GRACE (needs the "
-         "caller to pass mount_error)", _mount_failed_too_long, _v_mount_hold),
+    Rule("mount-failure-hold", "FailedMount event past KGAHP_CONFIG_ERROR_GRACE (kgahp reads "
+         "the events of a pod on a node that has not started for 10 s)",
+         _mount_failed_too_long, _v_mount_hold),
     Rule("mount-failure-waiting", "FailedMount event within the grace",
          _mount_failing, _v_mount_waiting),
     Rule("unschedulable-hold", "PodScheduled=False Unschedulable past KGAHP_PENDING_LIMIT",

@@ -20,6 +20,7 @@ from kgahp import lifecycle, sandbox
 from kgahp.config import Settings
 from kgahp.errors import ApiError, ConflictError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
+from kgahp.kube import events
 from kgahp.kube.api import Kube, label_selector
 from kgahp.kube.cache import PodCache
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING, JobRequest, JobState
@@ -35,6 +36,8 @@ JOB_ID_PREFIX = "kubernetes"
 ANN_TRANSFER = "kgahp.htcondor.org/transfer"
 TRANSFER_HOLD_CODE = 12     # HTCondor's TransferOutputError
 TERMINAL_PHASES = ("Succeeded", "Failed")
+MOUNT_CHECK_AFTER = 10.0    # seconds on a node without starting before a pod's events are read
+MOUNT_CHECK_EVERY = 30.0    # ... and then at most this often per pod
 STARTUP_SYNC_WAIT = 15.0    # seconds a status waits for the first pod list before a direct read
 
 Reply2 = tuple[int, str]
@@ -115,6 +118,9 @@ class Service:
         self._scheduled: set[tuple[str, str]] = set()
         self._scheduled_guard = threading.Lock()
         self._actions = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
+        # FailedMount messages by (namespace, pod), and when each pod's events were last read
+        self._mount_errors: dict[tuple[str, str], str] = {}
+        self._mount_checked: dict[tuple[str, str], float] = {}
         self.timers = Timers()
         cache.add_listener(self._on_pod_event)
 
@@ -369,10 +375,59 @@ class Service:
         return pod
 
     def _classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
+        meta = _meta(pod)
         return lifecycle.classify(
             pod, now=self.clock(), settings=self.settings.lifecycle,
             main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
-            deleted_by_kgahp=bool(rec and rec.cancelled))
+            deleted_by_kgahp=bool(rec and rec.cancelled),
+            mount_error=self._mount_errors.get((str(meta.get("namespace")),
+                                                str(meta.get("name"))), ""))
+
+    def _maybe_check_mounts(self, pod: dict, rec: Optional[JobRecord]) -> None:
+        """A pod on a node that has not started its containers for a while may be waiting for
+        a volume: read its FailedMount events (at most every MOUNT_CHECK_EVERY seconds), so
+        the lifecycle can hold it, and recreate a Secret of its own that is missing (its
+        maker died between creating the pod and the Secret)."""
+        meta, status = _meta(pod), pod.get("status") or {}
+        if status.get("phase", "Pending") != "Pending" or not (pod.get("spec") or {}).get(
+                "nodeName") or meta.get("deletionTimestamp"):
+            return
+        created = lifecycle.parse_time(meta.get("creationTimestamp"))
+        now = self.clock()
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        if created is None or now - created < MOUNT_CHECK_AFTER \
+                or now - self._mount_checked.get(key, 0.0) < MOUNT_CHECK_EVERY:
+            return
+        self._mount_checked[key] = now
+        self._schedule("mount-check", "/".join(key), lambda: self._check_mounts(pod, rec))
+
+    def _check_mounts(self, pod: dict, rec: Optional[JobRecord]) -> None:
+        namespace, name = str(_meta(pod).get("namespace")), str(_meta(pod).get("name"))
+        try:
+            message = events.newest_mount_failure(self.kube, namespace, name)
+        except ApiError as exc:
+            log.warning("could not read the events of pod %s/%s: %s", namespace, name, exc)
+            return
+        if not message:
+            return
+        ours = [s for s in (f"{name}-input", f"{name}-proxy")
+                if f'secret "{s}" not found' in message]
+        job = (_meta(pod).get("labels") or {}).get(names.LABEL_JOB, "")
+        rec = self.store.get(job) if job else rec
+        if ours and rec is not None and rec.ad:
+            try:
+                req = parse_submit_ad(rec.ad)
+                transfer = self.settings.transfer
+                bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
+                self._ensure_secrets(namespace, job, pod, bundle,
+                                     sandbox.gather_credentials(req, transfer))
+                log.warning("pod %s/%s was waiting for its missing Secret(s) %s; recreated them",
+                            namespace, name, ", ".join(ours))
+                return
+            except (KgahpError, OSError) as exc:
+                message = f"{message}; kgahp could not recreate it: {exc}"
+        self._mount_errors[(namespace, name)] = message
+        log.info("pod %s/%s cannot mount a volume: %s", namespace, name, message)
 
     def _vanished(self, namespace: str, job: str, rec: Optional[JobRecord]) -> JobState:
         if rec is None or rec.cancelled:
@@ -393,6 +448,10 @@ class Service:
         """Called from the watch thread for every change: start collections, recreations and
         cleanups as soon as the cluster shows the need, not when the next status comes."""
         meta = _meta(pod)
+        if kind == "DELETED" or (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+            key = (str(meta.get("namespace")), str(meta.get("name")))
+            self._mount_errors.pop(key, None)
+            self._mount_checked.pop(key, None)
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -429,6 +488,8 @@ class Service:
         job = (meta.get("labels") or {}).get(names.LABEL_JOB, name)
         if rec is not None and not rec.started and verdict.state.job_status == RUNNING:
             self.store.update(job, started=True)
+        if verdict.state.job_status == IDLE:
+            self._maybe_check_mounts(pod, rec)
         action = verdict.action
         if action is lifecycle.Action.COLLECT:
             final = verdict.final or verdict.state

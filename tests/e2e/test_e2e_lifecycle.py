@@ -111,3 +111,19 @@ def test_pod_deleted_behind_kgahps_back_is_never_success(gahp):
 def test_unknown_job_is_not_success(gahp, job_id):
     code, _msg, status, _ad = gahp.driver.status(job_id)
     assert not (code == 0 and status == COMPLETED)
+
+
+def test_volume_that_cannot_be_mounted_holds_with_the_kubelets_message(make_gahp, tmp_path):
+    """The admin's template mounts a ConfigMap that does not exist: the pod only stays
+    ContainerCreating, and the reason is in its FailedMount event. kgahp reads it and holds
+    the job (6) past KGAHP_CONFIG_ERROR_GRACE instead of leaving it idle forever."""
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "apiVersion: v1\nkind: Pod\nspec:\n  restartPolicy: Never\n  containers:\n"
+        "    - name: job\n      volumeMounts:\n        - {name: site, mountPath: /site}\n"
+        "  volumes:\n    - name: site\n      configMap: {name: site-settings}\n")
+    gahp = make_gahp(POD_TEMPLATE=str(template), CONFIG_ERROR_GRACE="2")
+    job_id = gahp.submit("row_mount_1.0", KubernetesImage="sim.invalid/ok")
+    _, ad = gahp.wait_status(job_id, {HELD}, timeout=45)
+    assert ad.eval("HoldReasonCode") == 6
+    assert 'configmap "site-settings" not found' in ad.eval("HoldReason")

@@ -118,3 +118,55 @@ def test_a_recreation_cut_short_by_a_crash_is_finished_by_the_next_instance(
         census.stop()
         gahp.sim.faults.clear()
     assert census.names_by_job.get(label) == {label + "-0", label + "-1"}
+
+
+@pytest.mark.timeout(120)
+def test_a_resubmitted_pod_whose_maker_died_before_its_secret_gets_the_secret(
+        make_gahp: Callable[..., Gahp]) -> None:
+    """SIGKILL between creating a proxy job's pod and its credential Secret (whose create the
+    API server never completes): the pod waits for a volume that nobody will make. The
+    resubmit adopts the pod and makes the Secret, and the job runs."""
+    gahp = make_gahp(POD_RETENTION="600", CONFIG_ERROR_GRACE="60")
+    proxy = gahp.iwd / "orphan.proxy"
+    proxy.write_text("proxy of orphan\n")
+    gahp.sim.faults.add(method="POST", path="/secrets$", latency=3.0, drop=True, times=1)
+    ad = gahp.ad("orphan_0.0", KubernetesImage="sim.invalid/ok:200ms",
+                 x509userproxy=str(proxy))
+    gahp.driver.send("BLAH_JOB_SUBMIT", ad)
+    wait_until(lambda: gahp.sim.stats.count(verb="create", resource="secrets") >= 1, 10,
+               "the secret's create")
+    gahp.restart(kill=True)
+    gahp.sim.faults.clear()
+    assert not managed_objects(gahp.sim, "secrets")
+    code, msg, job_id = gahp.driver.submit(ad)     # the pod is there already: adopted
+    assert code == 0, msg
+    _, result = gahp.wait_status(job_id, {COMPLETED}, timeout=60)
+    assert result.eval("ExitCode") == 0
+    assert [s["metadata"]["name"] for s in managed_objects(gahp.sim, "secrets")] == \
+        [job_id.split("/")[2] + "-0-proxy"]
+
+
+@pytest.mark.timeout(120)
+def test_a_replacement_pod_whose_maker_died_before_its_secret_gets_the_secret(
+        make_gahp: Callable[..., Gahp]) -> None:
+    """The same without a resubmit: a proxy job's pod is evicted, its replacement's create
+    lands after kgahp was killed, so no Secret was ever sent for it. The next instance finds
+    the replacement waiting, reads its FailedMount event, makes the Secret; the job runs."""
+    gahp = make_gahp(POD_RETENTION="600", CONFIG_ERROR_GRACE="60")
+    proxy = gahp.iwd / "orphan2.proxy"
+    proxy.write_text("proxy of orphan2\n")
+    job_id = gahp.submit("orphan2_0.0", KubernetesImage="sim.invalid/evict:1s",
+                         x509userproxy=str(proxy))
+    label = job_id.split("/")[2]
+    # lands well before the next instance lists pods: only its events can tell what is wrong
+    gahp.sim.faults.add(method="POST", path="/pods$", latency=0.3, times=1)
+    creates = gahp.sim.stats.count(verb="create", resource="pods")
+    while gahp.sim.stats.count(verb="create", resource="pods") == creates:
+        gahp.status(job_id)
+        time.sleep(0.02)
+    gahp.restart(kill=True)
+    _, result = gahp.wait_status(job_id, {COMPLETED}, timeout=60)
+    assert "missing Secret(s) " + label + "-1-proxy; recreated" in gahp.log.read_text()
+    assert result.eval("NumRestarts") == 1
+    assert label + "-1-proxy" in {s["metadata"]["name"]
+                                  for s in managed_objects(gahp.sim, "secrets")}

@@ -312,6 +312,10 @@ CASES: tuple[Case, ...] = (
     Case("mount-failure-missing-secret", creating, "mount-failure-hold", HELD, now=T0 + 121,
          mount_error=MOUNT_SECRET_MISSING, expect=_held(13),
          hold_mentions=("FailedMount", MOUNT_SECRET_MISSING, "osg/kg-ce1-1234-0")),
+    Case("mount-failure-template-configmap", creating, "mount-failure-hold", HELD,
+         now=T0 + 121, mount_error='MountVolume.SetUp failed for volume "site" : configmap '
+                                   '"site-settings" not found',
+         expect=_held(6), hold_mentions=("site-settings",)),
     Case("mount-failure-nfs", creating, "mount-failure-hold", HELD, now=T0 + 121,
          mount_error=MOUNT_NFS_DENIED, expect=_held(6), hold_mentions=("access denied",)),
     Case("mount-error-ignored-once-running", running, "running", RUNNING, now=T0 + 1000,
