@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
@@ -69,6 +70,14 @@ KNOBS: tuple[Knob, ...] = (
     Knob("LIMIT_FACTOR", "1.0", "Multiplier for LIMIT_POLICY = factor"),
     Knob("GPU_RESOURCE", "nvidia.com/gpu", "Extended resource name for GPUNumber"),
     Knob("GPU_MODEL_LABEL", "nvidia.com/gpu.product", "Node label that GPUModel selects on"),
+    Knob("GPU_MODES", "", "GPU modes a job may name in GPUMode: space- or comma-separated "
+         "MODE:RESOURCE[:LABEL=VALUE...] entries, e.g. 'shared:nvidia.com/gpu.shared "
+         "exclusive_process:nvidia.com/gpu'. RESOURCE (domain/name) is requested instead of "
+         "GPU_RESOURCE (empty = GPU_RESOURCE); each LABEL=VALUE is a node selector. Modes match "
+         "case-insensitively and apply only with GPUNumber > 0; empty = every GPUMode is refused"),
+    Knob("MIC_RESOURCE", "", "Extended resource name (domain/name) for MICNumber, the Xeon Phi "
+         "cards a job asks for (request = limit); empty = MICNumber > 0 is refused"),
+    Knob("MAX_MICS", "8", "Largest MICNumber a job may ask for"),
     Knob("WHOLE_NODE_CPUS", "0", "CPUs a WholeNodes job gets; 0 = WholeNodes jobs are refused"),
     Knob("WHOLE_NODE_MEMORY", "0", "Memory (MiB) a WholeNodes job gets"),
     Knob("EXTRA_ARGS_FIELDS", "", "Comma list of pod spec fields BatchExtraSubmitArgs (a JSON/YAML "
@@ -111,6 +120,66 @@ def _csv(value: str) -> tuple[str, ...]:
 
 def _bool(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+# Kubernetes' qualified name (label keys, resource names): [DNS subdomain/]name, name <= 63
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_NAME_PART = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+GPU_MODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")   # also what GPUMode may hold
+
+
+def _is_qualified_name(text: str) -> bool:
+    prefix, slash, name = text.rpartition("/")
+    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return len(name) <= 63 and bool(_NAME_PART.fullmatch(name))
+
+
+def _extended_resource(value: str) -> str:
+    """An extended resource name: domain/name outside kubernetes.io, so never cpu or memory."""
+    value = value.strip()
+    if not value:
+        return ""
+    domain = value.rpartition("/")[0]
+    if not domain or not _is_qualified_name(value):
+        raise ValueError(f"{value!r} is not an extended resource name such as vendor.com/device")
+    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
+        raise ValueError(f"{value!r} is in the kubernetes.io domain, not an extended resource")
+    return value
+
+
+@dataclass(frozen=True)
+class GpuMode:
+    """One KGAHP_GPU_MODES entry: what a job's GPUMode turns into."""
+
+    name: str                                         # lower-case mode name
+    resource: str = ""                                # "" = KGAHP_GPU_RESOURCE
+    node_selector: tuple[tuple[str, str], ...] = ()   # admin's label=value pairs
+
+
+def _gpu_modes(value: str) -> tuple[GpuMode, ...]:
+    """`MODE:RESOURCE[:LABEL=VALUE...]` entries separated by spaces or commas."""
+    modes: list[GpuMode] = []
+    for entry in value.replace(",", " ").split():
+        name, _, rest = entry.partition(":")
+        if not GPU_MODE_NAME.fullmatch(name):
+            raise ValueError(f"entry {entry!r}: the mode must be a short name "
+                             "(letters, digits, '_', '-', '.')")
+        if any(m.name == name.lower() for m in modes):
+            raise ValueError(f"mode {name!r} is listed twice")
+        resource, *selectors = rest.split(":") if rest else [""]
+        pairs: list[tuple[str, str]] = []
+        for selector in selectors:
+            key, equals, label = selector.partition("=")
+            if not (equals and _is_qualified_name(key) and len(label) <= 63
+                    and _LABEL_VALUE.fullmatch(label)):
+                raise ValueError(f"entry {entry!r}: {selector!r} is not a node selector "
+                                 "LABEL=VALUE")
+            pairs.append((key, label))
+        modes.append(GpuMode(name.lower(), _extended_resource(resource) if resource else "",
+                             tuple(pairs)))
+    return tuple(modes)
 
 
 @dataclass(frozen=True)
@@ -160,6 +229,9 @@ class PodSettings:
     limit_factor: float = 1.0
     gpu_resource: str = "nvidia.com/gpu"
     gpu_model_label: str = "nvidia.com/gpu.product"
+    gpu_modes: tuple[GpuMode, ...] = ()
+    mic_resource: str = ""
+    max_mics: int = 8
     whole_node_cpus: float = 0.0
     whole_node_memory: int = 0
     extra_args_fields: tuple[str, ...] = ()
@@ -265,6 +337,9 @@ _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "LIMIT_FACTOR": ("pod", "limit_factor", float),
     "GPU_RESOURCE": ("pod", "gpu_resource", str),
     "GPU_MODEL_LABEL": ("pod", "gpu_model_label", str),
+    "GPU_MODES": ("pod", "gpu_modes", _gpu_modes),
+    "MIC_RESOURCE": ("pod", "mic_resource", _extended_resource),
+    "MAX_MICS": ("pod", "max_mics", int),
     "WHOLE_NODE_CPUS": ("pod", "whole_node_cpus", float),
     "WHOLE_NODE_MEMORY": ("pod", "whole_node_memory", int),
     "EXTRA_ARGS_FIELDS": ("pod", "extra_args_fields", _csv),
@@ -320,13 +395,18 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"{PREFIX}{name} = {raw!r} must not be negative")
         sections[section][attr] = value
+    pod = PodSettings(**sections["pod"])
+    gpu_resources = {pod.gpu_resource} | {m.resource for m in pod.gpu_modes}
+    if pod.mic_resource and pod.mic_resource in gpu_resources:
+        raise ConfigError(f"{PREFIX}MIC_RESOURCE = {pod.mic_resource!r} is also a GPU resource "
+                          f"({PREFIX}GPU_RESOURCE or {PREFIX}GPU_MODES): MIC cards need their own")
     transfer = TransferSettings(**sections["transfer"])
     if transfer.mode == "shared" and not transfer.shared_volume:
         raise ConfigError(f"{PREFIX}TRANSFER_MODE = shared needs {PREFIX}SHARED_VOLUME")
     return Settings(
         kube=KubeSettings(**sections["kube"]),
         server=ServerSettings(**sections["server"]),
-        pod=PodSettings(**sections["pod"]),
+        pod=pod,
         lifecycle=LifecycleSettings(**sections["lifecycle"]),
         transfer=transfer,
         condor_log_dir=condor_log_dir,

@@ -44,6 +44,8 @@ class JobRequest:
     disk_kib: Optional[int] = None          # RequestDisk (KiB)
     gpus: int = 0                           # GPUNumber
     gpu_model: Optional[str] = None         # GPUModel
+    gpu_mode: Optional[str] = None          # GPUMode, a short token (used only with gpus > 0)
+    mics: int = 0                           # MICNumber (Xeon Phi cards)
     runtime_seconds: Optional[int] = None   # BatchRuntime
     queue: Optional[str] = None             # Queue
     project: Optional[str] = None           # BatchProject

@@ -31,6 +31,8 @@ Attribute contract (first match wins; "CE" = the unwound `CERequirements`, see `
 | disk_kib          | `RequestDisk`, CE `RequestDisk`             | KiB >= 0, reals rounded up     |
 | gpus              | `GPUNumber`                                 | >= 0, rounded up; default 0    |
 | gpu_model         | `GPUModel`                                  | string                         |
+| gpu_mode          | `GPUMode`, CE `GPUMode`                     | short token (4)                |
+| mics              | `MICNumber`, CE `MICNumber`                 | >= 0, rounded up; default 0    |
 | runtime_seconds   | `BatchRuntime`                              | s >= 0, rounded up; 0: None    |
 | queue             | `Queue`                                     | string                         |
 | project           | `BatchProject`                              | string                         |
@@ -44,6 +46,8 @@ Attribute contract (first match wins; "CE" = the unwound `CERequirements`, see `
     empty entries dropped.
 (3) `KubernetesImage`/`K8sImage` arrive from `remote_X` job attributes renamed by the
     gridmanager; CE lookup keeps blahp-script (`k8s_image`) compatibility. None: admin default.
+(4) letters, digits, '_', '-', '.', at most 63, surrounding blanks dropped: anything else is
+    refused here, so only a plain name ever reaches `policy`, which maps it (KGAHP_GPU_MODES).
 
 Optional strings that are empty count as absent. One-line fields (paths, names, image, queue...)
 reject control characters; no string may contain NUL. Numbers must be finite and below sanity caps
@@ -60,6 +64,7 @@ from typing import Callable, Optional, TypeVar
 
 import classad2
 
+from kgahp.config import GPU_MODE_NAME
 from kgahp.errors import JobAdError
 from kgahp.jobad.arglist import job_arguments
 from kgahp.jobad.cereq import unwind
@@ -79,6 +84,7 @@ MAX_CPUS = 1_000_000.0
 MAX_MEMORY_MIB = 2 ** 40  # 1 EiB
 MAX_DISK_KIB = 2 ** 50    # 1 EiB
 MAX_GPUS = 1_000_000
+MAX_MICS = 1_000_000
 MAX_RUNTIME_SECONDS = 10 ** 10  # about 300 years
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -236,6 +242,8 @@ def _request_from_ad(ad: classad2.ClassAd) -> JobRequest:
         disk_kib=_first_of(job, ("RequestDisk",), _whole_number(MAX_DISK_KIB)),
         gpus=_optional_or(job, "GPUNumber", _whole_number(MAX_GPUS), 0),
         gpu_model=_optional(job, "GPUModel", _as_line),
+        gpu_mode=_first_of(job, ("GPUMode",), _as_gpu_mode),
+        mics=_first_of(job, ("MICNumber",), _whole_number(MAX_MICS)) or 0,
         runtime_seconds=_optional(job, "BatchRuntime", _whole_number(MAX_RUNTIME_SECONDS)) or None,
         queue=_optional(job, "Queue", _as_line),
         project=_optional(job, "BatchProject", _as_line),
@@ -377,6 +385,17 @@ def _as_image(name: str, value: object) -> Optional[str]:
     if image is not None and (image != image.strip() or " " in image):
         raise JobAdError(f"{name} must be an image reference without spaces.")
     return image
+
+
+def _as_gpu_mode(name: str, value: object) -> Optional[str]:
+    mode = _as_line(name, value)
+    if mode is None or not mode.strip():
+        return None
+    if not GPU_MODE_NAME.fullmatch(mode.strip()):   # never echo it: it may be anything
+        raise JobAdError(f"{name} must be a GPU mode name such as 'shared' or "
+                         "'exclusive_process' (letters, digits, '_', '-', '.'; "
+                         "at most 63 characters).")
+    return mode.strip()
 
 
 def _as_namespace(name: str, value: object) -> Optional[str]:
