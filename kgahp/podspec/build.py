@@ -23,7 +23,7 @@ import math
 import re
 from typing import Any, Optional
 
-from kgahp.config import Settings
+from kgahp.config import GpuMode, Settings
 from kgahp.errors import ConfigError, JobAdError
 from kgahp.model import JobRequest
 from kgahp.podspec import names, quantity
@@ -31,11 +31,14 @@ from kgahp.podspec.merge import strategic_merge
 from kgahp.podspec.policy import (
     check,
     check_image_allowed,
+    check_mics,
     choose_namespace,
     effective_cpus,
     effective_memory_mib,
     effective_runtime,
     extra_spec_patch,
+    gpu_mode,
+    gpu_resource,
     verify_pod,
 )
 from kgahp.podspec.templates import MAIN_CONTAINER, QueueConfig, Templates
@@ -116,6 +119,10 @@ def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
         selector = dict(spec.get("nodeSelector") or {})
         selector[settings.pod.gpu_model_label] = _gpu_model_value(req.gpu_model)
         spec["nodeSelector"] = selector
+    mode = gpu_mode(req, settings)
+    if mode is not None and mode.node_selector:
+        spec["nodeSelector"] = _with_mode_selector(dict(spec.get("nodeSelector") or {}),
+                                                   mode, req, settings)
     if queue is not None and queue.priority_class:
         spec["priorityClassName"] = queue.priority_class
     return spec
@@ -203,7 +210,10 @@ def resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
     except ValueError as exc:
         raise JobAdError(f"Resource request is not usable: {exc}") from None
     if req.gpus:
-        requests[pod.gpu_resource] = str(req.gpus)
+        requests[gpu_resource(req, settings)] = str(req.gpus)
+    if req.mics:
+        check_mics(req, settings)    # MIC_RESOURCE set: config refuses a GPU or core name
+        requests[pod.mic_resource] = str(req.mics)
     limits: dict[str, Any] = dict(requests)
     if pod.limit_policy == "factor":
         if not math.isfinite(pod.limit_factor) or pod.limit_factor < 1:
@@ -213,6 +223,19 @@ def resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
     elif pod.limit_policy == "no-cpu-limit":
         limits["cpu"] = None     # also removes a CPU limit the template may carry
     return {"requests": requests, "limits": limits}
+
+
+def _with_mode_selector(selector: dict[str, Any], mode: GpuMode, req: JobRequest,
+                        settings: Settings) -> dict[str, Any]:
+    """The admin's node selector for the GPU mode wins over the template's and the patch's;
+    a GPUModel that asks for a different value of the same label is refused, not dropped."""
+    for key, value in mode.node_selector:
+        if (req.gpu_model and key == settings.pod.gpu_model_label
+                and selector.get(key) != value):
+            raise JobAdError(f"GPUModel {req.gpu_model!r} conflicts with GPUMode "
+                             f"{req.gpu_mode!r}, which this site ties to {key}={value}")
+        selector[key] = value
+    return selector
 
 
 def _gpu_model_value(model: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import yaml
 
-from kgahp.config import Settings
+from kgahp.config import GpuMode, Settings
 from kgahp.errors import JobAdError, PolicyError
 from kgahp.model import JobRequest
 from kgahp.podspec.merge import strategic_merge
@@ -55,6 +55,44 @@ def effective_runtime(req: JobRequest, settings: Settings) -> Optional[int]:
     return None
 
 
+def gpu_mode(req: JobRequest, settings: Settings) -> Optional[GpuMode]:
+    """The KGAHP_GPU_MODES entry the job's GPUMode names; None without a mode or without GPUs.
+
+    As blahp's scripts do (pbs_submit.sh adds the mode only to a GPU count), a mode without
+    GPUNumber > 0 asks for nothing and is ignored. A mode the site does not map is a PolicyError
+    naming the mode, the knob and the modes on offer.
+    """
+    if not req.gpu_mode or not req.gpus:
+        return None
+    wanted = req.gpu_mode.lower()
+    modes = settings.pod.gpu_modes
+    for mode in modes:
+        if mode.name == wanted:
+            return mode
+    if not modes:
+        raise PolicyError("GPUMode", "this site offers no GPU modes (KGAHP_GPU_MODES is empty)",
+                          f"asked for {req.gpu_mode!r}; leave GPUMode unset")
+    offered = ", ".join(sorted(m.name for m in modes))
+    raise PolicyError("GPUMode", f"{req.gpu_mode!r} is not a GPU mode this site maps in "
+                      "KGAHP_GPU_MODES", f"choose one of {offered}, or leave GPUMode unset")
+
+
+def gpu_resource(req: JobRequest, settings: Settings) -> str:
+    """The extended resource the job's GPUs are requested as: its mode's, else GPU_RESOURCE."""
+    mode = gpu_mode(req, settings)
+    return (mode.resource if mode is not None else "") or settings.pod.gpu_resource
+
+
+def check_mics(req: JobRequest, settings: Settings) -> None:
+    pod = settings.pod
+    if req.mics and not pod.mic_resource:
+        raise PolicyError("MICNumber", "this site offers no MIC (Xeon Phi) resource "
+                          "(KGAHP_MIC_RESOURCE is empty)", f"asked for {req.mics}")
+    if req.mics > pod.max_mics:
+        raise PolicyError("MICNumber", f"at most {pod.max_mics} MIC cards (KGAHP_MAX_MICS)",
+                          f"asked for {req.mics}")
+
+
 # --- check: the request against the knobs
 
 def check(req: JobRequest, settings: Settings, templates: Templates) -> None:
@@ -83,6 +121,8 @@ def check(req: JobRequest, settings: Settings, templates: Templates) -> None:
                           f"asked for {memory}")
     if req.gpus > pod.max_gpus:
         raise PolicyError("GPUNumber", f"at most {pod.max_gpus} GPUs", f"asked for {req.gpus}")
+    gpu_mode(req, settings)
+    check_mics(req, settings)
     if pod.max_disk and req.disk_kib is not None and req.disk_kib > pod.max_disk:
         raise PolicyError("RequestDisk", f"at most {pod.max_disk} KiB",
                           f"asked for {req.disk_kib}")

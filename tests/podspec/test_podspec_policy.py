@@ -17,6 +17,8 @@ from kgahp.podspec.names import ANN_QUEUE
 from kgahp.podspec.templates import DEFAULT_BASE, QueueConfig
 
 EXTRA = "nodeSelector,tolerations,volumes,containers,hostNetwork,serviceAccountName,affinity"
+GPU_MODES = "shared:nvidia.com/gpu.shared exclusive_process:nvidia.com/gpu"
+MIC = "intel.com/mic"
 
 
 def build(fields: dict[str, Any] | None = None, templates: Any = None, **knobs: str) -> Any:
@@ -39,6 +41,21 @@ RULES: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
     ("memory above MAX_MEMORY", {"memory_mib": 262145}, {}, "RequestMemory", "at most 262144"),
     ("gpus above MAX_GPUS", {"gpus": 9}, {}, "GPUNumber", "at most 8"),
     ("gpus when MAX_GPUS is 0", {"gpus": 1}, {"MAX_GPUS": "0"}, "GPUNumber", "at most 0"),
+    ("GPUMode when the site maps none", {"gpus": 1, "gpu_mode": "shared"}, {}, "GPUMode",
+     "this site offers no GPU modes (KGAHP_GPU_MODES is empty) (asked for 'shared'; "
+     "leave GPUMode unset)"),
+    ("GPUMode not mapped", {"gpus": 1, "gpu_mode": "turbo"}, {"GPU_MODES": GPU_MODES},
+     "GPUMode", "'turbo' is not a GPU mode this site maps in KGAHP_GPU_MODES (choose one of "
+     "exclusive_process, shared, or leave GPUMode unset)"),
+    ("GPUMode cannot lift MAX_GPUS", {"gpus": 9, "gpu_mode": "shared"},
+     {"GPU_MODES": GPU_MODES}, "GPUNumber", "at most 8"),
+    ("MICNumber when the site has no MIC resource", {"mics": 1}, {}, "MICNumber",
+     "this site offers no MIC (Xeon Phi) resource (KGAHP_MIC_RESOURCE is empty) "
+     "(asked for 1)"),
+    ("MICNumber above MAX_MICS", {"mics": 9}, {"MIC_RESOURCE": MIC}, "MICNumber",
+     "at most 8 MIC cards (KGAHP_MAX_MICS)"),
+    ("MICNumber when MAX_MICS is 0", {"mics": 1}, {"MIC_RESOURCE": MIC, "MAX_MICS": "0"},
+     "MICNumber", "at most 0"),
     ("disk above MAX_DISK", {"disk_kib": 2048}, {"MAX_DISK": "1024"}, "RequestDisk",
      "at most 1024"),
     ("runtime above MAX_RUNTIME", {"runtime_seconds": 7201}, {"MAX_RUNTIME": "7200"},
@@ -78,6 +95,7 @@ def test_policy_rule(fields: dict[str, Any], knobs: dict[str, str], attribute: s
 @pytest.mark.parametrize(("fields", "knobs"), [
     ({"image": "registry.example.org/osg/pilot:1"}, {"ALLOWED_IMAGES": "registry.example.org/*"}),
     ({"cpus": 64, "cpus_explicit": True, "memory_mib": 262144, "gpus": 8}, {}),
+    ({"gpus": 8, "gpu_mode": "shared", "mics": 8}, {"GPU_MODES": GPU_MODES, "MIC_RESOURCE": MIC}),
     ({"disk_kib": 10**9, "runtime_seconds": 10**7}, {}),   # MAX_DISK/MAX_RUNTIME 0 = no limit
     ({"cpus": 1000, "cpus_explicit": True}, {"MAX_CPUS": "0"}),
     ({"runtime_seconds": 7200}, {"MAX_RUNTIME": "7200"}),
@@ -156,6 +174,25 @@ def test_any_argument_text_is_carried_verbatim(args: list[str], value: str) -> N
 def test_hostile_values_are_refused_with_a_sentence(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(JobAdError, match=message.replace("(", r"\(")):
         build(fields)
+
+
+def test_a_gpu_model_against_the_modes_own_selector_is_refused_not_dropped() -> None:
+    modes = "mig:nvidia.com/mig-1g.5gb:nvidia.com/gpu.product=A100"
+    fields = {"gpus": 1, "gpu_mode": "mig", "gpu_model": "H100"}
+    with pytest.raises(JobAdError) as caught:
+        build(fields, GPU_MODES=modes)
+    assert str(caught.value) == ("GPUModel 'H100' conflicts with GPUMode 'mig', which this "
+                                 "site ties to nvidia.com/gpu.product=A100")
+    pod = build({**fields, "gpu_model": "A100"}, GPU_MODES=modes)
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.product": "A100"}
+
+
+def test_the_gpu_modes_selector_wins_over_an_extra_args_patch() -> None:
+    patch = '{"nodeSelector": {"nvidia.com/gpu.sharing-strategy": "none"}}'
+    pod = build({"gpus": 1, "gpu_mode": "shared", "extra_submit_args": patch},
+                GPU_MODES="shared:nvidia.com/gpu.shared:nvidia.com/gpu.sharing-strategy=mps",
+                EXTRA_ARGS_FIELDS="nodeSelector")
+    assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.sharing-strategy": "mps"}
 
 
 @pytest.mark.parametrize("image", [
