@@ -59,8 +59,13 @@ def serve_gahp() -> int:
 
 def _show_config() -> int:
     from kgahp.config import KNOBS, PREFIX, describe, load_settings
+    from kgahp.errors import ConfigError
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:   # one sentence naming the knob, never a traceback
+        print(f"kgahp show-config: {exc}", file=sys.stderr)
+        return 1
     for key, value in describe(settings).items():
         print(f"{key} = {value}")
     print(f"# log file: {settings.log_file or 'stderr'}; state: {settings.state_dir}; "
