@@ -29,8 +29,8 @@ Attribute contract (first match wins; "CE" = the unwound `CERequirements`, see `
 | cpus_explicit     | any of the cpus attributes present          | bool                           |
 | memory_mib        | `RequestMemory`, CE `RequestMemory`         | MiB >= 0, reals rounded up     |
 | disk_kib          | `RequestDisk`, CE `RequestDisk`             | KiB >= 0, reals rounded up     |
-| gpus              | `GPUNumber`                                 | >= 0, rounded up; default 0    |
-| gpu_model         | `GPUModel`                                  | string                         |
+| gpus              | `GPUNumber`, CE `GPUNumber`                 | >= 0, rounded up; default 0    |
+| gpu_model         | `GPUModel`, CE `GPUModel`                   | string                         |
 | gpu_mode          | `GPUMode`, CE `GPUMode`                     | short token (4)                |
 | mics              | `MICNumber`, CE `MICNumber`                 | >= 0, rounded up; default 0    |
 | runtime_seconds   | `BatchRuntime`                              | s >= 0, rounded up; 0: None    |
@@ -240,8 +240,8 @@ def _request_from_ad(ad: classad2.ClassAd) -> JobRequest:
         cpus_explicit=cpu_name is not None,
         memory_mib=_first_of(job, ("RequestMemory",), _whole_number(MAX_MEMORY_MIB)),
         disk_kib=_first_of(job, ("RequestDisk",), _whole_number(MAX_DISK_KIB)),
-        gpus=_optional_or(job, "GPUNumber", _whole_number(MAX_GPUS), 0),
-        gpu_model=_optional(job, "GPUModel", _as_line),
+        gpus=_first_of(job, ("GPUNumber",), _whole_number(MAX_GPUS)) or 0,
+        gpu_model=_first_of(job, ("GPUModel",), _as_line),
         gpu_mode=_first_of(job, ("GPUMode",), _as_gpu_mode),
         mics=_first_of(job, ("MICNumber",), _whole_number(MAX_MICS)) or 0,
         runtime_seconds=_optional(job, "BatchRuntime", _whole_number(MAX_RUNTIME_SECONDS)) or None,
