@@ -19,26 +19,22 @@ images (python, busybox, ...) run as root and would otherwise never start.
 from __future__ import annotations
 
 import copy
-import math
 import re
 from typing import Any, Optional
 
 from kgahp.config import GpuMode, Settings
 from kgahp.errors import ConfigError, JobAdError
 from kgahp.model import JobRequest
-from kgahp.podspec import names, quantity
+from kgahp.podspec import names
 from kgahp.podspec.merge import strategic_merge
 from kgahp.podspec.policy import (
     check,
     check_image_allowed,
-    check_mics,
     choose_namespace,
-    effective_cpus,
-    effective_memory_mib,
     effective_runtime,
     extra_spec_patch,
     gpu_mode,
-    gpu_resource,
+    resources,
     verify_pod,
 )
 from kgahp.podspec.templates import MAIN_CONTAINER, QueueConfig, Templates
@@ -76,7 +72,7 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
                               choose_namespace(req, settings, templates), attempt, restarts),
         "spec": spec,
     }
-    verify_pod(pod, templates, settings)
+    verify_pod(pod, templates, settings, req=req)
     return pod
 
 
@@ -195,34 +191,6 @@ def _env(template_env: list[Any], req: JobRequest, settings: Settings) -> list[d
         merged.pop(name, None)
         merged[name] = {"name": name, "value": value}
     return list(merged.values())
-
-
-def resources(req: JobRequest, settings: Settings) -> dict[str, Any]:
-    """requests/limits for the main container, limits following KGAHP_LIMIT_POLICY."""
-    pod = settings.pod
-    try:
-        milli = quantity.cpu_millicores(effective_cpus(req, settings))
-        memory = effective_memory_mib(req, settings)
-        requests: dict[str, Any] = {"cpu": quantity.format_millicores(milli),
-                                    "memory": quantity.format_mebibytes(memory)}
-        if req.disk_kib is not None:
-            requests["ephemeral-storage"] = quantity.format_kibibytes(req.disk_kib)
-    except ValueError as exc:
-        raise JobAdError(f"Resource request is not usable: {exc}") from None
-    if req.gpus:
-        requests[gpu_resource(req, settings)] = str(req.gpus)
-    if req.mics:
-        check_mics(req, settings)    # MIC_RESOURCE set: config refuses a GPU or core name
-        requests[pod.mic_resource] = str(req.mics)
-    limits: dict[str, Any] = dict(requests)
-    if pod.limit_policy == "factor":
-        if not math.isfinite(pod.limit_factor) or pod.limit_factor < 1:
-            raise ConfigError(f"KGAHP_LIMIT_FACTOR = {pod.limit_factor:g} must be at least 1")
-        limits["cpu"] = quantity.format_millicores(math.ceil(milli * pod.limit_factor))
-        limits["memory"] = quantity.format_mebibytes(memory * pod.limit_factor)
-    elif pod.limit_policy == "no-cpu-limit":
-        limits["cpu"] = None     # also removes a CPU limit the template may carry
-    return {"requests": requests, "limits": limits}
 
 
 def _with_mode_selector(selector: dict[str, Any], mode: GpuMode, req: JobRequest,
