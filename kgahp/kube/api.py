@@ -10,10 +10,11 @@ import json
 import logging
 from collections.abc import Iterator
 from typing import Any, Callable, Optional, TypeVar
+from urllib.parse import quote
 
 import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.rest import ApiException, RESTResponse
 from kubernetes.watch.watch import iter_resp_lines
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
+JSON = "application/json"
 
 
 def _status_message(exc: ApiException) -> tuple[str, str]:
@@ -89,15 +91,18 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 class Kube:
-    """The product's only door to the cluster."""
+    """The product's only door to the cluster.
+
+    Requests go through the official client's ApiClient (its configuration, TLS, proxy, connection
+    pool and authentication, including token refresh) but not through its generated API classes:
+    those validate every argument with pydantic and turn a pod dict into a model and back before
+    sending it (37% of a submit's CPU), and importing CoreV1Api alone takes about a second of
+    CPU at startup, which recovery waits for. kgahp sends and receives JSON as is.
+    """
 
     def __init__(self, api_client: client.ApiClient, settings: KubeSettings,
                  *, retry_deadline: float = 240.0) -> None:
         self.api_client = api_client
-        # Typed as Any: we pass and receive raw JSON dicts, not the client's models.
-        self.core: Any = client.CoreV1Api(api_client)
-        self.authz: Any = client.AuthorizationV1Api(api_client)
-        self.version_api: Any = client.VersionApi(api_client)
         self.settings = settings
         self.limiter = TokenBucket(settings.qps, settings.burst)
         self.timeout = settings.api_timeout
@@ -135,19 +140,49 @@ class Kube:
         data = resp.data if hasattr(resp, "data") else resp.read()
         return json.loads(data) if data else {}
 
+    def request(self, method: str, path: str, *, query: Optional[list[tuple[str, Any]]] = None,
+                body: Any = None, content_type: str = JSON,
+                timeout: Any = None) -> urllib3.BaseHTTPResponse:
+        """Send one request (unpaced, not retried: wrap it in `call`) and return the urllib3
+        response unread; a non-2xx answer raises the client's ApiException, as its generated
+        methods do. `path` is already quoted; `body` is encoded to JSON here."""
+        headers: dict[str, Any] = {"Accept": JSON}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        # param_serialize adds the default headers (User-Agent) and authentication, calling the
+        # kubeconfig loader's token refresh exactly as a generated method would.
+        _, url, headers, _, _ = self.api_client.param_serialize(
+            method=method, resource_path=path, query_params=query or None,
+            header_params=headers, auth_settings=["BearerToken"])
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        limit: Optional[urllib3.Timeout] = None
+        if isinstance(timeout, tuple):
+            limit = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        elif timeout:
+            limit = urllib3.Timeout(total=timeout)
+        try:
+            resp = self.api_client.rest_client.pool_manager.request(
+                method, url, body=data, headers=headers, timeout=limit, preload_content=False)
+        except urllib3.exceptions.SSLError as exc:   # as the client's REST layer reports it
+            raise ApiException(status=0, reason=f"{type(exc).__name__}\n{exc}") from None
+        if not 200 <= resp.status <= 299:
+            failed = RESTResponse(resp)
+            failed.read()
+            raise ApiException.from_response(http_resp=failed, body=None, data=None)
+        return resp
+
     # ---- pods
     def create_pod(self, namespace: str, pod: dict[str, Any], *, dry_run: bool = False) -> dict:
         name = pod.get("metadata", {}).get("name", "?")
-        return self._json(self.call(f"creating pod {namespace}/{name}", lambda: (
-            self.core.create_namespaced_pod(
-                namespace, pod, dry_run="All" if dry_run else None,
-                _preload_content=False, _request_timeout=self.timeout))))
+        return self._json(self.call(f"creating pod {namespace}/{name}", lambda: self.request(
+            "POST", f"/api/v1/namespaces/{_q(namespace)}/pods", body=pod,
+            query=[("dryRun", "All")] if dry_run else None, timeout=self.timeout)))
 
     def get_pod(self, namespace: str, name: str) -> Optional[dict]:
         try:
-            return self._json(self.call(f"reading pod {namespace}/{name}", lambda: (
-                self.core.read_namespaced_pod(
-                    name, namespace, _preload_content=False, _request_timeout=self.timeout))))
+            return self._json(self.call(f"reading pod {namespace}/{name}", lambda: self.request(
+                "GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
+                timeout=self.timeout)))
         except NotFoundError:
             return None
 
@@ -157,11 +192,13 @@ class Kube:
         items: list[dict] = []
         token: Optional[str] = None
         rv = ""
+        path = f"/api/v1/namespaces/{_q(namespace)}/pods"
         while True:
-            page = self._json(self.call(f"listing pods in {namespace}", lambda t=token: (  # type: ignore[misc]
-                self.core.list_namespaced_pod(
-                    namespace, label_selector=label_selector, limit=500, _continue=t,
-                    _preload_content=False, _request_timeout=max(self.timeout, 60))),
+            query: list[tuple[str, Any]] = [("labelSelector", label_selector), ("limit", 500)]
+            if token:
+                query.append(("continue", token))
+            page = self._json(self.call(f"listing pods in {namespace}", lambda q=query: (  # type: ignore[misc]
+                self.request("GET", path, query=q, timeout=max(self.timeout, 60))),
                 retry=retry))
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
@@ -173,23 +210,27 @@ class Kube:
     def delete_pod(self, namespace: str, name: str, *,
                    grace_seconds: Optional[int] = None) -> bool:
         """Delete a pod; False when it was already gone (a delete is idempotent)."""
+        query: list[tuple[str, Any]] = []
+        if grace_seconds is not None:
+            query.append(("gracePeriodSeconds", grace_seconds))
+        query.append(("propagationPolicy", "Background"))
         try:
-            self.call(f"deleting pod {namespace}/{name}", lambda: (
-                self.core.delete_namespaced_pod(
-                    name, namespace, grace_period_seconds=grace_seconds,
-                    propagation_policy="Background",
-                    _preload_content=False, _request_timeout=self.timeout)))
+            self.call(f"deleting pod {namespace}/{name}", lambda: self.request(
+                "DELETE", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}", query=query,
+                timeout=self.timeout).read())
             return True
         except NotFoundError:
             return False
 
     def read_log(self, namespace: str, name: str, container: str,
                  limit_bytes: Optional[int] = None) -> str:
-        resp = self.call(f"reading the log of pod {namespace}/{name}", lambda: (
-            self.core.read_namespaced_pod_log(
-                name, namespace, container=container, limit_bytes=limit_bytes,
-                _preload_content=False, _request_timeout=max(self.timeout, 120))))
-        data = resp.data if hasattr(resp, "data") else resp.read()
+        query: list[tuple[str, Any]] = [("container", container)]
+        if limit_bytes is not None:
+            query.append(("limitBytes", limit_bytes))
+        resp = self.call(f"reading the log of pod {namespace}/{name}", lambda: self.request(
+            "GET", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}/log", query=query,
+            timeout=max(self.timeout, 120)))
+        data = resp.data
         return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
     def watch_pods(self, namespace: str, label_selector: str, resource_version: str,
@@ -202,12 +243,13 @@ class Kube:
         """
         self.limiter.acquire()
         self.requests += 1
+        query: list[tuple[str, Any]] = [
+            ("allowWatchBookmarks", True), ("labelSelector", label_selector),
+            ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds),
+            ("watch", True)]
         try:
-            resp = self.core.list_namespaced_pod(
-                namespace, label_selector=label_selector, watch=True,
-                resource_version=resource_version, allow_watch_bookmarks=True,
-                timeout_seconds=timeout_seconds, _preload_content=False,
-                _request_timeout=(self.timeout, timeout_seconds + 30))
+            resp = self.request("GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query=query,
+                                timeout=(self.timeout, timeout_seconds + 30))
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise translate(exc, f"watching pods in {namespace}") from None
         try:
@@ -220,30 +262,33 @@ class Kube:
             resp.close()
             resp.release_conn()
 
+    # ---- events
+    def list_events(self, namespace: str, field_selector: str, *, what: str = "") -> dict:
+        return self._json(self.call(what or f"listing events in {namespace}", lambda: self.request(
+            "GET", f"/api/v1/namespaces/{_q(namespace)}/events",
+            query=[("fieldSelector", field_selector)], timeout=self.timeout)))
+
     # ---- secrets
     def create_secret(self, namespace: str, secret: dict[str, Any]) -> dict:
         name = secret.get("metadata", {}).get("name", "?")
-        return self._json(self.call(f"creating secret {namespace}/{name}", lambda: (
-            self.core.create_namespaced_secret(
-                namespace, secret, _preload_content=False, _request_timeout=self.timeout))))
+        return self._json(self.call(f"creating secret {namespace}/{name}", lambda: self.request(
+            "POST", f"/api/v1/namespaces/{_q(namespace)}/secrets", body=secret,
+            timeout=self.timeout)))
 
     def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict:
-        return self._json(self.call(f"updating secret {namespace}/{name}", lambda: (
-            self.core.patch_namespaced_secret(
-                name, namespace, patch, _content_type=MERGE_PATCH,
-                _preload_content=False, _request_timeout=self.timeout))))
+        return self._json(self.call(f"updating secret {namespace}/{name}", lambda: self.request(
+            "PATCH", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", body=patch,
+            content_type=MERGE_PATCH, timeout=self.timeout)))
 
     def delete_secrets(self, namespace: str, label_selector: str) -> None:
-        self.call(f"deleting secrets in {namespace}", lambda: (
-            self.core.delete_collection_namespaced_secret(
-                namespace, label_selector=label_selector,
-                _preload_content=False, _request_timeout=self.timeout)))
+        self.call(f"deleting secrets in {namespace}", lambda: self.request(
+            "DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets",
+            query=[("labelSelector", label_selector)], timeout=self.timeout).read())
 
     # ---- identity and health
     def server_version(self) -> str:
-        info = self._json(self.call("reading the API server version", lambda: (
-            self.version_api.get_code(_preload_content=False, _request_timeout=10)),
-            deadline=20))
+        info = self._json(self.call("reading the API server version", lambda: self.request(
+            "GET", "/version/", timeout=10), deadline=20))
         return str(info.get("gitVersion") or "?")
 
     def can_i(self, verb: str, resource: str, namespace: str) -> tuple[bool, str]:
@@ -254,10 +299,15 @@ class Kube:
                 "verb": verb, "resource": resource, "namespace": namespace}},
         }
         review = self._json(self.call(f"checking permission to {verb} {resource}", lambda: (
-            self.authz.create_self_subject_access_review(
-                body, _preload_content=False, _request_timeout=10)), deadline=20))
+            self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                         body=body, timeout=10)), deadline=20))
         status = review.get("status") or {}
         return bool(status.get("allowed")), str(status.get("reason") or "")
+
+
+def _q(segment: str) -> str:
+    """One path segment, quoted as the generated client quotes path parameters."""
+    return quote(str(segment), safe="")
 
 
 def label_selector(labels: dict[str, str]) -> str:

@@ -18,11 +18,8 @@ def newest_mount_failure(kube: Kube, namespace: str, pod_name: str) -> str:
     """The message of the pod's newest FailedMount event, or "" when it has none."""
     selector = (f"involvedObject.kind=Pod,involvedObject.name={pod_name},"
                 "reason=FailedMount")
-    answer = Kube._json(kube.call(
-        f"listing the events of pod {namespace}/{pod_name}",
-        lambda: kube.core.list_namespaced_event(
-            namespace, field_selector=selector, _preload_content=False,
-            _request_timeout=kube.timeout)))
+    answer = kube.list_events(namespace, selector,
+                              what=f"listing the events of pod {namespace}/{pod_name}")
     events = [e for e in answer.get("items") or () if e.get("reason") == "FailedMount"]
     if not events:
         return ""
