@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
 import json
 import logging
 import time
@@ -396,7 +397,13 @@ class SimApi:
         more = False
         remaining = 0
         last_key = ""
-        for obj in self.store.scan(route.resource, route.namespace):
+        selective = bool(query.get("labelSelector") or query.get("fieldSelector"))
+        objs = self.store.scan(route.resource, route.namespace)
+        begin = 0
+        if start and not all_ns:   # names in key order: a page starts by bisection, not a scan
+            begin = bisect.bisect_right(objs, start, key=lambda o: o["metadata"]["name"])
+        for index in range(begin, len(objs)):
+            obj = objs[index]
             meta = obj["metadata"]
             key = f"{meta.get('namespace')}/{meta['name']}" if all_ns else meta["name"]
             if start and key <= start:
@@ -405,6 +412,11 @@ class SimApi:
                 continue
             if limit and len(items) >= limit:
                 more = True
+                if selective:            # no remainingItemCount: one more match is enough
+                    break
+                if not all_ns:           # every later object matches and sorts after start
+                    remaining = len(objs) - index
+                    break
                 remaining += 1
                 continue
             items.append(obj)
@@ -613,7 +625,7 @@ class SimApi:
             conditions.append({"type": "PodScheduled", "status": "True",
                                "lastProbeTime": None, "lastTransitionTime": now_rfc3339()})
 
-        self.store.update("pods", route.namespace, route.name, bind)
+        self.store.update("pods", route.namespace, route.name, bind, copy=False)
         return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                            "status": "Success", "code": 201}, 201, pretty)
 

@@ -7,13 +7,14 @@ controller, in order, so each sees the same event sequence a watch would.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import pathlib
 import secrets
 import tempfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
+
+from kgahp.sim.store import now_rfc3339  # re-exported: one cached clock for the sim
 
 if TYPE_CHECKING:
     from kgahp.sim.simconfig import SimConfig
@@ -23,10 +24,6 @@ log = logging.getLogger(__name__)
 
 KUBELET_VERSION = "v1.28.0"
 
-
-def now_rfc3339(offset_seconds: float = 0) -> str:
-    moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset_seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def ensure_workdir(config: SimConfig) -> pathlib.Path:

@@ -352,7 +352,7 @@ class PodWorker:
                                         if c.get("type") != condition["type"]] + [condition]
 
         try:
-            self.pod = self.store.update("pods", self.namespace, self.name, mutate)
+            self.pod = self.store.update("pods", self.namespace, self.name, mutate, copy=False)
         except Exception as error:   # the pod is gone: nothing to report to
             log.debug("status of %s/%s not written: %s", self.namespace, self.name, error)
 
@@ -528,7 +528,7 @@ class PodWorker:
                     condition.pop("message", None)
 
         with contextlib.suppress(Exception):
-            self.store.update("pods", self.namespace, self.name, not_ready)
+            self.store.update("pods", self.namespace, self.name, not_ready, copy=False)
         self.node_lost = True
         await asyncio.sleep(LOST_NODE_TOLERATION_SECONDS)
         condition = Condition("True", now_rfc3339(), "DeletionByTaintManager",
@@ -540,7 +540,7 @@ class PodWorker:
                 status["conditions"] = [*(status.get("conditions") or ()), condition]
 
         with contextlib.suppress(Exception):
-            self.store.update("pods", self.namespace, self.name, mark)
+            self.store.update("pods", self.namespace, self.name, mark, copy=False)
         record_event(self.store, self.pod, "TaintManagerEviction",
                      f"Marking for deletion Pod {self.namespace}/{self.name}",
                      component="taint-controller")
@@ -850,9 +850,10 @@ class Kubelet:
             # A finished worker stays registered until the pod is deleted, so it is not re-run.
             worker.task = asyncio.ensure_future(worker.run())
         if meta.get("deletionTimestamp"):
-            worker.pod["metadata"]["deletionTimestamp"] = meta["deletionTimestamp"]
-            worker.pod["metadata"]["deletionGracePeriodSeconds"] = \
-                meta.get("deletionGracePeriodSeconds")
+            # worker.pod may be the stored object (events and lists share it): never edit it
+            worker.pod = {**worker.pod, "metadata": {
+                **worker.pod["metadata"], "deletionTimestamp": meta["deletionTimestamp"],
+                "deletionGracePeriodSeconds": meta.get("deletionGracePeriodSeconds")}}
             worker.deletion.set()
 
     def drop(self, key: Key) -> None:
@@ -886,7 +887,7 @@ class Kubelet:
                 node["spec"].pop("taints")
 
         with contextlib.suppress(Exception):
-            self.store.update("nodes", None, name, mutate)
+            self.store.update("nodes", None, name, mutate, copy=False)
 
     async def run(self) -> None:
         """Pods are driven by their workers; when the sim stops, every container dies with it."""

@@ -280,7 +280,7 @@ class Scheduler:
             status["conditions"] = conditions
 
         try:
-            self._store.update("pods", meta.get("namespace"), meta["name"], mutate)
+            self._store.update("pods", meta.get("namespace"), meta["name"], mutate, copy=False)
         except Exception as error:   # deleted meanwhile: nothing to bind
             log.debug("binding %s/%s failed: %s", meta.get("namespace"), meta["name"], error)
             return False
@@ -309,7 +309,7 @@ class Scheduler:
             status["conditions"] = [condition, *others]
 
         try:
-            self._store.update("pods", meta.get("namespace"), meta["name"], mutate)
+            self._store.update("pods", meta.get("namespace"), meta["name"], mutate, copy=False)
         except Exception as error:
             log.debug("unschedulable update failed: %s", error)
             return

@@ -237,8 +237,10 @@ class Store:
         return _clone_obj(obj) if copy else obj
 
     def update(self, resource: str, namespace: str | None, name: str,
-               mutate: Callable[[dict], None], *, expect_rv: str | None = None) -> dict:
-        """Mutate a copy; bump rv and emit MODIFIED unless nothing changed."""
+               mutate: Callable[[dict], None], *, expect_rv: str | None = None,
+               copy: bool = True) -> dict:
+        """Mutate a copy; bump rv and emit MODIFIED unless nothing changed. With `copy=False`
+        the stored object itself is returned: the caller must only read it."""
         current = self.peek(resource, namespace, name)
         if current is None:
             raise not_found(resource, name)
@@ -248,14 +250,14 @@ class Store:
         mutate(new)
         new["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         if new == current:
-            return _clone_obj(current)
+            return _clone_obj(current) if copy else current
         new = order_object(new)
         rv = self._next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
         self._store_replace(resource, namespace, name, new)
         self._emit(WatchEvent("MODIFIED", resource, new["metadata"].get("namespace"), new, rv,
                               old=current))
-        return _clone_obj(new)
+        return _clone_obj(new) if copy else new
 
     def _store_replace(self, resource: str, namespace: str | None, name: str, obj: dict) -> None:
         key = "" if resource in CLUSTER_SCOPED else (namespace or "")
