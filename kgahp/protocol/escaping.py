@@ -41,7 +41,37 @@ def split_line(line: bytes) -> list[str]:
     After a backslash the next byte is literal (the backslash is dropped); an unescaped CR is
     dropped; an unescaped space ends an argument (so two spaces give an empty argument); an
     unescaped LF ends the line (anything after it is ignored). Always returns at least one token.
+
+    Done with bytes methods rather than a loop per byte (a submit line is a whole escaped ad):
+    escaped backslashes and escaped spaces, the only escapes the gridmanager writes, become
+    placeholder bytes absent from the line, and are put back in each token. Any other escape,
+    or a line holding every placeholder candidate, takes the byte loop.
     """
+    if b"\\" in line:
+        free = [c for c in _PLACEHOLDERS if c not in line]
+        if len(free) < 2:
+            return _split_bytewise(line)
+        backslash, space = free[0], free[1]
+        line = line.replace(b"\\\\", backslash).replace(b"\\ ", space)
+        if b"\\" in line:
+            return _split_bytewise(line.replace(backslash, b"\\\\").replace(space, b"\\ "))
+    else:
+        backslash = space = b""
+    end = line.find(b"\n")
+    if end >= 0:
+        line = line[:end]
+    if b"\r" in line:
+        line = line.replace(b"\r", b"")
+    tokens = line.split(b" ")
+    if backslash:
+        tokens = [t.replace(backslash, b"\\").replace(space, b" ") for t in tokens]
+    return [_decode(t) for t in tokens]
+
+
+_PLACEHOLDERS = tuple(bytes([b]) for b in range(0x01, 0x09))
+
+
+def _split_bytewise(line: bytes) -> list[str]:
     tokens: list[str] = []
     current = bytearray()
     escaped = False

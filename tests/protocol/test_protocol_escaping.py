@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from kgahp.protocol.escaping import (
     LineReader,
     OversizeLine,
+    _split_bytewise,
     encode_line,
     escape_token,
     split_line,
@@ -23,6 +24,21 @@ def read_all(data: bytes, max_line: int = 1 << 20, chunk: int = 7) -> list[bytes
 
 
 # --- split_line: the gridmanager's splitter (§2.3)
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.sampled_from([b"\\", b" ", b"\r", b"\n", b"a", b"\x01", b"\x02", b"\x03",
+                                 b"\xff", b"\xc3\xa9"]), max_size=30)
+       | st.binary(max_size=40))
+def test_split_fast_path_agrees_with_the_byte_loop(parts: list[bytes] | bytes) -> None:
+    line = parts if isinstance(parts, bytes) else b"".join(parts)
+    assert split_line(line) == _split_bytewise(line)
+
+
+def test_split_line_with_every_placeholder_byte() -> None:
+    line = bytes(range(1, 9)) + b"a\\ b\\\\c d\r\n"
+    assert split_line(line) == _split_bytewise(line) == [bytes(range(1, 9)).decode() + "a b\\c",
+                                                         "d"]
+
 
 def test_split_plain_request() -> None:
     assert split_line(b"BLAH_PING 2 kubernetes\r") == ["BLAH_PING", "2", "kubernetes"]
