@@ -448,7 +448,7 @@ class SimApi:
 
     async def _delete_options(self, request: web.Request) -> dict:
         """DeleteOptions from the body and the query (the query wins), validated."""
-        options = await self._body(request, "DeleteOptions") if request.can_read_body else {}
+        options = await self._body(request, "DeleteOptions") if request.body_exists else {}
         if not isinstance(options, dict):
             options = {}
         query = request.query

@@ -48,7 +48,7 @@ def _still_works(gahp: Gahp) -> None:
     # every accepted fuzz request gets its result; wait until they stop coming (their reqids
     # would collide with the driver's own)
     quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < 1.5:
+    while time.monotonic() - quiet_since < 3.0:   # a fuzzed result can come late under load
         if _check_results(gahp):
             quiet_since = time.monotonic()
         time.sleep(0.1)
