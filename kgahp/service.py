@@ -37,7 +37,7 @@ ANN_TRANSFER = "kgahp.htcondor.org/transfer"
 TRANSFER_HOLD_CODE = 12     # HTCondor's TransferOutputError
 TERMINAL_PHASES = ("Succeeded", "Failed")
 MOUNT_CHECK_AFTER = 10.0    # seconds on a node without starting before a pod's events are read
-MOUNT_CHECK_EVERY = 30.0    # ... and then at most this often per pod
+MOUNT_CHECK_EVERY = 15.0    # ... at most this often per namespace
 STARTUP_SYNC_WAIT = 15.0    # seconds a status waits for the first pod list before a direct read
 
 Reply2 = tuple[int, str]
@@ -118,9 +118,9 @@ class Service:
         self._scheduled: set[tuple[str, str]] = set()
         self._scheduled_guard = threading.Lock()
         self._actions = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
-        # FailedMount messages by (namespace, pod), and when each pod's events were last read
+        # FailedMount messages by (namespace, pod); when each namespace's events were last read
         self._mount_errors: dict[tuple[str, str], str] = {}
-        self._mount_checked: dict[tuple[str, str], float] = {}
+        self._mounts_checked: dict[str, float] = {}
         self.timers = Timers()
         cache.add_listener(self._on_pod_event)
 
@@ -266,7 +266,7 @@ class Service:
                              proxy_secret=f"{name}-proxy" if creds else None,
                              credential_keys=tuple(creds))
         pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
-        policy.verify_pod(pod, self.templates, self.settings)
+        policy.verify_pod(pod, self.templates, self.settings, req=req)
 
         # Recorded first: a crash after the create still knows the name it may have made.
         self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
@@ -383,51 +383,62 @@ class Service:
             mount_error=self._mount_errors.get((str(meta.get("namespace")),
                                                 str(meta.get("name"))), ""))
 
-    def _maybe_check_mounts(self, pod: dict, rec: Optional[JobRecord]) -> None:
+    def _maybe_check_mounts(self, pod: dict) -> None:
         """A pod on a node that has not started its containers for a while may be waiting for
-        a volume: read its FailedMount events (at most every MOUNT_CHECK_EVERY seconds), so
-        the lifecycle can hold it, and recreate a Secret of its own that is missing (its
-        maker died between creating the pod and the Secret)."""
+        a volume: read the namespace's FailedMount events (one request, at most every
+        MOUNT_CHECK_EVERY seconds), so the lifecycle can hold such pods, and recreate a Secret
+        of the job's own that is missing (its maker died between the pod and the Secret)."""
         meta, status = _meta(pod), pod.get("status") or {}
         if status.get("phase", "Pending") != "Pending" or not (pod.get("spec") or {}).get(
                 "nodeName") or meta.get("deletionTimestamp"):
             return
         created = lifecycle.parse_time(meta.get("creationTimestamp"))
         now = self.clock()
-        key = (str(meta.get("namespace")), str(meta.get("name")))
+        namespace = str(meta.get("namespace"))
         if created is None or now - created < MOUNT_CHECK_AFTER \
-                or now - self._mount_checked.get(key, 0.0) < MOUNT_CHECK_EVERY:
+                or now - self._mounts_checked.get(namespace, 0.0) < MOUNT_CHECK_EVERY:
             return
-        self._mount_checked[key] = now
-        self._schedule("mount-check", "/".join(key), lambda: self._check_mounts(pod, rec))
+        self._mounts_checked[namespace] = now
+        self._schedule("mount-check", namespace, lambda: self._check_mounts(namespace))
 
-    def _check_mounts(self, pod: dict, rec: Optional[JobRecord]) -> None:
-        namespace, name = str(_meta(pod).get("namespace")), str(_meta(pod).get("name"))
+    def _check_mounts(self, namespace: str) -> None:
         try:
-            message = events.newest_mount_failure(self.kube, namespace, name)
+            failures = events.mount_failures(self.kube, namespace)
         except ApiError as exc:
-            log.warning("could not read the events of pod %s/%s: %s", namespace, name, exc)
+            log.warning("could not read the FailedMount events of %s: %s", namespace, exc)
             return
-        if not message:
-            return
-        ours = [s for s in (f"{name}-input", f"{name}-proxy")
-                if f'secret "{s}" not found' in message]
-        job = (_meta(pod).get("labels") or {}).get(names.LABEL_JOB, "")
-        rec = self.store.get(job) if job else rec
-        if ours and rec is not None and rec.ad:
-            try:
-                req = parse_submit_ad(rec.ad)
-                transfer = self.settings.transfer
-                bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-                self._ensure_secrets(namespace, job, pod, bundle,
-                                     sandbox.gather_credentials(req, transfer))
-                log.warning("pod %s/%s was waiting for its missing Secret(s) %s; recreated them",
-                            namespace, name, ", ".join(ours))
-                return
-            except (KgahpError, OSError) as exc:
-                message = f"{message}; kgahp could not recreate it: {exc}"
-        self._mount_errors[(namespace, name)] = message
-        log.info("pod %s/%s cannot mount a volume: %s", namespace, name, message)
+        for name, message in failures.items():
+            pod = self.cache.get(namespace, name)
+            if pod is None or (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+                continue
+            if message and not self._repair_secrets(pod, message):
+                if self._mount_errors.get((namespace, name)) != message:
+                    log.info("pod %s/%s cannot mount a volume: %s", namespace, name, message)
+                self._mount_errors[(namespace, name)] = message
+
+    def _repair_secrets(self, pod: dict, message: str) -> bool:
+        """Recreate the pod's own Secrets when the kubelet says one of them is missing."""
+        meta = _meta(pod)
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        missing = [s for s in (f"{name}-input", f"{name}-proxy")
+                   if f'secret "{s}" not found' in message]
+        job = (meta.get("labels") or {}).get(names.LABEL_JOB, "")
+        rec = self.store.get(job) if job and missing else None
+        if rec is None or not rec.ad:
+            return False
+        try:
+            req = parse_submit_ad(rec.ad)
+            transfer = self.settings.transfer
+            bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
+            self._ensure_secrets(namespace, job, pod, bundle,
+                                 sandbox.gather_credentials(req, transfer))
+        except (KgahpError, OSError) as exc:
+            log.warning("pod %s/%s waits for its missing Secret(s) %s, which kgahp could not "
+                        "recreate: %s", namespace, name, ", ".join(missing), exc)
+            return False
+        log.warning("pod %s/%s was waiting for its missing Secret(s) %s; recreated them",
+                    namespace, name, ", ".join(missing))
+        return True
 
     def _vanished(self, namespace: str, job: str, rec: Optional[JobRecord]) -> JobState:
         if rec is None or rec.cancelled:
@@ -451,7 +462,6 @@ class Service:
         if kind == "DELETED" or (pod.get("status") or {}).get("phase", "Pending") != "Pending":
             key = (str(meta.get("namespace")), str(meta.get("name")))
             self._mount_errors.pop(key, None)
-            self._mount_checked.pop(key, None)
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -489,7 +499,7 @@ class Service:
         if rec is not None and not rec.started and verdict.state.job_status == RUNNING:
             self.store.update(job, started=True)
         if verdict.state.job_status == IDLE:
-            self._maybe_check_mounts(pod, rec)
+            self._maybe_check_mounts(pod)
         action = verdict.action
         if action is lifecycle.Action.COLLECT:
             final = verdict.final or verdict.state
