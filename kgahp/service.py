@@ -65,10 +65,13 @@ def _attempt(pod: dict) -> int:
         return -1
 
 
+def _phase(pod: dict) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
 def _is_active(pod: dict) -> bool:
     """Still running or about to: adopt it rather than create a second pod."""
-    phase = (pod.get("status") or {}).get("phase") or "Pending"
-    return phase not in TERMINAL_PHASES and not _meta(pod).get("deletionTimestamp")
+    return _phase(pod) not in TERMINAL_PHASES and not _meta(pod).get("deletionTimestamp")
 
 
 def _transfer_spec(req: JobRequest) -> str:
@@ -241,14 +244,11 @@ class Service:
         if rec is None or rec.attempt != _attempt(pod) or rec.final is not None:
             self.store.record_submit(job, namespace, _attempt(pod), ad_text,
                                      restarts=lifecycle.restarts_of(pod))
-        if (pod.get("status") or {}).get("phase", "Pending") == "Pending":
+        if _phase(pod) == "Pending":
             # its maker may have died between creating it and its Secrets: without them it
             # would wait for its volumes forever
-            transfer = self.settings.transfer
-            bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-            creds = sandbox.gather_credentials(req, transfer)
             try:
-                self._ensure_secrets(namespace, job, pod, bundle, creds)
+                self._ensure_secrets(namespace, job, pod, *self._secret_contents(req))
             except ApiError as exc:
                 log.warning("could not check the Secrets of adopted pod %s/%s: %s", namespace,
                             _meta(pod).get("name"), exc)
@@ -259,8 +259,7 @@ class Service:
         pod = build.build_pod(req, self.settings, self.templates, attempt=attempt,
                               restarts=restarts)
         name = _meta(pod)["name"]
-        bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-        creds = sandbox.gather_credentials(req, transfer)
+        bundle, creds = self._secret_contents(req)
         sandbox.decorate_pod(pod, req, transfer, inputs=bundle,
                              input_secret=f"{name}-input" if bundle is not None else None,
                              proxy_secret=f"{name}-proxy" if creds else None,
@@ -297,6 +296,13 @@ class Service:
         log.info("created pod %s/%s (attempt %d, restarts %d) for %s", namespace, name, attempt,
                  restarts, req.job_directory)
         return created
+
+    def _secret_contents(self, req: JobRequest
+                         ) -> tuple[Optional[sandbox.InputBundle], dict[str, bytes]]:
+        """What the job's input and credential Secrets carry, read from Iwd now."""
+        transfer = self.settings.transfer
+        bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
+        return bundle, sandbox.gather_credentials(req, transfer)
 
     def _ensure_secrets(self, namespace: str, job: str, pod: dict,
                         bundle: Optional[sandbox.InputBundle], creds: dict[str, bytes]) -> None:
@@ -388,8 +394,8 @@ class Service:
         a volume: read the namespace's FailedMount events (one request, at most every
         MOUNT_CHECK_EVERY seconds), so the lifecycle can hold such pods, and recreate a Secret
         of the job's own that is missing (its maker died between the pod and the Secret)."""
-        meta, status = _meta(pod), pod.get("status") or {}
-        if status.get("phase", "Pending") != "Pending" or not (pod.get("spec") or {}).get(
+        meta = _meta(pod)
+        if _phase(pod) != "Pending" or not (pod.get("spec") or {}).get(
                 "nodeName") or meta.get("deletionTimestamp"):
             return
         created = lifecycle.parse_time(meta.get("creationTimestamp"))
@@ -409,7 +415,7 @@ class Service:
             return
         for name, message in failures.items():
             pod = self.cache.get(namespace, name)
-            if pod is None or (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+            if pod is None or _phase(pod) != "Pending":
                 continue
             if message and not self._repair_secrets(pod, message):
                 if self._mount_errors.get((namespace, name)) != message:
@@ -427,11 +433,8 @@ class Service:
         if rec is None or not rec.ad:
             return False
         try:
-            req = parse_submit_ad(rec.ad)
-            transfer = self.settings.transfer
-            bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-            self._ensure_secrets(namespace, job, pod, bundle,
-                                 sandbox.gather_credentials(req, transfer))
+            self._ensure_secrets(namespace, job, pod,
+                                 *self._secret_contents(parse_submit_ad(rec.ad)))
         except (KgahpError, OSError) as exc:
             log.warning("pod %s/%s waits for its missing Secret(s) %s, which kgahp could not "
                         "recreate: %s", namespace, name, ", ".join(missing), exc)
@@ -459,7 +462,7 @@ class Service:
         """Called from the watch thread for every change: start collections, recreations and
         cleanups as soon as the cluster shows the need, not when the next status comes."""
         meta = _meta(pod)
-        if kind == "DELETED" or (pod.get("status") or {}).get("phase", "Pending") != "Pending":
+        if kind == "DELETED" or _phase(pod) != "Pending":
             key = (str(meta.get("namespace")), str(meta.get("name")))
             self._mount_errors.pop(key, None)
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
