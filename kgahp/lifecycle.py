@@ -1,4 +1,4 @@
-"""Pod → job status: the table of /work/shared/docs/pod-lifecycle.md, as data.
+"""Pod → job status: the lifecycle table of docs/job-states.md, as data.
 
 `classify` reads a pod (a plain camelCase dict, as the API server returns it) and walks `RULES`
 in order; the first rule whose `applies` is true gives the `Verdict`. Every threshold comes from
@@ -648,7 +648,7 @@ Decide = Callable[[Pod, Context], Verdict]
 @dataclass(frozen=True)
 class Rule:
     name: str
-    situation: str        # the pod-lifecycle.md row, in its words
+    situation: str        # the docs/job-states.md row, in its words
     applies: Predicate
     verdict: Decide
 

@@ -1,4 +1,4 @@
-"""JobState → the status ad text of a BLAH_JOB_STATUS result (gahp-protocol.md §5.2).
+"""JobState → the status ad text of a BLAH_JOB_STATUS result (docs/protocol.md).
 
 The ad is built with classad2 so every string is escaped by the ClassAd library, never by hand,
 and unparsed in its one-line form (`[ A = 1; B = "x" ]`): a result token must not carry a raw

@@ -1,6 +1,6 @@
 """The GAHP line syntax: splitting request lines, escaping reply tokens, framing input.
 
-The splitter mirrors the gridmanager's own reader (gahp-protocol.md §2.3) byte for byte, so what
+The splitter mirrors the gridmanager's own reader (docs/protocol.md) byte for byte, so what
 kgahp reads is exactly what the gridmanager meant, and what kgahp writes splits back exactly.
 Bytes are decoded as UTF-8 with `surrogateescape`, so any byte string survives a round trip.
 """

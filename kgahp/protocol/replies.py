@@ -1,7 +1,7 @@
 """Every line kgahp writes to the gridmanager is formed here, with its token count checked.
 
 The gridmanager ASSERTs on the number of fields of each result line (ping/cancel/refresh 3,
-submit 4, status 5; gahp-protocol.md §3) and crashes on a wrong count, so each builder checks its
+submit 4, status 5; docs/protocol.md) and crashes on a wrong count, so each builder checks its
 count before returning, and no token is ever empty (an empty token is written as nothing, which
 shifts or drops fields). Messages become one token, at most `MAX_MESSAGE_CHARS` characters.
 """

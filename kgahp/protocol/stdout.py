@@ -1,6 +1,6 @@
 """Keep the protocol channel clean: only kgahp's protocol writer may reach the real stdout.
 
-The gridmanager parses every byte on our stdout as a reply (gahp-protocol.md §9), so a stray
+The gridmanager parses every byte on our stdout as a reply (docs/protocol.md), so a stray
 `print`, a C library's message or a Python warning there would crash it. `claim_stdout` takes a
 private duplicate of fd 1 for the protocol and points fd 1 itself (and `sys.stdout`) at stderr.
 """

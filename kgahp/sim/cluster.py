@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 
 def _load_controllers() -> Any | None:
-    """Engineer B's controllers module, if present (the API works without it)."""
+    """The controllers module, if present (the API works without it)."""
     try:
         return importlib.import_module("kgahp.sim.controllers")
     except ImportError:

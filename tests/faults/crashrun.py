@@ -1,7 +1,7 @@
 """Crash consistency campaign: many jobs through a real kgahp that is SIGKILLed at random
 moments and restarted as the gridmanager restarts it.
 
-The gridmanager model (gahp-protocol.md §3.4, §5.3, §5.6): submits whose result never came are
+The gridmanager model (docs/protocol.md): submits whose result never came are
 submitted again with the same ad (same JobDirectory); jobs with a job id are polled; a job is
 held after five consecutive failed status calls; a remove is a cancel, re-sent after a restart.
 Some kills are aimed between kgahp creating a pod and the gridmanager reading the submit result.

@@ -1,4 +1,4 @@
-"""CERequirements unwinding (gahp-protocol.md section 4.4: blahpd's classad_binary_op_unwind)."""
+"""CERequirements unwinding (docs/protocol.md: blahpd's classad_binary_op_unwind)."""
 
 from __future__ import annotations
 

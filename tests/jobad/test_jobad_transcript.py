@@ -1,7 +1,7 @@
 """Every BLAH_JOB_SUBMIT a real HTCondor 25.0.13 gridmanager sent parses to the expected request.
 
-The ads are taken from /work/shared/transcripts/gridmanager-25.0.13.txt and un-escaped with the
-gridmanager's rule (gahp-protocol.md section 2.3: a backslash takes the next character literally,
+The ads are taken from tests/data/transcripts/gridmanager-25.0.13.txt and un-escaped with the
+gridmanager's rule (docs/protocol.md: a backslash takes the next character literally,
 an unescaped space separates arguments).
 """
 
@@ -15,8 +15,8 @@ import pytest
 
 from kgahp.jobad import parse_submit_ad
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-TRANSCRIPT = SHARED / "transcripts" / "gridmanager-25.0.13.txt"
+DATA = Path(__file__).resolve().parents[1] / "data"
+TRANSCRIPT = DATA / "transcripts" / "gridmanager-25.0.13.txt"
 SUBMIT_LINE = re.compile(r"GM->GAHP (BLAH_JOB_SUBMIT .*)$")
 
 

@@ -1,6 +1,6 @@
-"""Every row of pod-lifecycle.md, as a case run through kgahp.lifecycle.classify.
+"""Every row of the lifecycle table (docs/job-states.md), as a case run through kgahp.lifecycle.classify.
 
-Pods start from statuses recorded from a real kube-apiserver v1.28 (shared/k8s-recordings) and
+Pods start from statuses recorded from a real kube-apiserver v1.28 (tests/data/k8s-recordings-v1.28) and
 are bent into each situation by the small builders below.
 """
 
@@ -31,7 +31,7 @@ from kgahp.lifecycle import (
 )
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
 
-RECORDINGS = Path(__file__).resolve().parents[2] / ".." / "shared" / "k8s-recordings"
+RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "k8s-recordings-v1.28"
 DEFAULTS = LifecycleSettings()
 
 Pod = dict[str, Any]

@@ -1,7 +1,7 @@
 """Shared helpers for the podspec tests: Kubernetes' own validation rules, written out.
 
 The regular expressions are the ones the v1.28 API server quotes in its 422/400 answers
-(shared/k8s-recordings/03*), so a pod that passes here is not refused for syntax.
+(tests/data/k8s-recordings-v1.28/03*), so a pod that passes here is not refused for syntax.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from kgahp.model import JobRequest
 from kgahp.podspec.templates import DEFAULT_BASE, Templates, templates_from_data
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO / ".." / "shared"
+DATA = REPO / "tests" / "data"
 EXAMPLES = REPO / "examples"
 
 JOB_DIR = "home_bl_ce.example.org_9619_ce.example.org_1234.0_1767225600"

@@ -202,7 +202,7 @@ def test_glideinwms_entry_renders_through_the_ce_route() -> None:
     settings = ce_settings()
     templates = load_templates(settings.pod)
     assert queue in templates.queues
-    # what the CE's transforms make of these attributes (gahp-protocol.md §7.2)
+    # what the CE's transforms make of these attributes (docs/protocol.md)
     req = replace(request(), cpus=float(submit["+xcount"] or 0), cpus_explicit=True,
                   memory_mib=int(submit["+maxMemory"] or 0),
                   runtime_seconds=int(submit["+maxWallTime"] or 0) * 60, queue=queue)
@@ -232,9 +232,9 @@ def test_example_pods_pass_the_api_servers_validation(sim: Any) -> None:
 
 
 def transcript_ads() -> list[str]:
-    from podspec_support import SHARED
+    from podspec_support import DATA
 
-    transcript = SHARED / "transcripts" / "gridmanager-25.0.13.txt"
+    transcript = DATA / "transcripts" / "gridmanager-25.0.13.txt"
     ads = []
     for line in transcript.read_text().splitlines():
         match = re.search(r"GM->GAHP BLAH_JOB_SUBMIT \d+ (.*)$", line)

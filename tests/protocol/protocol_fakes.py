@@ -18,10 +18,10 @@ from typing import Optional
 from kgahp.protocol.escaping import split_line
 from kgahp.protocol.server import serve
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-TRANSCRIPT = SHARED / "transcripts" / "gridmanager-25.0.13.txt"
+DATA = Path(__file__).resolve().parents[1] / "data"
+TRANSCRIPT = DATA / "transcripts" / "gridmanager-25.0.13.txt"
 
-# Result line token counts per command (gahp-protocol.md §3).
+# Result line token counts per command (docs/protocol.md).
 RESULT_TOKENS = {
     "BLAH_PING": 3,
     "BLAH_JOB_SUBMIT": 4,

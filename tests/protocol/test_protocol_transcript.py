@@ -1,4 +1,4 @@
-"""Replay every line a real gridmanager sent (shared transcript) through the real server."""
+"""Replay every line a real gridmanager sent (tests/data/transcripts) through the real server."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ def gm_lines_by_process() -> dict[str, list[bytes]]:
     return dict(groups)
 
 
-pytestmark = pytest.mark.skipif(not TRANSCRIPT.exists(), reason="shared transcripts not present")
 
 
 def test_transcript_has_the_commands_we_expect() -> None:

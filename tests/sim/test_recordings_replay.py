@@ -1,4 +1,4 @@
-"""Replay of the kube-apiserver v1.28 recordings (shared/k8s-recordings) against the sim.
+"""Replay of the kube-apiserver v1.28 recordings (tests/data/k8s-recordings-v1.28) against the sim.
 
 Each recorded request is sent as recorded (raw HTTP through the official client's urllib3
 pool, since many of these requests are deliberately malformed), after recreating the state it
@@ -15,7 +15,7 @@ deletes), 09a-09h, 10a-10l, 11d, 11d2, 11e, 11f, 11g, 11h, 12-12e, 13a-13c, 15a,
 
 Not covered, and why:
 - 01b, 06c, 06c2, 06h, 11a-11c2, 11i, 14a, 14b: their content comes from the recording's
-  kubelet/scheduler stand-in (Engineer B's area; tests/sim/test_nodes_*).
+  kubelet/scheduler stand-in (tests/sim/test_nodes_*).
 - 08a, 08a2: replay of one particular apiserver's whole history; the rule they show (a young
   history is replayed, no 410) is asserted by the contract suite's watch tests.
 - 15d, 15e, 15f: /apis size and /openapi/* (the sim serves only the groups it implements and
@@ -35,10 +35,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-REC = Path(__file__).resolve().parents[2] / ".." / "shared" / "k8s-recordings"
+REC = Path(__file__).resolve().parents[1] / "data" / "k8s-recordings-v1.28"
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
-pytestmark = pytest.mark.skipif(not REC.is_dir(), reason="shared/k8s-recordings not present")
 
 
 def load(name: str) -> dict:
