@@ -14,6 +14,9 @@ kgahp render [AD_FILE|-] [options]   print the pod a submit ad becomes
 kgahp demo                           run a few jobs through kgahp on the simulated cluster
 kgahp status [options]               list the pods kgahp manages and their job status
 kgahp show-config                    print every KGAHP_ knob and its value
+kgahp show-config --markdown         print the knob reference (docs/configuration.md)
+kgahp show-config --snippet          print condor_config.d/50-kgahp.conf
+kgahp show-config --write-docs DIR   rewrite both of those files in the checkout DIR
 """
 
 
@@ -57,10 +60,44 @@ def serve_gahp() -> int:
         log.info("kgahp exiting")
 
 
-def _show_config() -> int:
-    from kgahp.config import KNOBS, PREFIX, describe, load_settings
+def _write_reference(root: str) -> int:
+    """Rewrite the files generated from the knob table in the checkout `root`."""
+    from pathlib import Path
+
+    from kgahp.config import reference_texts
+
+    base = Path(root)
+    texts = reference_texts()
+    missing = sorted({str(Path(p).parent) for p in texts if not (base / p).parent.is_dir()})
+    if missing:   # not a kgahp checkout: write nothing rather than scatter files
+        print(f"kgahp show-config: {root} is not a kgahp checkout (no {', '.join(missing)} "
+              "folder)", file=sys.stderr)
+        return 1
+    for path, text in texts.items():
+        target = base / path
+        changed = not target.is_file() or target.read_text(encoding="utf-8") != text
+        if changed:
+            target.write_text(text, encoding="utf-8")
+        print(f"{path}: {'rewritten' if changed else 'up to date'}")
+    return 0
+
+
+def _show_config(args: list[str]) -> int:
+    from kgahp.config import KNOBS, PREFIX, config_snippet, describe, knobs_markdown, load_settings
     from kgahp.errors import ConfigError
 
+    if args == ["--markdown"]:
+        print(knobs_markdown(), end="")
+        return 0
+    if args == ["--snippet"]:
+        print(config_snippet(), end="")
+        return 0
+    if len(args) == 2 and args[0] == "--write-docs":
+        return _write_reference(args[1])
+    if args:
+        print(f"kgahp show-config: unexpected {' '.join(args)!r}\n\n{USAGE}", file=sys.stderr,
+              end="")
+        return 2
     try:
         settings = load_settings()
     except ConfigError as exc:   # one sentence naming the knob, never a traceback
@@ -101,6 +138,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         return status_main(rest)
     if command == "show-config":
-        return _show_config()
+        return _show_config(rest)
     print(f"kgahp: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2
