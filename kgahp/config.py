@@ -497,12 +497,14 @@ SECTION_TITLES: dict[str, str] = {
 REFERENCE_FILES = ("docs/configuration.md", "condor_config.d/50-kgahp.conf")
 REGENERATE_COMMAND = "kgahp show-config --write-docs ."
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
 
 
-def _md(text: str) -> str:
-    """Plain text made literal in a Markdown table cell."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+def markdown_cell(text: str) -> str:
+    """Plain text made literal in a Markdown table cell, for MkDocs and GitHub alike (angle
+    brackets become entities: Python-Markdown keeps a backslash written before them)."""
+    text = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    return text.replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _md_code(text: str) -> str:
@@ -546,7 +548,7 @@ def knobs_markdown() -> str:
             if _MAP[knob.name][0] != section:
                 continue
             lines.append(f"| `{PREFIX}{knob.name}` | {_md_code(knob.default)} "
-                         f"| {_md(knob.help)} |")
+                         f"| {markdown_cell(knob.help)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ both files."""
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from kgahp.cli import main
-from kgahp.config import KNOBS, PREFIX, REFERENCE_FILES, REGENERATE_COMMAND, reference_texts
+from kgahp.config import (
+    KNOBS,
+    PREFIX,
+    REFERENCE_FILES,
+    REGENERATE_COMMAND,
+    markdown_cell,
+    reference_texts,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIX = (f"regenerate both files with `.venv/bin/{REGENERATE_COMMAND}` in the checkout "
@@ -81,3 +89,17 @@ def test_show_config_prints_each_generated_file(flag: str, path: str,
 def test_show_config_refuses_an_unknown_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show-config", "--html"]) == 2
     assert "unexpected '--html'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", [
+    "For TRANSFER_MODE = shared: 'pvc:<claim>' or 'hostPath:<dir>'",
+    "a | b, *not emphasis*, _nor_ this, [no link](x), `no code`, back\\slash, a < b > c",
+    *(k.help for k in KNOBS),
+])
+def test_a_knob_help_reads_the_same_on_the_site(text: str) -> None:
+    import markdown  # comes with mkdocs (the test extra)
+    rendered = markdown.markdown(f"| h |\n|---|\n| {markdown_cell(text)} |",
+                                 extensions=["tables"])
+    cell = re.search(r"<td>(.*)</td>", rendered, re.DOTALL)
+    assert cell is not None
+    assert html.unescape(cell.group(1)) == text
