@@ -1,6 +1,8 @@
-"""Every row of the lifecycle table (docs/job-states.md), as a case run through kgahp.lifecycle.classify.
+"""Every row of the lifecycle table (docs/job-states.md), as a case run through
+kgahp.lifecycle.classify.
 
-Pods start from statuses recorded from a real kube-apiserver v1.28 (tests/data/k8s-recordings-v1.28) and
+Pods start from statuses recorded from a real kube-apiserver v1.28
+(tests/data/k8s-recordings-v1.28) and
 are bent into each situation by the small builders below.
 """
 
