@@ -1,6 +1,7 @@
 """Every row of the lifecycle table (docs/job-states.md), end to end: a job ad in over the
-protocol, a pod in the simulated cluster, the status the gridmanager would read. Outcomes a laptop cannot produce are
-scripted through the image name (sim.invalid/...), exactly as a job ad could ask for them."""
+protocol, a pod in the simulated cluster, the status the gridmanager would read. Outcomes a
+laptop cannot produce are scripted through the image name (sim.invalid/...), exactly as a job ad
+could ask for them."""
 
 from __future__ import annotations
 
