@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
-from kgahp import lifecycle, sandbox
+from kgahp import lifecycle, manifests, sandbox
 from kgahp.config import Settings
 from kgahp.errors import ApiError, ConflictError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
@@ -33,7 +33,7 @@ from kgahp.store import JobRecord, JobStore
 log = logging.getLogger(__name__)
 
 JOB_ID_PREFIX = "kubernetes"
-ANN_TRANSFER = "kgahp.htcondor.org/transfer"
+ANN_TRANSFER = manifests.ANN_TRANSFER
 TRANSFER_HOLD_CODE = 12     # HTCondor's TransferOutputError
 TERMINAL_PHASES = ("Succeeded", "Failed")
 MOUNT_CHECK_AFTER = 10.0    # seconds on a node without starting before a pod's events are read
@@ -72,17 +72,6 @@ def _phase(pod: dict) -> str:
 def _is_active(pod: dict) -> bool:
     """Still running or about to: adopt it rather than create a second pod."""
     return _phase(pod) not in TERMINAL_PHASES and not _meta(pod).get("deletionTimestamp")
-
-
-def _transfer_spec(req: JobRequest) -> str:
-    """What collection needs, on the pod itself, so outputs can be fetched even if the durable
-    store is lost. Paths only: nothing secret."""
-    return json.dumps({
-        "iwd": req.iwd, "out": req.stdout, "err": req.stderr,
-        "transfer_output": list(req.transfer_output) if req.transfer_output is not None else None,
-        "remaps": [list(r) for r in req.output_remaps],
-        "job_directory": req.job_directory,
-    }, separators=(",", ":"))
 
 
 def _request_from_pod(pod: dict) -> Optional[JobRequest]:
@@ -255,17 +244,10 @@ class Service:
 
     def _create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
                         attempt: int, restarts: int) -> dict:
-        transfer = self.settings.transfer
-        pod = build.build_pod(req, self.settings, self.templates, attempt=attempt,
-                              restarts=restarts)
-        name = _meta(pod)["name"]
         bundle, creds = self._secret_contents(req)
-        sandbox.decorate_pod(pod, req, transfer, inputs=bundle,
-                             input_secret=f"{name}-input" if bundle is not None else None,
-                             proxy_secret=f"{name}-proxy" if creds else None,
-                             credential_keys=tuple(creds))
-        pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
-        policy.verify_pod(pod, self.templates, self.settings, req=req)
+        pod = manifests.assemble(req, self.settings, self.templates, attempt=attempt,
+                                 restarts=restarts, bundle=bundle, creds=creds).pod
+        name = _meta(pod)["name"]
 
         # Recorded first: a crash after the create still knows the name it may have made.
         self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
@@ -300,24 +282,15 @@ class Service:
     def _secret_contents(self, req: JobRequest
                          ) -> tuple[Optional[sandbox.InputBundle], dict[str, bytes]]:
         """What the job's input and credential Secrets carry, read from Iwd now."""
-        transfer = self.settings.transfer
-        bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-        return bundle, sandbox.gather_credentials(req, transfer)
+        return manifests.secret_contents(req, self.settings.transfer)
 
     def _ensure_secrets(self, namespace: str, job: str, pod: dict,
                         bundle: Optional[sandbox.InputBundle], creds: dict[str, bytes]) -> None:
         """Create the pod's input and credential Secrets, owned by the pod (so they go with
         it); existing ones are brought up to date."""
-        name = _meta(pod)["name"]
-        labels = {**self.instance_labels, names.LABEL_JOB: job}
-        owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
-                 "uid": _meta(pod).get("uid", ""), "blockOwnerDeletion": False}
-        if bundle is not None:
-            self._create_secret(namespace, sandbox.input_secret_manifest(
-                f"{name}-input", namespace, bundle, labels), owner)
-        if creds:
-            self._create_secret(namespace, sandbox.credentials_secret_manifest(
-                f"{name}-proxy", namespace, creds, labels), owner)
+        owner = manifests.owner_reference(pod)
+        for manifest in manifests.secret_manifests(pod, bundle, creds):
+            self._create_secret(namespace, manifest, owner)
 
     def _create_secret(self, namespace: str, manifest: dict[str, Any], owner: dict) -> None:
         manifest.setdefault("metadata", {})["ownerReferences"] = [owner]
