@@ -1,6 +1,6 @@
 """The manifests of one job attempt, assembled once: build (policy check, templates, the job's
-values, verify) -> sandbox decoration -> transfer annotation -> verify again, plus the Secrets the
-decorated pod mounts.
+values) -> sandbox decoration -> transfer annotation -> verify, plus the Secrets the decorated
+pod mounts.
 
 Submit (kgahp.service) and `kgahp render` both call `assemble`, so what render prints is what the
 GAHP creates. Pure except `secret_contents`, which reads the job's files from Iwd.
@@ -86,14 +86,15 @@ def assemble(req: JobRequest, settings: Settings, templates: Templates, *, attem
              creds: dict[str, bytes]) -> Manifests:
     """Every manifest of one attempt. JobAdError, PolicyError, ConfigError or TransferError
     for what the GAHP refuses."""
-    pod = build.build_pod(req, settings, templates, attempt=attempt, restarts=restarts)
+    pod = build.build_pod(req, settings, templates, attempt=attempt, restarts=restarts,
+                          verify=False)
     name = _meta(pod)["name"]
     sandbox.decorate_pod(pod, req, settings.transfer, inputs=bundle,
                          input_secret=f"{name}-input" if bundle is not None else None,
                          proxy_secret=f"{name}-proxy" if creds else None,
                          credential_keys=tuple(creds))
     pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = transfer_spec(req)
-    # the decorated pod again: helpers within KGAHP_HELPER_*, the job within its request
+    # once, on the finished pod: helpers within KGAHP_HELPER_*, the rest within the request
     policy.verify_pod(pod, templates, settings, req=req)
     return Manifests(pod, tuple(secret_manifests(pod, bundle, creds)))
 

@@ -46,8 +46,11 @@ _CONTAINER_LISTS = ("initContainers", "containers")
 
 
 def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
-              attempt: int, restarts: int = 0) -> dict[str, Any]:
-    """The Pod for one attempt of a job. Raises JobAdError, PolicyError or ConfigError."""
+              attempt: int, restarts: int = 0, verify: bool = True) -> dict[str, Any]:
+    """The Pod for one attempt of a job. Raises JobAdError, PolicyError or ConfigError.
+
+    `verify=False` leaves the final `verify_pod` to a caller that changes the pod further and
+    verifies the result (kgahp.manifests.assemble)."""
     if not 0 <= attempt <= ATTEMPT_MAX:
         raise ValueError(f"attempt {attempt} is outside 0..{ATTEMPT_MAX}")
     check(req, settings, templates)
@@ -74,7 +77,8 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
                               choose_namespace(req, settings, templates), attempt, restarts),
         "spec": spec,
     }
-    verify_pod(pod, templates, settings, req=req)
+    if verify:
+        verify_pod(pod, templates, settings, req=req)
     return pod
 
 

@@ -155,3 +155,15 @@ def test_without_the_request_the_helper_is_held_to_its_budget_too() -> None:
     helper(pod)["resources"]["limits"]["memory"] = "1Gi"
     with pytest.raises(PolicyError):
         verify_pod(pod, plain_templates(), site)
+
+
+def test_assemble_verifies_the_finished_pod() -> None:
+    """build does not verify for assemble; the one check on the decorated pod still refuses
+    what a patch widened."""
+    site = settings(EXTRA_ARGS_FIELDS="containers")
+    patch = {"containers": [{"name": "side", "image": "busybox:1.36",
+                             "resources": {"limits": {"memory": "1Ti"}}}]}
+    req = request(memory_mib=16, extra_submit_args=json.dumps(patch))
+    with pytest.raises(PolicyError) as caught:
+        assemble(req, site, plain_templates(), attempt=0, restarts=0, bundle=BUNDLE, creds={})
+    assert "spec.containers.resources.limits[memory]" in str(caught.value)
