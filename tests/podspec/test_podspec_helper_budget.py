@@ -166,4 +166,4 @@ def test_assemble_verifies_the_finished_pod() -> None:
     req = request(memory_mib=16, extra_submit_args=json.dumps(patch))
     with pytest.raises(PolicyError) as caught:
         assemble(req, site, plain_templates(), attempt=0, restarts=0, bundle=BUNDLE, creds={})
-    assert "spec.containers.resources.limits[memory]" in str(caught.value)
+    assert "spec.containers.resources.requests[memory]" in str(caught.value)
