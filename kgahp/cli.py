@@ -10,7 +10,7 @@ from kgahp import __version__
 USAGE = """\
 kgahp [--version | --help]           run the GAHP server (what KUBERNETES_GAHP starts)
 kgahp sim [options]                  run the simulated Kubernetes cluster
-kgahp render [AD_FILE|-] [options]   print the pod a submit ad becomes
+kgahp render [AD_FILE|-] [options]   print the pod and Secrets a submit ad becomes
 kgahp demo                           run a few jobs through kgahp on the simulated cluster
 kgahp status [options]               list the pods kgahp manages and their job status
 kgahp show-config                    print every KGAHP_ knob and its value

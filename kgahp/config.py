@@ -104,6 +104,12 @@ KNOBS: tuple[Knob, ...] = (
          "(SHARED_VOLUME mounted at Iwd) or 'none'"),
     Knob("SHARED_VOLUME", "", "For TRANSFER_MODE = shared: 'pvc:<claim>' or 'hostPath:<dir>'"),
     Knob("HELPER_IMAGE", "busybox:1.36", "Image of the init container that stages inputs"),
+    Knob("HELPER_CPU_REQUEST", "10m", "CPU request of each kgahp helper container (the "
+         "stage-in init container); budgeted apart from the job's RequestCpus"),
+    Knob("HELPER_CPU_LIMIT", "100m", "CPU limit of each kgahp helper container"),
+    Knob("HELPER_MEMORY_REQUEST", "16Mi", "Memory request of each kgahp helper container; "
+         "budgeted apart from the job's RequestMemory"),
+    Knob("HELPER_MEMORY_LIMIT", "64Mi", "Memory limit of each kgahp helper container"),
     Knob("SANDBOX_PATH", "/kgahp/sandbox", "Job working directory inside the pod"),
     Knob("MAX_INPUT_BYTES", "716800", "Largest input sandbox (bytes) shipped through the API"),
     Knob("MAX_OUTPUT_BYTES", "8388608", "Largest output sandbox (bytes) fetched through the API"),
@@ -147,6 +153,30 @@ def _extended_resource(value: str) -> str:
         raise ValueError(f"{value!r} is not an extended resource name such as vendor.com/device")
     if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
         raise ValueError(f"{value!r} is in the kubernetes.io domain, not an extended resource")
+    return value
+
+
+# A Kubernetes quantity as an admin writes one for cpu or memory: 100m, 0.5, 64Mi, 1G
+_QUANTITY = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
+
+
+_SCALE = {None: 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10,
+          "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity_value(value: str) -> float:
+    """A quantity accepted by `_quantity` as a number (cores or bytes)."""
+    match = _QUANTITY.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a quantity")
+    return float(match.group(1)) * _SCALE[match.group(3)]
+
+
+def _quantity(value: str, what: str) -> str:
+    value = value.strip()
+    if not _QUANTITY.fullmatch(value):
+        raise ValueError(f"not a Kubernetes {what} quantity such as "
+                         f"{'100m' if what == 'cpu' else '64Mi'}")
     return value
 
 
@@ -257,10 +287,22 @@ class TransferSettings:
     mode: str = "api"
     shared_volume: str = ""
     helper_image: str = "busybox:1.36"
+    # requests/limits of kgahp's own helper containers: Kubernetes quantities
+    helper_cpu_request: str = "10m"
+    helper_cpu_limit: str = "100m"
+    helper_memory_request: str = "16Mi"
+    helper_memory_limit: str = "64Mi"
     sandbox_path: str = "/kgahp/sandbox"
     max_input_bytes: int = 716800
     max_output_bytes: int = 8388608
     credential_files: tuple[str, ...] = ()
+
+    @property
+    def helper_resources(self) -> dict[str, dict[str, str]]:
+        """requests/limits of each kgahp helper container, apart from the job's own."""
+        return {"requests": {"cpu": self.helper_cpu_request,
+                             "memory": self.helper_memory_request},
+                "limits": {"cpu": self.helper_cpu_limit, "memory": self.helper_memory_limit}}
 
 
 @dataclass(frozen=True)
@@ -357,6 +399,12 @@ _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TRANSFER_MODE": ("transfer", "mode", lambda v: v.strip().lower()),
     "SHARED_VOLUME": ("transfer", "shared_volume", str),
     "HELPER_IMAGE": ("transfer", "helper_image", str),
+    "HELPER_CPU_REQUEST": ("transfer", "helper_cpu_request", lambda v: _quantity(v, "cpu")),
+    "HELPER_CPU_LIMIT": ("transfer", "helper_cpu_limit", lambda v: _quantity(v, "cpu")),
+    "HELPER_MEMORY_REQUEST": ("transfer", "helper_memory_request",
+                              lambda v: _quantity(v, "memory")),
+    "HELPER_MEMORY_LIMIT": ("transfer", "helper_memory_limit",
+                            lambda v: _quantity(v, "memory")),
     "SANDBOX_PATH": ("transfer", "sandbox_path", str),
     "MAX_INPUT_BYTES": ("transfer", "max_input_bytes", int),
     "MAX_OUTPUT_BYTES": ("transfer", "max_output_bytes", int),
@@ -402,6 +450,12 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
         raise ConfigError(f"{PREFIX}MIC_RESOURCE = {pod.mic_resource!r} is also a GPU resource "
                           f"({PREFIX}GPU_RESOURCE or {PREFIX}GPU_MODES): MIC cards need their own")
     transfer = TransferSettings(**sections["transfer"])
+    for resource in ("cpu", "memory"):
+        request = getattr(transfer, f"helper_{resource}_request")
+        limit = getattr(transfer, f"helper_{resource}_limit")
+        if quantity_value(request) > quantity_value(limit):
+            raise ConfigError(f"{PREFIX}HELPER_{resource.upper()}_REQUEST = {request} is more "
+                              f"than {PREFIX}HELPER_{resource.upper()}_LIMIT = {limit}")
     if transfer.mode == "shared" and not transfer.shared_volume:
         raise ConfigError(f"{PREFIX}TRANSFER_MODE = shared needs {PREFIX}SHARED_VOLUME")
     return Settings(

@@ -1,8 +1,12 @@
-"""`kgahp render [AD_FILE|-] [--attempt N] [--server-dry-run]`: show the pod a submit ad becomes.
+"""`kgahp render [AD_FILE|-] [--attempt N] [--server-dry-run]`: show what a submit ad becomes.
 
 An admin's tool for checking templates and policy without a gridmanager: it reads a submit ad
-(new `[ A = 1; B = "x" ]` or old one-attribute-per-line ClassAd syntax), builds the pod with the
-configured knobs and templates, and prints it as YAML. With --server-dry-run the pod is also sent
+(new `[ A = 1; B = "x" ]` or old one-attribute-per-line ClassAd syntax) and prints, as YAML
+documents in the order the GAHP creates them, the pod and the Secrets (input sandbox,
+credentials; values redacted) of that attempt. They come from the same code the GAHP's submit
+runs (kgahp.manifests.assemble: templates, policy, sandbox decoration, the transfer annotation,
+the final check), with the job's files read from Iwd as submit reads them, so render refuses what
+submit refuses. Attempts count from 0, as real pods do. With --server-dry-run the pod is also sent
 to the configured cluster with `dryRun=All`, so the API server's own validation and admission
 answer too (nothing is created). Errors are one sentence on stderr and exit status 1.
 """
@@ -19,7 +23,15 @@ import yaml
 
 from kgahp.config import Settings, load_settings
 from kgahp.errors import ApiError, ConfigError, JobAdError, KgahpError
-from kgahp.podspec import Templates, build_pod, load_templates
+from kgahp.manifests import (
+    OWNER_UID_PLACEHOLDER,
+    Manifests,
+    assemble,
+    owner_reference,
+    redacted,
+    secret_contents,
+)
+from kgahp.podspec import Templates, load_templates, policy
 from kgahp.podspec.build import ATTEMPT_MAX
 
 log = logging.getLogger(__name__)
@@ -36,8 +48,11 @@ def main(argv: Optional[list[str]] = None, *, stdin: Optional[TextIO] = None,
     try:
         settings = load_settings()
         text = _read(args.ad_file, stdin or sys.stdin)
-        pod = render_text(text, settings, load_templates(settings.pod), attempt=args.attempt)
-        out.write(yaml.safe_dump(pod, sort_keys=False, default_flow_style=False))
+        made = render_manifests(text, settings, load_templates(settings.pod),
+                                attempt=args.attempt)
+        pod = made.pod
+        out.write(yaml.safe_dump_all([pod, *made.secrets], sort_keys=False,
+                                     default_flow_style=False))
         if args.server_dry_run:
             out.write(f"# server dry run: {server_dry_run(pod, settings)}\n")
     except KgahpError as exc:
@@ -46,11 +61,28 @@ def main(argv: Optional[list[str]] = None, *, stdin: Optional[TextIO] = None,
     return 0
 
 
-def render_text(text: str, settings: Settings, templates: Templates, *,
-                attempt: int = 1) -> dict[str, Any]:
-    """The pod for a submit ad given as text (either ClassAd syntax)."""
+def render_manifests(text: str, settings: Settings, templates: Templates, *,
+                     attempt: int = 0) -> Manifests:
+    """What the GAHP's submit creates for a submit ad given as text (either ClassAd syntax):
+    the pod, and its Secrets redacted and owned as they will be once the pod exists."""
     request = _parse_ad(new_syntax(text))
-    return build_pod(request, settings, templates, attempt=attempt)
+    policy.check(request, settings, templates)     # submit's order: policy before files
+    bundle, creds = secret_contents(request, settings.transfer)
+    made = assemble(request, settings, templates, attempt=attempt, restarts=0, bundle=bundle,
+                    creds=creds)
+    owner = {**owner_reference(made.pod), "uid": OWNER_UID_PLACEHOLDER}
+    secrets = []
+    for secret in made.secrets:
+        shown = redacted(secret)
+        shown.setdefault("metadata", {})["ownerReferences"] = [owner]
+        secrets.append(shown)
+    return Manifests(made.pod, tuple(secrets))
+
+
+def render_text(text: str, settings: Settings, templates: Templates, *,
+                attempt: int = 0) -> dict[str, Any]:
+    """The pod for a submit ad given as text (either ClassAd syntax)."""
+    return render_manifests(text, settings, templates, attempt=attempt).pod
 
 
 def new_syntax(text: str) -> str:
@@ -129,10 +161,12 @@ def _read(path: str, stdin: TextIO) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kgahp render", description="Print the pod a submit ad becomes, as YAML.")
+        prog="kgahp render",
+        description="Print the pod and Secrets a submit ad becomes, as YAML documents.")
     parser.add_argument("ad_file", nargs="?", default="-",
                         help="submit ad file in ClassAd syntax ('-' or nothing: stdin)")
-    parser.add_argument("--attempt", type=int, default=1, help="attempt number (default 1)")
+    parser.add_argument("--attempt", type=int, default=0,
+                        help="attempt number (default 0, a job's first pod)")
     parser.add_argument("--server-dry-run", action="store_true",
                         help="also POST the pod with dryRun=All and report the API's verdict")
     return parser

@@ -9,6 +9,7 @@ resubmission after release makes a new attempt under the same job id.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -16,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
-from kgahp import lifecycle, sandbox
+from kgahp import lifecycle, manifests, sandbox
 from kgahp.config import Settings
 from kgahp.errors import ApiError, ConflictError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
@@ -33,12 +34,14 @@ from kgahp.store import JobRecord, JobStore
 log = logging.getLogger(__name__)
 
 JOB_ID_PREFIX = "kubernetes"
-ANN_TRANSFER = "kgahp.htcondor.org/transfer"
+ANN_TRANSFER = manifests.ANN_TRANSFER
 TRANSFER_HOLD_CODE = 12     # HTCondor's TransferOutputError
 TERMINAL_PHASES = ("Succeeded", "Failed")
 MOUNT_CHECK_AFTER = 10.0    # seconds on a node without starting before a pod's events are read
 MOUNT_CHECK_EVERY = 15.0    # ... at most this often per namespace
 STARTUP_SYNC_WAIT = 15.0    # seconds a status waits for the first pod list before a direct read
+RUNNING_SHOWN_MAX = 100_000  # attempts remembered as shown RUNNING (cancelled ones never leave)
+CPU_LOG_LIMIT = 262144      # bytes of a shared-mode pod's log read for the wrapper's CPU line
 
 Reply2 = tuple[int, str]
 
@@ -72,17 +75,6 @@ def _phase(pod: dict) -> str:
 def _is_active(pod: dict) -> bool:
     """Still running or about to: adopt it rather than create a second pod."""
     return _phase(pod) not in TERMINAL_PHASES and not _meta(pod).get("deletionTimestamp")
-
-
-def _transfer_spec(req: JobRequest) -> str:
-    """What collection needs, on the pod itself, so outputs can be fetched even if the durable
-    store is lost. Paths only: nothing secret."""
-    return json.dumps({
-        "iwd": req.iwd, "out": req.stdout, "err": req.stderr,
-        "transfer_output": list(req.transfer_output) if req.transfer_output is not None else None,
-        "remaps": [list(r) for r in req.output_remaps],
-        "job_directory": req.job_directory,
-    }, separators=(",", ":"))
 
 
 def _request_from_pod(pod: dict) -> Optional[JobRequest]:
@@ -124,6 +116,9 @@ class Service:
         # FailedMount messages by (namespace, pod); when each namespace's events were last read
         self._mount_errors: dict[tuple[str, str], str] = {}
         self._mounts_checked: dict[str, float] = {}
+        # (job, attempt) whose RUNNING a status answer has shown
+        self._running_shown: set[tuple[str, int]] = set()
+        self._running_guard = threading.Lock()
         self.timers = Timers()
         cache.add_listener(self._on_pod_event)
 
@@ -255,17 +250,10 @@ class Service:
 
     def _create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
                         attempt: int, restarts: int) -> dict:
-        transfer = self.settings.transfer
-        pod = build.build_pod(req, self.settings, self.templates, attempt=attempt,
-                              restarts=restarts)
-        name = _meta(pod)["name"]
         bundle, creds = self._secret_contents(req)
-        sandbox.decorate_pod(pod, req, transfer, inputs=bundle,
-                             input_secret=f"{name}-input" if bundle is not None else None,
-                             proxy_secret=f"{name}-proxy" if creds else None,
-                             credential_keys=tuple(creds))
-        pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = _transfer_spec(req)
-        policy.verify_pod(pod, self.templates, self.settings, req=req)
+        pod = manifests.assemble(req, self.settings, self.templates, attempt=attempt,
+                                 restarts=restarts, bundle=bundle, creds=creds).pod
+        name = _meta(pod)["name"]
 
         # Recorded first: a crash after the create still knows the name it may have made.
         self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
@@ -300,24 +288,15 @@ class Service:
     def _secret_contents(self, req: JobRequest
                          ) -> tuple[Optional[sandbox.InputBundle], dict[str, bytes]]:
         """What the job's input and credential Secrets carry, read from Iwd now."""
-        transfer = self.settings.transfer
-        bundle = sandbox.gather_inputs(req, transfer) if transfer.mode == "api" else None
-        return bundle, sandbox.gather_credentials(req, transfer)
+        return manifests.secret_contents(req, self.settings.transfer)
 
     def _ensure_secrets(self, namespace: str, job: str, pod: dict,
                         bundle: Optional[sandbox.InputBundle], creds: dict[str, bytes]) -> None:
         """Create the pod's input and credential Secrets, owned by the pod (so they go with
         it); existing ones are brought up to date."""
-        name = _meta(pod)["name"]
-        labels = {**self.instance_labels, names.LABEL_JOB: job}
-        owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
-                 "uid": _meta(pod).get("uid", ""), "blockOwnerDeletion": False}
-        if bundle is not None:
-            self._create_secret(namespace, sandbox.input_secret_manifest(
-                f"{name}-input", namespace, bundle, labels), owner)
-        if creds:
-            self._create_secret(namespace, sandbox.credentials_secret_manifest(
-                f"{name}-proxy", namespace, creds, labels), owner)
+        owner = manifests.owner_reference(pod)
+        for manifest in manifests.secret_manifests(pod, bundle, creds):
+            self._create_secret(namespace, manifest, owner)
 
     def _create_secret(self, namespace: str, manifest: dict[str, Any], owner: dict) -> None:
         manifest.setdefault("metadata", {})["ownerReferences"] = [owner]
@@ -336,6 +315,10 @@ class Service:
             return 1, str(exc), 0, None
         rec = None if legacy else self.store.get(job)
         if rec is not None and rec.final is not None:
+            if self._start_unseen(job, rec):
+                # the gridmanager counts a start, writes the execute event and starts the wall
+                # clock only on RUNNING: a job that ended between two polls shows it once
+                return self._reply(job_id, JobState(RUNNING, worker_node=rec.final.worker_node))
             if not rec.reported:
                 self.store.update(job, reported=True)
             return self._reply(job_id, rec.final)
@@ -365,7 +348,29 @@ class Service:
         state = verdict.state
         if verdict.action is lifecycle.Action.COLLECT:
             state = JobState(RUNNING, worker_node=(pod.get("spec") or {}).get("nodeName"))
+        if state.job_status == RUNNING and rec is not None:
+            self._note_running(job, rec.attempt)
         return self._reply(job_id, state)
+
+    def _note_running(self, job: str, attempt: int) -> None:
+        with self._running_guard:
+            if len(self._running_shown) >= RUNNING_SHOWN_MAX:
+                self._running_shown.clear()   # costs at most one more RUNNING answer each
+            self._running_shown.add((job, attempt))
+
+    def _start_unseen(self, job: str, rec: JobRecord) -> bool:
+        """True once for a completed attempt whose start no status answer has shown (in this
+        process); never after its COMPLETED was answered."""
+        key = (job, rec.attempt)
+        with self._running_guard:
+            if rec.final is None or rec.final.job_status != COMPLETED or rec.reported:
+                self._running_shown.discard(key)
+                return False
+            if key in self._running_shown:
+                self._running_shown.discard(key)
+                return False
+            self._running_shown.add(key)
+            return True
 
     def _lookup(self, namespace: str, job: str, legacy: bool,
                 rec: Optional[JobRecord]) -> Optional[dict]:
@@ -534,6 +539,7 @@ class Service:
         req = _request_from_pod(pod)
         state = final
         transfer = self.settings.transfer
+        text: Optional[str] = None
         if req is not None and transfer.mode == "api" and final.job_status == COMPLETED:
             try:
                 limit = transfer.max_output_bytes * 4 // 3 + 65536
@@ -555,12 +561,33 @@ class Service:
                 state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
                                  hold_reason=f"outputs of pod {namespace}/{name} could not be "
                                  f"fetched: {exc}", worker_node=final.worker_node)
+        if req is not None:
+            state = self._with_cpu(state, namespace, name, text)
         self.store.record_final(job, rec.attempt, state)
         log.info("job %s/%s finished: JobStatus %d exit %s signal %s hold %s", namespace, job,
                  state.job_status, state.exit_code, state.exit_signal, state.hold_code)
         rec = self.store.get(job)
         if rec is not None:
             self._schedule_cleanup(pod, rec)
+
+    def _with_cpu(self, state: JobState, namespace: str, name: str,
+                  text: Optional[str]) -> JobState:
+        """RemoteUserCpu/RemoteSysCpu of a completed job, from the CPU line its wrapper left on
+        the log (api and shared modes; `none` runs no wrapper, so nothing is reported)."""
+        mode = self.settings.transfer.mode
+        if state.job_status != COMPLETED or mode == "none":
+            return state
+        if text is None:
+            try:
+                text = self.kube.read_log(namespace, name, build.MAIN_CONTAINER, CPU_LOG_LIMIT)
+            except ApiError as exc:
+                log.info("no CPU figures for %s/%s: %s", namespace, name, exc)
+                return state
+        usage = sandbox.cpu_usage(text)
+        if usage is None:
+            return state
+        return dataclasses.replace(state, remote_user_cpu=usage.user,
+                                   remote_sys_cpu=usage.system)
 
     def _schedule_cleanup(self, pod: dict, rec: JobRecord) -> None:
         """Delete a finished pod (and, by ownership, its secrets) after the retention."""

@@ -121,6 +121,21 @@ class Gahp:
                 raise AssertionError(f"{job_id}: statuses seen {seen[-20:]}, last ad {ad}")
             time.sleep(0.2)
 
+    def poll(self, job_id: str, interval: float, timeout: float = 60.0
+             ) -> list[tuple[int, classad2.ClassAd]]:
+        """Status every `interval` seconds until a final answer, as the gridmanager polls
+        (GRIDMANAGER_JOB_PROBE_INTERVAL): every answer it would have seen, in order."""
+        deadline = time.monotonic() + timeout
+        seen: list[tuple[int, classad2.ClassAd]] = []
+        while True:
+            seen.append(self.status(job_id))
+            if seen[-1][0] in TERMINAL:
+                return seen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{job_id}: no final answer in {timeout:.0f} s, seen "
+                                     f"{[STATUS_NAMES.get(s, s) for s, _ in seen[-20:]]}")
+            time.sleep(interval)
+
     def pods(self, namespace: Optional[str] = None) -> list[dict]:
         return managed_objects(self.sim, "pods", namespace)
 

@@ -37,7 +37,7 @@ from kgahp.podspec.policy import (
     resources,
     verify_pod,
 )
-from kgahp.podspec.templates import MAIN_CONTAINER, QueueConfig, Templates
+from kgahp.podspec.templates import HELPER_PREFIX, MAIN_CONTAINER, QueueConfig, Templates
 from kgahp.podspec.values import check_env_name, check_image, check_text
 
 ACTIVE_DEADLINE_MAX = 2**31 - 1
@@ -46,8 +46,11 @@ _CONTAINER_LISTS = ("initContainers", "containers")
 
 
 def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
-              attempt: int, restarts: int = 0) -> dict[str, Any]:
-    """The Pod for one attempt of a job. Raises JobAdError, PolicyError or ConfigError."""
+              attempt: int, restarts: int = 0, verify: bool = True) -> dict[str, Any]:
+    """The Pod for one attempt of a job. Raises JobAdError, PolicyError or ConfigError.
+
+    `verify=False` leaves the final `verify_pod` to a caller that changes the pod further and
+    verifies the result (kgahp.manifests.assemble)."""
     if not 0 <= attempt <= ATTEMPT_MAX:
         raise ValueError(f"attempt {attempt} is outside 0..{ATTEMPT_MAX}")
     check(req, settings, templates)
@@ -58,10 +61,12 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
     spec: dict[str, Any] = pod.get("spec") or {}
     # the image is the admin's choice when the job names none: never one from the patch below
     image = _image(req, settings, _container_image(spec))
+    _check_reserved_names(spec, "the pod template", ConfigError)
     patch = extra_spec_patch(req, settings)
     if patch:
         patched = strategic_merge(spec, patch)
         _check_patched_images(spec, patched, settings)
+        _check_reserved_names(patched, "BatchExtraSubmitArgs", JobAdError)
         spec = patched
     spec = _with_job_values(spec, req, settings, queue, image)
     spec = with_security_defaults(spec)
@@ -72,7 +77,8 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
                               choose_namespace(req, settings, templates), attempt, restarts),
         "spec": spec,
     }
-    verify_pod(pod, templates, settings, req=req)
+    if verify:
+        verify_pod(pod, templates, settings, req=req)
     return pod
 
 
@@ -138,6 +144,17 @@ def _check_patched_images(before: dict[str, Any], after: dict[str, Any],
                 raise JobAdError("BatchExtraSubmitArgs names a container without an image")
             check_image(image, "BatchExtraSubmitArgs image")
             check_image_allowed(image, settings, "BatchExtraSubmitArgs")
+
+
+def _check_reserved_names(spec: dict[str, Any], source: str, error: type[Exception]) -> None:
+    """Names starting HELPER_PREFIX are kgahp's own helpers, which policy budgets apart from
+    the job: nobody else may name a container so."""
+    for kind in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(kind) or []:
+            name = container.get("name") if isinstance(container, dict) else None
+            if isinstance(name, str) and name.startswith(HELPER_PREFIX):
+                raise error(f"{source} names a container {name[:63]!r}: names starting "
+                            f"{HELPER_PREFIX!r} are reserved for kgahp's own containers")
 
 
 def _container_image(spec: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ from kgahp.model import JobRequest
 from kgahp.podspec import quantity
 from kgahp.podspec.merge import strategic_merge
 from kgahp.podspec.names import ANN_QUEUE
-from kgahp.podspec.templates import MAIN_CONTAINER, Templates
+from kgahp.podspec.templates import HELPER_PREFIX, MAIN_CONTAINER, Templates
 
 EXTRA_ARGS_MAX = 65536
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
@@ -432,7 +432,11 @@ def _verify_resources(spec: dict[str, Any], ref_spec: dict[str, Any], settings: 
             raise PolicyError("spec.resourceClaims", "only the admin's pod template may claim "
                               "devices (KGAHP_POD_TEMPLATE, KGAHP_QUEUE_CONFIG)",
                               _short(json.dumps(claim, sort_keys=True)))
-    usages = _usages(spec, "spec")
+    _verify_unique_names(spec)
+    everything = _usages(spec, "spec")
+    helpers = {k: u for k, u in everything.items() if _is_helper(k, u)}
+    _verify_helpers(helpers, settings)
+    usages = {k: u for k, u in everything.items() if k not in helpers}
     granted = _usages({k: [c for (kind, _), c in _granted(ref_spec, req, settings).items()
                            if kind == k] for k in _CONTAINER_LISTS}, "the admin's template")
     template = _usages(ref_spec, "the admin's template")
@@ -442,7 +446,7 @@ def _verify_resources(spec: dict[str, Any], ref_spec: dict[str, Any], settings: 
     # without the request, the job container may hold up to the caps of what kgahp translates
     open_job = ({name: Decimal(settings.pod.max_gpus) for name in gpus}
                 | ({mic: Decimal(settings.pod.max_mics)} if mic else {})) if req is None else {}
-    for key, usage in usages.items():
+    for key, usage in everything.items():
         kind, name = key
         where = f"spec.{kind}[{_short(name)}].resources"
         grant = granted.get(key)
@@ -461,6 +465,48 @@ def _verify_resources(spec: dict[str, Any], ref_spec: dict[str, Any], settings: 
     _verify_device_caps(usages, template, gpus, mic, settings)
     for resource in _CORE:
         _verify_core(resource, usages, granted, settings, req)
+
+
+def _is_helper(key: _Key, usage: _Usage) -> bool:
+    """kgahp's own helper: a (non-sidecar) init container with the reserved name prefix. It
+    runs before the job's containers, so Kubernetes counts the pod as the larger of it and the
+    job (not their sum); it is held to the helper budget instead of the job's request."""
+    kind, name = key
+    return (kind == "initContainers" and isinstance(name, str)
+            and name.startswith(HELPER_PREFIX) and not usage.sidecar)
+
+
+def _verify_unique_names(spec: dict[str, Any]) -> None:
+    """Kubernetes refuses two containers of one name; the checks below key containers by
+    name, so a duplicate must never hide one of them."""
+    seen: set[Any] = set()
+    for kind in _CONTAINER_LISTS:
+        for container in spec.get(kind) or []:
+            name = container.get("name") if isinstance(container, dict) else None
+            if name in seen:
+                raise PolicyError(f"spec.{kind}[{_short(name)}]",
+                                  "container names must be unique in a pod")
+            seen.add(name)
+
+
+def _verify_helpers(helpers: dict[_Key, _Usage], settings: Settings) -> None:
+    """Each helper within KGAHP_HELPER_* (what kgahp gives it), whatever the job asked for."""
+    budget = settings.transfer.helper_resources
+    for (kind, name), usage in helpers.items():
+        where = f"spec.{kind}[{_short(name)}].resources"
+        for field in ("requests", "limits"):
+            values = usage.requests if field == "requests" else usage.limits
+            for resource, amount in values.items():
+                if resource not in _CORE:
+                    continue   # devices: held to the (empty) grant with every other container
+                knob = f"KGAHP_HELPER_{resource.upper()}_{field[:-1].upper()}"
+                cap = budget[field].get(resource)
+                allowed = _amount(cap, knob) if cap else _ZERO
+                if amount > allowed:
+                    rule = (f"kgahp's helper containers get at most {knob}" if cap else
+                            f"kgahp's helper containers get no {resource}")
+                    raise PolicyError(f"{where}.{field}[{resource}]", rule,
+                                      f"{_fmt(amount)} asked, {_fmt(allowed)} granted")
 
 
 def _device_refusal(where: str, resource: str, amount: Decimal, allowed: Decimal,

@@ -25,6 +25,9 @@ from kgahp.errors import ConfigError
 from kgahp.podspec.names import is_dns_label, is_label_value
 
 MAIN_CONTAINER = "job"
+# Init containers named so are kgahp's own helpers (the stage-in copy): budgeted by the
+# KGAHP_HELPER_* knobs, never by the job's request. Templates and patches may not use the prefix.
+HELPER_PREFIX = "kgahp-"
 DEFAULT_BASE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Pod",

@@ -8,6 +8,7 @@ and `read_credential`; everything else is pure. The service's order for one job:
     create input_secret_manifest(...) / proxy_secret_manifest(...), then the pod
     ... main container `job` terminated ...
     extract_outputs(<log of container "job">, req, transfer)    # before reporting status 4
+    cpu_usage(<the same log>)                                   # RemoteUserCpu/RemoteSysCpu
 
 Modes (KGAHP_TRANSFER_MODE):
 * api: inputs travel in one immutable Secret (limit KGAHP_MAX_INPUT_BYTES; Secrets hold ~1 MiB),
@@ -39,13 +40,22 @@ from kgahp.sandbox.credentials import (
 )
 from kgahp.sandbox.decorate import decorate_pod
 from kgahp.sandbox.inputs import InputBundle, gather_inputs, input_secret_manifest
-from kgahp.sandbox.outputs import STDERR_MEMBER, STDOUT_MEMBER, extract_outputs, make_frame
+from kgahp.sandbox.outputs import (
+    STDERR_MEMBER,
+    STDOUT_MEMBER,
+    CpuUsage,
+    cpu_usage,
+    extract_outputs,
+    make_frame,
+)
 
 __all__ = [
     "CREDENTIALS_SECRET_PLACEHOLDER",
     "STDERR_MEMBER",
     "STDOUT_MEMBER",
+    "CpuUsage",
     "InputBundle",
+    "cpu_usage",
     "credentials_secret_manifest",
     "decorate_pod",
     "extract_outputs",

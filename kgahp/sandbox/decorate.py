@@ -27,9 +27,6 @@ INPUT_MOUNT = "/kgahp/input"
 SHARED_VOLUME = "kgahp-shared"
 STDOUT_FILE = f"{CONTROL_DIR}/stdout"
 STDERR_FILE = f"{CONTROL_DIR}/stderr"
-# The copy is tiny; explicit resources keep quota/LimitRange admission happy.
-STAGE_IN_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"},
-                      "limits": {"cpu": "100m", "memory": "64Mi"}}
 
 
 def parse_shared_volume(knob: str) -> tuple[dict, str]:
@@ -100,7 +97,9 @@ def _decorate_api(pod: dict, job: dict, req: JobRequest, transfer: TransferSetti
             "env": [{"name": "KGAHP_INPUT", "value": INPUT_MOUNT},
                     {"name": "KGAHP_SANDBOX", "value": sandbox}],
             "volumeMounts": [input_mount, {"name": SANDBOX_VOLUME, "mountPath": sandbox}],
-            "resources": copy.deepcopy(STAGE_IN_RESOURCES),
+            # the copy is tiny; explicit resources keep quota/LimitRange admission happy. They
+            # are the admin's helper budget (KGAHP_HELPER_*), never taken from the job's request
+            "resources": transfer.helper_resources,
         }
         if "securityContext" in job:
             stage_in["securityContext"] = copy.deepcopy(job["securityContext"])

@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -262,6 +263,56 @@ def extract_outputs(log_text: str, req: JobRequest, transfer: TransferSettings) 
     log.info("job %s: %d output file(s) written into %s", req.job_directory, len(written),
              req.iwd)
     return written
+
+
+_TIMES = re.compile(r"(\d+)m\s*(\d+(?:\.\d*)?)s")
+_UNITS = {"usec": 1e-6, "nsec": 1e-9, "tick": 0.01}   # cgroup v1 cpuacct.stat: USER_HZ = 100
+
+
+@dataclass(frozen=True)
+class CpuUsage:
+    user: float      # seconds
+    system: float
+    source: str      # cgroup2, cgroup1 or times
+
+
+def cpu_usage(log_text: str) -> CpuUsage | None:
+    """The CPU the job used, from the wrapper's last `KGAHP-CPU` line before any output frame;
+    None when there is none or it is not understood (the job then reports no CPU). Pure."""
+    found: CpuUsage | None = None
+    lines = log_text.split("\n")
+    for i, line in enumerate(lines):
+        fields = line.rstrip("\r").split()
+        if not fields:
+            continue
+        if fields[0] in (wrapper.BEGIN, wrapper.TOO_LARGE, wrapper.ERROR):
+            break            # the wrapper prints its CPU line before packing outputs
+        if fields[0] != wrapper.CPU or len(fields) < 3 or fields[1] != "1":
+            continue
+        values = fields[3:]
+        if fields[2] == "times" and i + 1 < len(lines):
+            values += lines[i + 1].split()     # `times` prints the children on a second line
+        found = _cpu_fields(fields[2], values)
+    return found
+
+
+def _cpu_fields(source: str, values: list[str]) -> CpuUsage | None:
+    try:
+        if source in ("cgroup2", "cgroup1") and len(values) == 3 and values[2] in _UNITS:
+            scale = _UNITS[values[2]]
+            user, system = int(values[0]) * scale, int(values[1]) * scale
+        elif source == "times":
+            spans = [int(m) * 60 + float(s) for m, s in _TIMES.findall(" ".join(values))]
+            if len(spans) != 4:
+                return None
+            user, system = spans[0] + spans[2], spans[1] + spans[3]
+        else:
+            return None
+    except ValueError:
+        return None
+    if not (0 <= user < 1e9 and 0 <= system < 1e9):
+        return None
+    return CpuUsage(round(user, 3), round(system, 3), source)
 
 
 def make_frame(files: dict[str, bytes]) -> str:

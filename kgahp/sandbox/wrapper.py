@@ -12,6 +12,11 @@ Output frame written on the container's stdout (= its log) after the payload exi
     KGAHP-OUTPUT-END
 
 or a single `KGAHP-OUTPUT-TOO-LARGE <bytes> <limit>` / `KGAHP-OUTPUT-ERROR <reason>` line.
+Before it (and alone in shared mode), the CPU the job used:
+
+    KGAHP-CPU 1 cgroup2 <user> <system> usec | cgroup1 <user> <system> nsec|tick
+    KGAHP-CPU 1 times <shell user> <shell sys>        (e.g. 0m0.01s; `times` output:)
+    <children user> <children sys>                    (the payload and all it waited for)
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ END = "KGAHP-OUTPUT-END"
 TOO_LARGE = "KGAHP-OUTPUT-TOO-LARGE"
 ERROR = "KGAHP-OUTPUT-ERROR"
 FRAME_VERSION = "1"
+CPU = "KGAHP-CPU"
 
 WRAPPER_NAME = "kgahp-wrapper"
 STAGE_IN_NAME = "kgahp-stage-in"
@@ -57,11 +63,43 @@ else
 fi
 """
 
-# Shared mode: Out/Err are written in place on the shared volume; nothing else to do.
-SHARED_SCRIPT = "set -u\n" + _RUN + 'exit "$rc"\n'
+# After the payload: one line on the container log with the CPU the job used, read before the
+# wrapper packs anything. The container's own cgroup first (v2 cpu.stat, microseconds; v1
+# cpuacct, nanoseconds or USER_HZ ticks), else the shell's `times` (the wrapper and every child
+# it waited for). kgahp turns it into RemoteUserCpu/RemoteSysCpu (outputs.cpu_usage).
+CGROUP_ROOT = "/sys/fs/cgroup"
+_CPU = r"""
+kg_u=; kg_s=
+if [ -r /sys/fs/cgroup/cpu.stat ]; then
+  while read -r kg_k kg_v; do
+    case $kg_k in user_usec) kg_u=$kg_v;; system_usec) kg_s=$kg_v;; esac
+  done </sys/fs/cgroup/cpu.stat
+fi
+if [ -n "$kg_u" ] && [ -n "$kg_s" ]; then
+  echo "KGAHP-CPU 1 cgroup2 $kg_u $kg_s usec"
+else
+  for kg_d in /sys/fs/cgroup/cpuacct /sys/fs/cgroup/cpu,cpuacct; do
+    if [ -r "$kg_d/cpuacct.usage_user" ] && [ -r "$kg_d/cpuacct.usage_sys" ]; then
+      read -r kg_u <"$kg_d/cpuacct.usage_user"; read -r kg_s <"$kg_d/cpuacct.usage_sys"
+      [ -n "$kg_u" ] && [ -n "$kg_s" ] && { echo "KGAHP-CPU 1 cgroup1 $kg_u $kg_s nsec"; break; }
+    fi
+    if [ -r "$kg_d/cpuacct.stat" ]; then
+      while read -r kg_k kg_v; do
+        case $kg_k in user) kg_u=$kg_v;; system) kg_s=$kg_v;; esac
+      done <"$kg_d/cpuacct.stat"
+      [ -n "$kg_u" ] && [ -n "$kg_s" ] && { echo "KGAHP-CPU 1 cgroup1 $kg_u $kg_s tick"; break; }
+    fi
+  done
+  # `times` in this shell, not in a $(...) subshell (whose children are none): two lines
+  if [ -z "$kg_u" ] || [ -z "$kg_s" ]; then printf 'KGAHP-CPU 1 times '; times; fi
+fi
+"""
+
+# Shared mode: Out/Err are written in place on the shared volume; only the CPU line is left.
+SHARED_SCRIPT = "set -u\n" + _RUN + _CPU + 'exit "$rc"\n'
 
 # API mode: after the payload, pack the streams and outputs into one framed archive on stdout.
-API_SCRIPT = "set -u\nmkdir -p \"$KGAHP_SANDBOX/.kgahp\" 2>/dev/null\n" + _RUN + r"""
+API_SCRIPT = "set -u\nmkdir -p \"$KGAHP_SANDBOX/.kgahp\" 2>/dev/null\n" + _RUN + _CPU + r"""
 kg_max=${KGAHP_MAX_OUTPUT:-0}; kg_in_dir=${KGAHP_INPUT:-/nonexistent}
 kg_default=${KGAHP_OUTPUTS_DEFAULT:-}; kg_list=${KGAHP_OUTPUTS:-}
 set --

@@ -53,6 +53,7 @@ Process = Union[LocalProcess, ScriptedProcess]
 Key = tuple[str, str]
 
 HOST_IP = "127.0.0.1"
+CGROUP_MOUNT = "/sys/fs/cgroup"
 KUBELET_OWNED_CONDITIONS = ("Initialized", "ContainersReady", "Ready")
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 EVICTION_MESSAGE = "The node was low on resource: memory."
@@ -768,6 +769,12 @@ class PodWorker:
                 host = host / mount["subPath"]
                 host.mkdir(parents=True, exist_ok=True)
             mounts.append((str(mount.get("mountPath", "")), str(host)))
+        # A container sees its own cgroup at /sys/fs/cgroup. These processes run on the host,
+        # in no cgroup of their own: they see an empty directory there, never the host's
+        # accounting (kgahp's wrapper then measures the job with the shell's `times`).
+        cgroup = root.parent / "cgroup"
+        cgroup.mkdir(parents=True, exist_ok=True)
+        mounts.append((CGROUP_MOUNT, str(cgroup)))
         base = {"PATH": os.environ.get("PATH", os.defpath), "HOSTNAME": self.name,
                 "HOME": str(root)}
         env = container_env(self.pod, spec, self.lookup(), base)

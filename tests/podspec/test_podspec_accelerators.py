@@ -108,7 +108,7 @@ def _render(stdin: str, **knobs: str) -> subprocess.CompletedProcess[str]:
 def test_kgahp_render_shows_the_mode_resource_and_the_mic_cards() -> None:
     result = _render(AD, **KNOBS)
     assert result.returncode == 0, result.stderr
-    pod: Any = yaml.safe_load(result.stdout)
+    pod: Any = next(yaml.safe_load_all(result.stdout))   # the pod, then its Secrets
     requests = job_container(pod)["resources"]["requests"]
     assert (requests["nvidia.com/gpu.shared"], requests["intel.com/mic"]) == ("2", "1")
 

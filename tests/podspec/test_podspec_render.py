@@ -33,9 +33,15 @@ def render(args: list[str], *, stdin: str = "", **knobs: str) -> subprocess.Comp
                           capture_output=True, text=True, timeout=60)
 
 
-def pod_from(result: subprocess.CompletedProcess[str]) -> Any:
+def documents(result: subprocess.CompletedProcess[str]) -> list[Any]:
     assert result.returncode == 0, result.stderr
-    return yaml.safe_load(result.stdout)
+    return list(yaml.safe_load_all(result.stdout))
+
+
+def pod_from(result: subprocess.CompletedProcess[str]) -> Any:
+    pod = documents(result)[0]
+    assert pod["kind"] == "Pod"
+    return pod
 
 
 def test_renders_a_new_syntax_ad_file(tmp_path: Path) -> None:
@@ -44,11 +50,14 @@ def test_renders_a_new_syntax_ad_file(tmp_path: Path) -> None:
     pod = pod_from(render([str(ad)]))
     assert_valid_pod(pod)
     assert pod["metadata"]["name"].startswith("kg-gridtest-vm-1-0-")
-    assert pod["metadata"]["name"].endswith("-1")
+    assert pod["metadata"]["name"].endswith("-0")     # a job's first pod is attempt 0
     container = job_container(pod)
-    assert container["args"] == ["hello", "big world"]
-    assert container["env"] == [{"name": "FOO", "value": "bar"}]
+    # what the GAHP creates: the wrapper runs the staged Cmd with the job's arguments
+    assert container["args"][-2:] == ["hello", "big world"]
+    assert container["args"][1].endswith("/echo")
+    assert {"name": "FOO", "value": "bar"} in container["env"]
     assert container["resources"]["requests"]["memory"] == "512Mi"
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["kgahp-stage-in"]
 
 
 def test_old_syntax_on_stdin_gives_the_same_pod(tmp_path: Path) -> None:
@@ -57,13 +66,53 @@ def test_old_syntax_on_stdin_gives_the_same_pod(tmp_path: Path) -> None:
     assert pod_from(render(["-"], stdin=OLD_AD)) == pod_from(render([str(ad)]))
 
 
+def test_the_secrets_follow_the_pod_redacted_and_owned_by_it(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("secret words\n")
+    proxy = tmp_path / "x509up"
+    proxy.write_text("-----BEGIN CERTIFICATE-----\nMARKER\n")
+    proxy.chmod(0o600)
+    ad = NEW_AD.replace('Iwd = "/home/u"', f'Iwd = "{tmp_path}"; TransferInput = "in.txt"; '
+                        f'x509userproxy = "{proxy}"')
+    result = render(["-"], stdin=ad)
+    pod, *secrets = documents(result)
+    name = pod["metadata"]["name"]
+    assert [s["metadata"]["name"] for s in secrets] == [f"{name}-input", f"{name}-proxy"]
+    assert "secret words" not in result.stdout and "MARKER" not in result.stdout
+    for secret in secrets:
+        assert secret["kind"] == "Secret"
+        assert all(v.startswith("<redacted: ") for v in secret["data"].values())
+        assert secret["metadata"]["ownerReferences"][0]["name"] == name
+        assert secret["metadata"]["labels"]["kgahp.htcondor.org/job"] == \
+            pod["metadata"]["labels"]["kgahp.htcondor.org/job"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["kgahp-input"]["secret"]["secretName"] == f"{name}-input"
+
+
+@pytest.mark.parametrize("memory", [1, 16, 32])
+def test_small_memory_jobs_render_with_the_helper_budget_apart(memory: int) -> None:
+    pod = pod_from(render(["-"], stdin=NEW_AD.replace("RequestMemory = 512",
+                                                      f"RequestMemory = {memory}")))
+    resources = job_container(pod)["resources"]
+    assert resources["requests"]["memory"] == resources["limits"]["memory"] == f"{memory}Mi"
+    helper = pod["spec"]["initContainers"][0]["resources"]
+    assert helper == {"requests": {"cpu": "10m", "memory": "16Mi"},
+                      "limits": {"cpu": "100m", "memory": "64Mi"}}
+
+
+def test_render_refuses_what_submit_refuses(tmp_path: Path) -> None:
+    ad = NEW_AD.replace('Iwd = "/home/u"', f'Iwd = "{tmp_path}"; TransferInput = "gone.txt"')
+    result = render(["-"], stdin=ad)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "gone.txt" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_attempt_and_knobs_are_used() -> None:
     pod = pod_from(render(["--attempt", "3"], stdin=NEW_AD, NAMESPACE="batch",
                           POD_NAME_PREFIX="ce1",
                           POD_TEMPLATE=str(EXAMPLES / "pod-templates" / "payload.yaml")))
     assert pod["metadata"]["name"].startswith("ce1-") and pod["metadata"]["name"].endswith("-3")
     assert pod["metadata"]["namespace"] == "batch"
-    assert job_container(pod)["volumeMounts"] == [{"name": "scratch", "mountPath": "/scratch"}]
+    assert job_container(pod)["volumeMounts"][0] == {"name": "scratch", "mountPath": "/scratch"}
 
 
 @pytest.mark.parametrize(("args", "stdin", "knobs", "message"), [

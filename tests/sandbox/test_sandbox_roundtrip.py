@@ -18,7 +18,13 @@ from sandbox_podemu import PodRun, run_init, run_pod, start_main
 from kgahp.config import TransferSettings
 from kgahp.errors import TransferError
 from kgahp.model import JobRequest
-from kgahp.sandbox import decorate_pod, extract_outputs, gather_inputs, input_secret_manifest
+from kgahp.sandbox import (
+    cpu_usage,
+    decorate_pod,
+    extract_outputs,
+    gather_inputs,
+    input_secret_manifest,
+)
 
 
 def base_pod(req: JobRequest) -> dict:
@@ -327,7 +333,9 @@ def test_shared_mode_writes_streams_in_place(site: Site) -> None:
     job = pod["spec"]["containers"][0]
     assert job["volumeMounts"][0]["mountPath"] == str(site.iwd)
     run = run_pod(pod, None, site.root / "pod" / "input")
-    assert run.exit_code == 0 and run.log == ""
+    # the container log holds only the wrapper's CPU line (two lines when `times` measured)
+    assert run.exit_code == 0 and run.log.startswith("KGAHP-CPU 1 ")
+    assert cpu_usage(run.log) is not None and len(run.log.splitlines()) <= 2
     assert extract_outputs(run.log, req, transfer) == []
     assert (site.iwd / "job.out").read_text() == f"{site.iwd}\nshared input\n"
     assert (site.iwd / "job.err").read_text() == "err\n"
@@ -373,7 +381,8 @@ def test_minimal_image_without_gzip_or_sha256_still_transfers(site: Site) -> Non
     _with_tools(pod, site.root / "tools", [*BASIC_TOOLS, "base64"])
     run = run_pod(pod, secret, site.root / "pod" / "input")
     assert run.exit_code == 0
-    assert " - tar" in run.log.splitlines()[0]
+    begin = next(line for line in run.log.splitlines() if line.startswith("KGAHP-OUTPUT-BEGIN"))
+    assert " - tar" in begin
     extract_outputs(run.log, req, site.transfer)
     assert site.files()["job.out"] == b"plain\n" and site.files()["o.txt"] == b"out\n"
 

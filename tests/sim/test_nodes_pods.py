@@ -43,6 +43,16 @@ def test_process_logs_env_and_exit_code(sim: SimCluster) -> None:
     assert "Scheduled" in reasons and "Started" in reasons
 
 
+def test_a_container_never_sees_the_hosts_cgroup(sim: SimCluster) -> None:
+    """/sys/fs/cgroup is the container's own cgroup on a real node; a local process has none,
+    so it sees an empty directory there, never the accounting of everything on the host."""
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest(
+        "cg", ["sh", "-c", "ls -A /sys/fs/cgroup; test -d /sys/fs/cgroup && echo dir"]))
+    wait_pod(api, "cg", phase_in("Failed", "Succeeded"))
+    assert api.read_namespaced_pod_log("cg", NAMESPACE) == "dir\n"
+
+
 def test_success_is_completed(sim: SimCluster) -> None:
     api = core(sim)
     api.create_namespaced_pod(NAMESPACE, pod_manifest("ok", ["true"]))
