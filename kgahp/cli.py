@@ -14,6 +14,7 @@ kgahp render [AD_FILE|-] [options]   print the pod a submit ad becomes
 kgahp demo                           run a few jobs through kgahp on the simulated cluster
 kgahp status [options]               list the pods kgahp manages and their job status
 kgahp show-config                    print every KGAHP_ knob and its value
+kgahp check [--user U] [--json]      check the install, knobs, credentials, RBAC, namespaces
 """
 
 
@@ -102,5 +103,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return status_main(rest)
     if command == "show-config":
         return _show_config()
+    if command == "check":
+        from kgahp.check import main as check_main
+
+        return check_main(rest)
     print(f"kgahp: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2
