@@ -54,8 +54,8 @@ def _definition_for(definitions: dict[str, Any], doc: dict[str, Any]) -> dict[st
     raise AssertionError(f"no {doc['apiVersion']} {doc['kind']} in the v1.36 API")
 
 
-_TYPES = {"string": str, "integer": int, "boolean": bool, "object": dict, "array": list,
-          "number": (int, float)}
+_TYPES: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "object": dict,
+                          "array": list, "number": (int, float)}
 
 
 def schema_errors(value: Any, schema: dict[str, Any], definitions: dict[str, Any],
