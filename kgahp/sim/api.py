@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from kgahp.sim import discovery, tables, validation
+from kgahp.sim import discovery, openapi, tables, validation
 from kgahp.sim.defaulting import KIND_OF, default_secret
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -238,6 +238,10 @@ class SimApi:
             raise ApiStatusError(
                 403, "Forbidden",
                 f'forbidden: User "{ANONYMOUS}" cannot get path "{path}"', {})
+        if path.startswith("/openapi/"):
+            answer = openapi.serve(request, path)
+            if answer is not None:
+                return answer
         if path == "/api":
             return self._json({"kind": "APIVersions", "versions": ["v1"],
                                "serverAddressByClientCIDRs": [
