@@ -27,6 +27,8 @@ from kgahp.check_local import (
     check_images,
     check_log,
     check_private_dir,
+    condor_param,
+    path_problem,
 )
 from kgahp.config import PREFIX, Settings
 from kgahp.errors import KgahpError
@@ -50,9 +52,7 @@ def for_account(settings: Settings, who: Account, current: bool) -> Settings:
 
 def run_checks(who: Account, *, current: bool = True, cluster: bool = True,
                environ: Optional[dict[str, str]] = None) -> list[Result]:
-    from kgahp.check_local import path_problem
-
-    results = list(check_executable(who))
+    results = list(check_executable(who, configured=condor_param("KUBERNETES_GAHP")))
     settings, config_results = check_config(who, environ)
     results += config_results
     if settings is None:

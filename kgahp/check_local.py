@@ -148,12 +148,30 @@ def shebang(path: str) -> Optional[str]:
     return words[0] if words else None
 
 
+def condor_param(name: str) -> Optional[str]:
+    """One HTCondor configuration value, when the bindings and a configuration are there."""
+    try:
+        import htcondor2
+
+        value = htcondor2.param.get(name)
+    except Exception:
+        return None
+    return None if value is None else str(value)
+
+
 def check_executable(who: Account, script: Optional[str] = None,
-                     interpreter: Optional[str] = None) -> list[Result]:
+                     interpreter: Optional[str] = None,
+                     configured: Optional[str] = None) -> list[Result]:
     """The kgahp script, the Python it names, the kgahp package and Python's own library must
-    all be usable by the job owner: the gridmanager starts the GAHP as that user."""
+    all be usable by the job owner: the gridmanager starts the GAHP as that user. `configured`
+    is KUBERNETES_GAHP from the HTCondor configuration: what the gridmanager will start."""
     import kgahp
 
+    if configured and configured != script:
+        out = _check_configured(who, configured, script if script is not None
+                                else kgahp_script())
+        if out is not None:
+            return out
     script = script if script is not None else kgahp_script()
     interpreter = interpreter or (shebang(script) if script else None) or sys.executable
     wanted: list[tuple[str, str, str]] = []
@@ -180,6 +198,24 @@ def check_executable(who: Account, script: Optional[str] = None,
                           f"{sys.executable}; cannot tell what KUBERNETES_GAHP should name",
                           "set KUBERNETES_GAHP to the kgahp script of a system-wide install"))
     return out
+
+
+def _check_configured(who: Account, configured: str,
+                      script: Optional[str]) -> Optional[list[Result]]:
+    """KUBERNETES_GAHP must name a kgahp the job owner can run (and its interpreter)."""
+    fix = ("set KUBERNETES_GAHP to the kgahp of a system-wide install, e.g. "
+           "/opt/kgahp/bin/kgahp")
+    why = path_problem(configured, who, "rx")
+    if why is None:
+        interpreter = shebang(configured)
+        why = path_problem(interpreter, who, "x") if interpreter else None
+    if why:
+        return [Result("executable", FAIL, f"KUBERNETES_GAHP = {configured}: {why}", fix)]
+    if script and os.path.realpath(configured) != os.path.realpath(script):
+        return [Result("executable", WARN, f"KUBERNETES_GAHP = {configured}, but this check "
+                       f"ran {script}: the checks below describe the latter",
+                       f"run {configured} check instead")]
+    return None
 
 
 # ---- the configuration and where each knob comes from -----------------------------------------

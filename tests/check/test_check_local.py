@@ -18,6 +18,7 @@ from kgahp.check_local import (
     ENVIRONMENT,
     FAIL,
     OK,
+    WARN,
     Account,
     account,
     check_config,
@@ -100,6 +101,28 @@ def test_executable_check_passes_for_the_running_user(public_dir: Path) -> None:
     results = check_executable(account(), script=str(script), interpreter=sys.executable)
     assert [r.status for r in results] == [OK]
     assert results[0].data["paths"]["kgahp script"] == str(script)
+
+
+def test_configured_gahp_must_be_runnable_by_the_owner(public_dir: Path) -> None:
+    script = _script(public_dir)
+    hidden = public_dir / "pyenv"
+    hidden.mkdir(mode=0o700)
+    python = hidden / "python3"
+    python.symlink_to("/usr/bin/python3")
+    configured = public_dir / "kgahp-configured"
+    configured.write_text(f"#!{python}\n")
+    configured.chmod(0o755)
+    [result] = check_executable(NOBODY, script=str(script), interpreter="/usr/bin/python3",
+                                configured=str(configured))
+    assert result.status == FAIL
+    assert result.detail.startswith(f"KUBERNETES_GAHP = {configured}: directory {hidden}")
+    hidden.chmod(0o755)
+    [result] = check_executable(account(), script=str(script), interpreter=sys.executable,
+                                configured=str(configured))
+    assert result.status == WARN and "this check ran" in result.detail
+    results = check_executable(account(), script=str(script), interpreter=sys.executable,
+                               configured=str(script))
+    assert [r.status for r in results] == [OK]
 
 
 def test_knob_sources_without_htcondor_bindings(monkeypatch: pytest.MonkeyPatch) -> None:
