@@ -7,6 +7,7 @@ name (PriorityClass, Secret, ConfigMap, Kueue LocalQueue) exists.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
@@ -206,7 +207,32 @@ def _volume_refs(volume: dict[str, Any], refs: dict[str, set[str]]) -> None:
                 refs[kind].add(str(ref["name"]))
 
 
-def check_dry_run(kube: Kube, queue_pod: QueuePod, levels: dict[str, str]) -> Result:
+_PSA = re.compile(r'violates? PodSecurity "([^"]+)": (.*)$', re.S)
+
+
+def pod_security_rules(message: str) -> tuple[str, list[str]]:
+    """("restricted:latest", ["runAsNonRoot != true", ...]) from a PodSecurity refusal or
+    warning; ("", []) when the message is not one."""
+    match = _PSA.search(message)
+    if match is None:
+        return "", []
+    rules, depth, current = [], 0, ""
+    for char in match.group(2):      # "rule (detail), rule (detail)": details hold commas
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            rules.append(current)
+            current = ""
+            continue
+        if depth == 0 and char != ")":
+            current += char
+    rules.append(current)
+    return match.group(1), [r.strip() for r in rules if r.strip()]
+
+
+def check_dry_run(kube: Kube, queue_pod: QueuePod) -> Result:
     label = f"pod {queue_pod.queue or '(no queue)'}"
     if queue_pod.pod is None:
         return Result(label, FAIL, f"kgahp cannot build this queue's pod: {queue_pod.error}",
@@ -216,24 +242,28 @@ def check_dry_run(kube: Kube, queue_pod: QueuePod, levels: dict[str, str]) -> Re
         warnings = kube.dry_run_pod(ns, queue_pod.pod)
     except ApiError as exc:
         message = str(exc).split(": ", 1)[-1]
-        fix = "change the template or queue overlay so the pod passes, or relax the namespace's " \
-              "policy"
-        if "PodSecurity" in message:
-            fix = (f"the namespace {ns} enforces Pod Security "
-                   f"{levels.get('enforce', '(cluster default)')}: change the template so the "
-                   "pod meets it (see the rules named), or label the namespace with a level the "
-                   "site accepts")
-        elif exc.status == 403:
+        level, rules = pod_security_rules(message)
+        if rules:
+            fix = (f"the namespace {ns} enforces Pod Security {level}; the pod breaks "
+                   f"{'; '.join(rules)}: change the template or queue overlay so the pod meets "
+                   "the level, or label the namespace with a level the site accepts")
+            return Result(label, FAIL, f"namespace {ns} refuses it: {message}", fix,
+                          {"namespace": ns, "status": exc.status, "podSecurity": level,
+                           "rules": rules})
+        fix = ("change the template or queue overlay so the pod passes, or relax the "
+               "namespace's policy")
+        if exc.status == 403:
             fix = RBAC_FIX
         elif exc.status == 404 or "not found" in message:
             fix = f"create namespace {ns} (deploy/namespaces.yaml)"
         return Result(label, FAIL, f"namespace {ns} refuses it: {message}", fix,
                       {"namespace": ns, "status": exc.status})
     if warnings:
+        rules = [rule for w in warnings for rule in pod_security_rules(w)[1]]
         return Result(label, WARN, f"namespace {ns} admits it with warnings: "
                       f"{'; '.join(warnings)}",
                       "these become refusals where the level is enforced; change the template",
-                      {"namespace": ns, "warnings": warnings})
+                      {"namespace": ns, "warnings": warnings, "rules": rules})
     return Result(label, OK, f"namespace {ns} admits it (server-side dry run)",
                   data={"namespace": ns})
 
@@ -284,11 +314,8 @@ def check_cluster(settings: Settings, templates: Templates) -> list[Result]:
     kube, results = connect(settings)
     if kube is None:
         return results
-    levels_of: dict[str, dict[str, str]] = {}
     for ns in namespaces_in_use(settings, templates):
-        result = check_namespace(kube, ns, settings)
-        levels_of[ns] = result.data.get("podSecurity", {})
-        results.append(result)
+        results.append(check_namespace(kube, ns, settings))
         results.append(check_rbac(kube, ns))
     queue_pods = [render_queue_pod(q, settings, templates)
                   for q in ["", *sorted(templates.queues)]]
@@ -296,7 +323,7 @@ def check_cluster(settings: Settings, templates: Templates) -> list[Result]:
     notes = sorted({q.image_note for q in queue_pods if q.image_note})
     results += [Result("pod image", INFO, n) for n in notes]
     for queue_pod in queue_pods:
-        results.append(check_dry_run(kube, queue_pod, levels_of.get(queue_pod.namespace, {})))
+        results.append(check_dry_run(kube, queue_pod))
         for kind, names in queue_pod.refs.items():
             for name in names:
                 ns = "" if kind == "priorityclass" else queue_pod.namespace

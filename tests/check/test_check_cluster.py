@@ -21,13 +21,14 @@ from kgahp.check_cluster import (
     check_object,
     check_rbac,
     connect,
+    pod_security_rules,
     references,
     render_queue_pod,
 )
 from kgahp.check_local import FAIL, INFO, OK, WARN
 from kgahp.config import Settings, settings_from_mapping
 from kgahp.errors import ApiError
-from kgahp.kube.api import PERMISSIONS, Kube
+from kgahp.kube.api import PERMISSIONS, Kube, _warning_text
 from kgahp.podspec import Templates, templates_from_data
 from kgahp.podspec.templates import DEFAULT_BASE, parse_queue_config
 
@@ -130,7 +131,7 @@ def test_dry_run_admits_the_default_pod(sim: Any, tmp_path: Path) -> None:
     assert queue_pod.pod is not None, queue_pod.error
     # the pod is the one a submit makes: the stage-in helper and the input Secret are in it
     assert [c["name"] for c in queue_pod.pod["spec"]["initContainers"]] == ["kgahp-stage-in"]
-    result = check_dry_run(_kube(settings), queue_pod, {})
+    result = check_dry_run(_kube(settings), queue_pod)
     assert result.status == OK and "default" in result.detail
     pods, _ = _kube(settings).list_pods("default", "")
     assert pods == []     # a dry run creates nothing
@@ -143,7 +144,7 @@ def test_dry_run_refusal_is_reported_with_the_servers_message(sim: Any,
         {"name": "Bad_Volume", "emptyDir": {}}]}}}}, tmp_path)
     queue_pod = render_queue_pod("odd", settings, templates)
     assert queue_pod.pod is not None, queue_pod.error
-    result = check_dry_run(_kube(settings), queue_pod, {})
+    result = check_dry_run(_kube(settings), queue_pod)
     assert result.status == FAIL
     assert "Bad_Volume" in result.detail and "namespace default refuses it" in result.detail
 
@@ -152,7 +153,7 @@ def test_dry_run_in_a_missing_namespace(sim: Any, tmp_path: Path) -> None:
     missing = _unique("absent")
     settings = _settings(sim.write_kubeconfig(str(tmp_path / "kc")), ALLOWED_NAMESPACES=missing)
     templates = _queues({"q": {"namespace": missing}}, tmp_path)
-    result = check_dry_run(_kube(settings), render_queue_pod("q", settings, templates), {})
+    result = check_dry_run(_kube(settings), render_queue_pod("q", settings, templates))
     assert result.status == FAIL and "not found" in result.detail
     assert missing in result.fix
 
@@ -162,7 +163,7 @@ def test_unbuildable_queue_pod_fails(sim: Any, tmp_path: Path) -> None:
     settings = _settings(sim.write_kubeconfig(str(tmp_path / "kc")),
                          DEFAULT_MEMORY="4096", MAX_MEMORY="1024")
     queue_pod = render_queue_pod("", settings, _queues({}, tmp_path))
-    result = check_dry_run(_kube(settings), queue_pod, {})
+    result = check_dry_run(_kube(settings), queue_pod)
     assert queue_pod.pod is None and result.status == FAIL
     assert result.detail == ("kgahp cannot build this queue's pod: RequestMemory is not allowed: "
                              "at most 1024 MiB (asked for 4096)")
@@ -176,12 +177,13 @@ def test_dry_run_under_pod_security_restricted(sim: Any, tmp_path: Path) -> None
     templates = _queues({"root": {"template": {"spec": {"hostNetwork": True}}}}, tmp_path)
     queue_pod = render_queue_pod("root", settings, templates)
     assert queue_pod.pod is not None, queue_pod.error
-    result = check_dry_run(kube, queue_pod, {"enforce": "restricted"})
+    result = check_dry_run(kube, queue_pod)
     if result.status == OK:
         pytest.skip("this API server runs no Pod Security admission")
     assert result.status == FAIL and "PodSecurity" in result.detail
     assert "host namespaces" in result.detail or "hostNetwork" in result.detail
-    assert "enforces Pod Security restricted" in result.fix
+    assert result.fix.startswith(f"the namespace {name} enforces Pod Security restricted")
+    assert "host namespaces" in result.data["rules"]
 
 
 def test_references_of_a_pod() -> None:
@@ -319,3 +321,30 @@ def test_cli_restricted_identity_fails_on_rbac(sim: Any, tmp_path: Path) -> None
 def test_cli_unknown_user_is_a_usage_error() -> None:
     done = _run(["--user", "no-such-user-kgahp"], {})
     assert done.returncode == 2 and "no such user" in done.stderr
+
+
+# ---- Pod Security messages, as a v1.36 API server words them (recordings 20*) ----------------
+REC36 = REPO / "tests" / "data" / "k8s-recordings-v1.36"
+
+
+def _recorded_response(name: str) -> dict[str, Any]:
+    return dict(json.loads((REC36 / f"{name}.json").read_text())["response"])
+
+
+def test_pod_security_rules_from_recorded_refusals() -> None:
+    message = _recorded_response("20b2-restricted-plain-pod-dryrun-403")["body"]["message"]
+    assert pod_security_rules(message) == ("restricted:latest", [
+        "allowPrivilegeEscalation != false", "unrestricted capabilities", "runAsNonRoot != true",
+        "seccompProfile"])
+    message = _recorded_response("20f3-baseline-hostnetwork-hostpath-cap-403")["body"]["message"]
+    assert pod_security_rules(message) == ("baseline:latest", [
+        "non-default capabilities", "host namespaces", "hostPath volumes"])
+    assert pod_security_rules('pods "x" is forbidden: exceeded quota: q') == ("", [])
+
+
+def test_warning_header_from_recorded_warn_mode() -> None:
+    header = _recorded_response("20e-warn-only-namespace-plain-pod-201-warning")["headers"][
+        "Warning"]
+    text = _warning_text(header)
+    assert text.startswith('would violate PodSecurity "restricted:latest": ')
+    assert pod_security_rules(text)[1][-1] == "seccompProfile"
