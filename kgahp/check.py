@@ -77,11 +77,18 @@ def run_checks(who: Account, *, current: bool = True, cluster: bool = True,
     results.append(check_log(settings, who))
     kubeconfig = settings.kube.kubeconfig
     if kubeconfig and kubeconfig.strip().lower() != "in-cluster":
-        why = path_problem(os.path.expanduser(kubeconfig), who, "r")
+        path = os.path.expanduser(kubeconfig)
+        why = path_problem(path, who, "r")
         if why:
             results.append(Result("kubeconfig", FAIL, why,
                                   f"make {kubeconfig} readable by {who.name} (and by nobody "
                                   "else: it holds credentials)"))
+        elif os.stat(path).st_mode & 0o044:
+            results.append(Result("kubeconfig", WARN, f"{path} is readable by other users",
+                                  f"chmod go-rwx {path}: it holds {who.name}'s credentials"))
+        else:
+            results.append(Result("kubeconfig", "ok", f"{path} is readable by {who.name} "
+                                  "and private"))
     if cluster and templates is not None:
         from kgahp.check_cluster import check_cluster
 

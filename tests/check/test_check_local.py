@@ -209,3 +209,50 @@ def test_log_file_must_be_private(tmp_path: Path) -> None:
     assert result.status == FAIL and "readable by others" in result.detail
     log.chmod(0o600)
     assert check_log(settings, account()).status == OK
+
+
+def _lines(results: list) -> dict[str, tuple[str, str]]:
+    return {r.check: (r.status, r.detail) for r in results}
+
+
+def test_host_checks_for_another_user(monkeypatch: pytest.MonkeyPatch,
+                                      public_dir: Path) -> None:
+    from kgahp.check import run_checks
+
+    monkeypatch.setitem(sys.modules, "htcondor2", None)
+    kubeconfig = public_dir / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    kubeconfig.chmod(0o600)
+    queues = public_dir / "queues.yaml"
+    queues.write_text("queues:\n  gpu:\n    priority: high\n")
+    environ = {"_CONDOR_KGAHP_KUBECONFIG": str(kubeconfig),
+               "_CONDOR_KGAHP_QUEUE_CONFIG": str(queues)}
+    lines = _lines(run_checks(NOBODY, current=False, cluster=False, environ=environ))
+    assert lines["kubeconfig"][0] == FAIL and "not readable by nobody" in lines["kubeconfig"][1]
+    assert lines["templates"][0] == FAIL and "unknown keys priority" in lines["templates"][1]
+    # the state directory defaults to the owner's home, not to the caller's
+    assert lines["state"] == (FAIL, "/nonexistent/.kgahp does not exist and cannot be made: "
+                                    "/ (drwxr-xr-x root) is not writable and executable by "
+                                    "nobody")
+
+
+def test_host_checks_pass_for_the_running_user(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    from kgahp.check import run_checks
+
+    monkeypatch.setitem(sys.modules, "htcondor2", None)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    kubeconfig.chmod(0o644)
+    queues = tmp_path / "queues.yaml"
+    queues.write_text("queues:\n  gpu:\n    priorityClassName: batch-gpu\n")
+    environ = {"_CONDOR_KGAHP_KUBECONFIG": str(kubeconfig),
+               "_CONDOR_KGAHP_QUEUE_CONFIG": str(queues),
+               "_CONDOR_KGAHP_STATE_DIR": str(tmp_path / "state")}
+    lines = _lines(run_checks(account(), cluster=False, environ=environ))
+    assert lines["kubeconfig"][0] == WARN and "readable by other users" in lines["kubeconfig"][1]
+    assert lines["templates"][0] == OK and lines["templates"][1].endswith("queues: gpu")
+    assert lines["state"][0] == OK
+    kubeconfig.chmod(0o600)
+    lines = _lines(run_checks(account(), cluster=False, environ=environ))
+    assert lines["kubeconfig"][0] == OK
