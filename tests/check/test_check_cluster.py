@@ -348,3 +348,37 @@ def test_warning_header_from_recorded_warn_mode() -> None:
     text = _warning_text(header)
     assert text.startswith('would violate PodSecurity "restricted:latest": ')
     assert pod_security_rules(text)[1][-1] == "seccompProfile"
+
+
+def test_permissions_cover_every_namespaced_call_in_kube_api() -> None:
+    """PERMISSIONS is what `kgahp check` asks about and what deploy/rbac.yaml grants: a call
+    added to kgahp/kube/api.py without it would be found only by a held job."""
+    import inspect
+    import re as regex
+
+    from kgahp.kube import api
+
+    source = inspect.getsource(api.Kube)
+    call = regex.compile(r'"(GET|POST|PUT|PATCH|DELETE)",\s*'
+                         r'f"/api/v1/namespaces/\{_q\(namespace\)\}'
+                         r'/(\w+)(/\{_q\(name\)\}(?:/(\w+))?)?"')
+    used: set[tuple[str, str, str]] = set()
+    for chunk in source.split("\n    def ")[1:]:
+        function = chunk.split("(", 1)[0]
+        named_path = regex.search(r'\bpath = (f"[^"]+")', chunk)
+        if named_path:     # a path built once and sent as `path`
+            literal = named_path.group(1).replace("\\", "\\\\")
+            chunk = regex.sub(r'("(?:GET|POST|PUT|PATCH|DELETE)"), path\b',
+                              rf"\1, {literal}", chunk)
+        if function in ("exists", "dry_run_pod"):   # kgahp check's own reads and dry runs
+            continue
+        for method, resource, named, sub in call.findall(chunk):
+            if method == "GET":
+                verb = "get" if named else ("watch" if function.startswith("watch") else "list")
+            elif method == "DELETE":
+                verb = "delete" if named else "deletecollection"
+            else:
+                verb = {"POST": "create", "PUT": "update", "PATCH": "patch"}[method]
+            used.add((verb, resource, sub or ""))
+    assert ("watch", "pods", "") in used and ("get", "pods", "log") in used   # the scan works
+    assert used == set(PERMISSIONS)
