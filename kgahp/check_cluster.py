@@ -18,6 +18,7 @@ from kgahp.errors import ApiError, KgahpError
 from kgahp.kube.api import PERMISSIONS, Kube
 from kgahp.model import JobRequest
 from kgahp.podspec import Templates, build_pod, choose_namespace, verify_pod
+from kgahp.sandbox.credentials import CREDENTIALS_SECRET_PLACEHOLDER
 
 PSA_PREFIX = "pod-security.kubernetes.io/"
 KUEUE_GROUP = "kueue.x-k8s.io"
@@ -187,6 +188,8 @@ def references(pod: dict[str, Any]) -> dict[str, set[str]]:
                 ref = value_from.get(key) or {}
                 if ref.get("name") and not ref.get("optional"):
                     refs[kind].add(str(ref["name"]))
+    # the template's stand-in for each job's own credential Secret, which kgahp creates
+    refs["secret"].discard(CREDENTIALS_SECRET_PLACEHOLDER)
     labels = (pod.get("metadata") or {}).get("labels") or {}
     if labels.get(KUEUE_LABEL):
         refs["localqueue"] = {str(labels[KUEUE_LABEL])}

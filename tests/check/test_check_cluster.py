@@ -192,6 +192,7 @@ def test_references_of_a_pod() -> None:
                     "imagePullSecrets": [{"name": "pull"}],
                     "volumes": [{"name": "t", "secret": {"secretName": "tok"}},
                                 {"name": "o", "secret": {"secretName": "opt", "optional": True}},
+                                {"name": "j", "secret": {"secretName": "kgahp-job-credentials"}},
                                 {"name": "c", "configMap": {"name": "cm"}},
                                 {"name": "p", "projected": {"sources": [
                                     {"configMap": {"name": "cm2"}}]}}],
