@@ -7,6 +7,7 @@ name (PriorityClass, Secret, ConfigMap, Kueue LocalQueue) exists.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -140,8 +141,17 @@ def render_queue_pod(queue: str, settings: Settings, templates: Templates) -> Qu
     out = QueuePod(queue)
     image, out.image_note = _stand_in_image(settings, templates, queue)
     stamp = int(time.time())
+    iwd = "/tmp"
+    try:
+        if settings.transfer.mode == "shared":    # a job's Iwd must lie on the shared volume
+            from kgahp.sandbox.decorate import parse_shared_volume
+
+            iwd = os.path.join(parse_shared_volume(settings.transfer.shared_volume)[1], "job")
+    except KgahpError as exc:
+        out.error = str(exc)
+        return out
     req = JobRequest(job_directory=f"home_bl_check.invalid_9619_check.invalid_0.0_{stamp}",
-                     cmd="/bin/sh", iwd="/tmp", image=image, queue=queue or None,
+                     cmd="/bin/sh", iwd=iwd, image=image, queue=queue or None,
                      transfer_input=("input.txt",))
     try:
         out.namespace = choose_namespace(req, settings, templates)

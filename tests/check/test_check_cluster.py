@@ -383,3 +383,16 @@ def test_permissions_cover_every_namespaced_call_in_kube_api() -> None:
             used.add((verb, resource, sub or ""))
     assert ("watch", "pods", "") in used and ("get", "pods", "log") in used   # the scan works
     assert used == set(PERMISSIONS)
+
+
+@pytest.mark.parametrize("mode,knobs", [
+    ("shared", {"TRANSFER_MODE": "shared", "SHARED_VOLUME": "pvc:jobs:/home"}),
+    ("none", {"TRANSFER_MODE": "none"})])
+def test_queue_pod_in_other_transfer_modes(mode: str, knobs: dict[str, str], sim: Any,
+                                           tmp_path: Path) -> None:
+    settings = _settings(sim.write_kubeconfig(str(tmp_path / "kc")), **knobs)
+    queue_pod = render_queue_pod("", settings, _queues({}, tmp_path))
+    assert queue_pod.pod is not None, queue_pod.error
+    volumes = [v["name"] for v in queue_pod.pod["spec"].get("volumes") or []]
+    assert ("kgahp-shared" in volumes) == (mode == "shared")
+    assert check_dry_run(_kube(settings), queue_pod).status == OK
