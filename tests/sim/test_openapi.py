@@ -184,7 +184,8 @@ def _run(binary: str, url: str, *args: str, cache: Path) -> subprocess.Completed
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_kubectl_create_with_validation(kubectl_sim: tuple[str, str], tmp_path: Path) -> None:
+def test_kubectl_create_and_apply_with_validation(kubectl_sim: tuple[str, str],
+                                                  tmp_path: Path) -> None:
     binary, url = kubectl_sim
     pod = tmp_path / "pod.yaml"
     pod.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: validated\nspec:\n"
@@ -193,6 +194,12 @@ def test_kubectl_create_with_validation(kubectl_sim: tuple[str, str], tmp_path: 
     done = _run(binary, url, "create", "-f", str(pod), "--validate=true", cache=tmp_path / "c")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "pod/validated created"
+    labelled = tmp_path / "labelled.yaml"
+    labelled.write_text(pod.read_text().replace("  name: validated\n",
+                                                "  name: validated\n  labels: {tier: batch}\n"))
+    done = _run(binary, url, "apply", "-f", str(labelled), cache=tmp_path / "c")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "pod/validated configured"
     bad = tmp_path / "bad.yaml"
     bad.write_text(pod.read_text().replace("name: validated", "name: bad").replace(
         "    image:", "    imagePullPolicyy: Always\n    image:"))
