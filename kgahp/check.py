@@ -27,7 +27,9 @@ from kgahp.check_local import (
     check_images,
     check_log,
     check_private_dir,
+    check_running_gahp,
     condor_param,
+    knob_sources,
     path_problem,
 )
 from kgahp.config import PREFIX, Settings
@@ -73,6 +75,8 @@ def run_checks(who: Account, *, current: bool = True, cluster: bool = True,
                               f"{settings.pod.pod_template or '(built-in)'} and queue config "
                               f"{settings.pod.queue_config or '(none)'} parse; queues: {queues}"))
     results += check_images(settings)
+    values, _ = knob_sources(environ)
+    results.append(check_running_gahp(settings, values))
     results.append(check_private_dir("state", settings.state_dir, who, "STATE_DIR"))
     results.append(check_log(settings, who))
     kubeconfig = settings.kube.kubeconfig

@@ -46,6 +46,10 @@ def serve_gahp() -> int:
     log = logging.getLogger("kgahp")
     log.info("kgahp %s starting (instance %s, namespaces %s, state %s)", __version__,
              settings.instance, ",".join(settings.kube.namespaces), settings.state_dir)
+    if config_error is None:   # what `kgahp check` compares with the configuration later
+        from kgahp.check_local import record_running
+
+        record_running(settings, __version__)
     from kgahp.lazy import LazyService
 
     handlers = LazyService(settings, error=config_error)
