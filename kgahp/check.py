@@ -75,10 +75,10 @@ def run_checks(who: Account, *, current: bool = True, cluster: bool = True,
                               f"{settings.pod.pod_template or '(built-in)'} and queue config "
                               f"{settings.pod.queue_config or '(none)'} parse; queues: {queues}"))
     results += check_images(settings)
-    values, _ = knob_sources(environ)
-    results.append(check_running_gahp(settings, values))
     results.append(check_private_dir("state", settings.state_dir, who, "STATE_DIR"))
     results.append(check_log(settings, who))
+    values, _ = knob_sources(environ)
+    results.append(check_running_gahp(settings, values))
     kubeconfig = settings.kube.kubeconfig
     if kubeconfig and kubeconfig.strip().lower() != "in-cluster":
         path = os.path.expanduser(kubeconfig)

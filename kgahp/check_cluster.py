@@ -125,11 +125,11 @@ def _stand_in_image(settings: Settings, templates: Templates,
         (c for c in spec.get("containers") or [] if c.get("name") == "job"), {})
     if settings.pod.default_image or job.get("image"):
         return None, ""
-    for pattern in settings.pod.allowed_images:
-        example = "busybox:1.36" if pattern == "*" else pattern_example(pattern)
-        return example, (f"no {PREFIX}DEFAULT_IMAGE: the dry runs give jobs the image "
-                         f"{example!r}")
-    return None, ""
+    if not settings.pod.allowed_images:
+        return None, ""
+    pattern = settings.pod.allowed_images[0]     # an image the policy lets a job name
+    example = "busybox:1.36" if pattern == "*" else pattern_example(pattern)
+    return example, f"no {PREFIX}DEFAULT_IMAGE: the dry runs give jobs the image {example!r}"
 
 
 def render_queue_pod(queue: str, settings: Settings, templates: Templates) -> QueuePod:
