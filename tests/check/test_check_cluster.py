@@ -69,11 +69,12 @@ def test_connect_reports_server_and_identity(sim: Any, tmp_path: Path) -> None:
 
 
 def test_connect_with_a_wrong_token_fails(sim: Any, tmp_path: Path) -> None:
-    path = sim.write_kubeconfig(str(tmp_path / "kc"))
-    config = yaml.safe_load(Path(path).read_text())
-    config["users"][0]["user"] = {"token": "not-a-valid-token"}
-    Path(path).write_text(yaml.safe_dump(config))
-    kube, [result] = connect(_settings(path))
+    config = yaml.safe_load(Path(sim.write_kubeconfig(str(tmp_path / "kc"))).read_text())
+    for user in config["users"]:
+        user["user"] = {"token": "not-a-valid-token"}
+    path = tmp_path / "wrong-token"          # a copy: on a real cluster `kc` is its kubeconfig
+    path.write_text(yaml.safe_dump(config))
+    kube, [result] = connect(_settings(str(path)))
     assert kube is None and result.status == FAIL
     assert "401" in result.detail or "Unauthorized" in result.detail
     assert "credentials" in result.fix
