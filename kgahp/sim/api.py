@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from kgahp.sim import discovery, openapi, tables, validation
+from kgahp.sim import discovery, tables, validation
 from kgahp.sim.defaulting import KIND_OF, default_secret
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
@@ -239,6 +239,8 @@ class SimApi:
                 403, "Forbidden",
                 f'forbidden: User "{ANONYMOUS}" cannot get path "{path}"', {})
         if path.startswith("/openapi/"):
+            from kgahp.sim import openapi
+
             answer = openapi.serve(request, path)
             if answer is not None:
                 return answer
