@@ -3,8 +3,11 @@ kube-apiserver serves them, for the API surface the sim implements, so `kubectl 
 `apply` and `explain` work with validation on.
 
 The documents are the recorded ones (tests/data/k8s-recordings-v1.36/26*) cut down to the
-paths the sim serves and the definitions those reach; `python -m kgahp.sim.openapi RECORDINGS`
-rebuilds them into kgahp/data, and a test checks the shipped copies are exactly that cut.
+paths the sim serves and the definitions those reach; groups with no recorded v3 document
+(authentication, authorization, scheduling.k8s.io) get one derived from the recorded v2 one.
+`python -m kgahp.sim.openapi RECORDINGS` rebuilds them into kgahp/data, and a test checks the
+shipped copies are exactly that. kubectl 1.28/1.29 ask for v2 in protobuf, which is not served
+(406): they need a 1.30+ kubectl, or --validate=false.
 HTTP behaviour follows the same recordings: the v3 index lists each group-version's URL with
 `?hash=` (SHA-512 of the document); that URL is answered `Cache-Control: public, immutable`,
 a stale hash by a 301 to the current one, an unknown group-version by an empty 404.
