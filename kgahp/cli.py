@@ -17,6 +17,7 @@ kgahp show-config                    print every KGAHP_ knob and its value
 kgahp show-config --markdown         print the knob reference (docs/configuration.md)
 kgahp show-config --snippet          print condor_config.d/50-kgahp.conf
 kgahp show-config --write-docs DIR   rewrite both of those files in the checkout DIR
+kgahp check [--user U] [--json]      check the install, knobs, credentials, RBAC, namespaces
 """
 
 
@@ -48,6 +49,10 @@ def serve_gahp() -> int:
     log = logging.getLogger("kgahp")
     log.info("kgahp %s starting (instance %s, namespaces %s, state %s)", __version__,
              settings.instance, ",".join(settings.kube.namespaces), settings.state_dir)
+    if config_error is None:   # what `kgahp check` compares with the configuration later
+        from kgahp.check_local import record_running
+
+        record_running(settings, __version__)
     from kgahp.lazy import LazyService
 
     handlers = LazyService(settings, error=config_error)
@@ -139,5 +144,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         return status_main(rest)
     if command == "show-config":
         return _show_config(rest)
+    if command == "check":
+        from kgahp.check import main as check_main
+
+        return check_main(rest)
     print(f"kgahp: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2

@@ -291,18 +291,94 @@ class Kube:
             "GET", "/version/", timeout=10), deadline=20))
         return str(info.get("gitVersion") or "?")
 
-    def can_i(self, verb: str, resource: str, namespace: str) -> tuple[bool, str]:
+    def can_i(self, verb: str, resource: str, namespace: str,
+              subresource: str = "") -> tuple[bool, str]:
         """SelfSubjectAccessReview: may this identity `verb` `resource` in `namespace`?"""
+        attributes = {"verb": verb, "resource": resource, "namespace": namespace}
+        if subresource:
+            attributes["subresource"] = subresource
         body = {
             "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {
-                "verb": verb, "resource": resource, "namespace": namespace}},
+            "spec": {"resourceAttributes": attributes},
         }
         review = self._json(self.call(f"checking permission to {verb} {resource}", lambda: (
             self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
                          body=body, timeout=10)), deadline=20))
         status = review.get("status") or {}
         return bool(status.get("allowed")), str(status.get("reason") or "")
+
+    def whoami(self) -> Optional[str]:
+        """The user name the API server sees (SelfSubjectReview); None where it is not served."""
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            review = self._json(self.call("asking the API server who we are", lambda: (
+                self.request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                             body=body, timeout=10)), deadline=20))
+        except NotFoundError:
+            return None
+        info = (review.get("status") or {}).get("userInfo") or {}
+        return str(info.get("username") or "?")
+
+    # ---- objects an admin must have made (read by `kgahp check`, never by the GAHP)
+    def exists(self, what: str, path: str) -> bool:
+        """Whether GET `path` finds an object (404: no). The body is read and dropped unseen:
+        it may be a Secret."""
+        try:
+            self.call(what, lambda: self.request("GET", path, timeout=self.timeout).read(),
+                      deadline=20)
+            return True
+        except NotFoundError:
+            return False
+
+    def get_namespace(self, name: str) -> Optional[dict]:
+        try:
+            return self._json(self.call(f"reading namespace {name}", lambda: self.request(
+                "GET", f"/api/v1/namespaces/{_q(name)}", timeout=self.timeout), deadline=20))
+        except NotFoundError:
+            return None
+
+    def preferred_version(self, group: str) -> Optional[str]:
+        """The preferred version of an API group (`/apis/GROUP`); None when it is not served."""
+        try:
+            doc = self._json(self.call(f"discovering API group {group}", lambda: self.request(
+                "GET", f"/apis/{_q(group)}", timeout=self.timeout), deadline=20))
+        except NotFoundError:
+            return None
+        preferred = doc.get("preferredVersion") or {}
+        return str(preferred.get("version") or "") or None
+
+    def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> list[str]:
+        """Create `pod` with dryRun=All (validation and admission, nothing stored); the
+        Warning headers the API server answered with (PodSecurity `warn` mode, deprecations)."""
+        name = pod.get("metadata", {}).get("name", "?")
+        resp = self.call(f"creating pod {namespace}/{name} (dry run)", lambda: self.request(
+            "POST", f"/api/v1/namespaces/{_q(namespace)}/pods", body=pod,
+            query=[("dryRun", "All")], timeout=self.timeout), deadline=20)
+        resp.read()
+        return [_warning_text(w) for w in resp.headers.getlist("Warning")]
+
+
+# Every (verb, resource, subresource) the methods above use in a job namespace: what the Role
+# must grant (`kgahp check` asks a SelfSubjectAccessReview for each).
+PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("create", "pods", ""), ("get", "pods", ""), ("list", "pods", ""), ("watch", "pods", ""),
+    ("delete", "pods", ""), ("get", "pods", "log"), ("list", "events", ""),
+    ("create", "secrets", ""), ("patch", "secrets", ""), ("deletecollection", "secrets", ""),
+)
+
+
+def _warning_text(header: str) -> str:
+    """`299 - "text"` (RFC 7234 warn-code, agent, quoted text) -> text."""
+    parts = header.split(" ", 2)
+    if len(parts) == 3 and parts[0].isdigit():
+        text = parts[2].strip()
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            try:
+                return str(json.loads(text))
+            except ValueError:
+                return text[1:-1]
+        return text
+    return header
 
 
 def _q(segment: str) -> str:

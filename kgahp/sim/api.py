@@ -238,6 +238,12 @@ class SimApi:
             raise ApiStatusError(
                 403, "Forbidden",
                 f'forbidden: User "{ANONYMOUS}" cannot get path "{path}"', {})
+        if path.startswith("/openapi/"):
+            from kgahp.sim import openapi
+
+            answer = openapi.serve(request, path)
+            if answer is not None:
+                return answer
         if path == "/api":
             return self._json({"kind": "APIVersions", "versions": ["v1"],
                                "serverAddressByClientCIDRs": [
