@@ -302,8 +302,42 @@ def test_security_defaults() -> None:
     spec = pod["spec"]
     assert job_container(pod)["securityContext"] == {
         "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"}, "runAsUser": 65532, "runAsGroup": 65532,
+        "fsGroup": 65532, "runAsNonRoot": True}
     assert spec["automountServiceAccountToken"] is False
+
+
+def test_run_as_knobs_choose_the_user_and_empty_leaves_it_to_the_image() -> None:
+    spec = build(RUN_AS_USER="1234", RUN_AS_GROUP="4321")["spec"]
+    assert spec["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"}, "runAsUser": 1234, "runAsGroup": 4321,
+        "fsGroup": 4321, "runAsNonRoot": True}
+    spec = build(RUN_AS_USER="", RUN_AS_GROUP="")["spec"]
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "root", "2147483648"])
+def test_run_as_user_must_be_a_non_root_number(value: str) -> None:
+    with pytest.raises(ConfigError, match="KGAHP_RUN_AS_USER"):
+        build(RUN_AS_USER=value)
+
+
+def test_a_template_pod_level_user_wins_over_the_knob() -> None:
+    base = copy.deepcopy(DEFAULT_BASE)
+    base["spec"]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 100}
+    spec = build(templates=templates_from_data(base, {}))["spec"]
+    assert spec["securityContext"] == {
+        "runAsUser": 1000, "runAsGroup": 100, "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroup": 100, "runAsNonRoot": True}
+
+
+def test_a_root_template_gets_no_run_as_non_root() -> None:
+    base = copy.deepcopy(DEFAULT_BASE)
+    base["spec"]["securityContext"] = {"runAsUser": 0}
+    spec = build(templates=templates_from_data(base, {}))["spec"]
+    assert spec["securityContext"]["runAsUser"] == 0
+    assert "runAsNonRoot" not in spec["securityContext"]
 
 
 def test_template_security_choices_are_kept_and_non_root_follows_run_as_user() -> None:

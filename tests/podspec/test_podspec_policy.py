@@ -330,6 +330,13 @@ def test_the_admin_overlay_of_one_queue_does_not_widen_another() -> None:
     (lambda p: p["spec"].setdefault("initContainers", []).append(
         {"name": "init", "image": "x", "securityContext": {"privileged": True}}), "privileged"),
     (lambda p: p["metadata"].update(namespace="kube-system"), "namespace"),
+    (lambda p: p["spec"]["securityContext"].update(runAsUser=0), "runAsUser"),
+    (lambda p: p["spec"]["securityContext"].update(runAsGroup=0), "runAsGroup"),
+    (lambda p: p["spec"]["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
+    (lambda p: p["spec"]["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+     "seccompProfile"),
+    (lambda p: p["spec"]["containers"][0]["securityContext"].update(runAsUser=0),
+     "containers[job].securityContext.runAsUser"),
 ])
 def test_verify_pod_refuses_what_the_admin_did_not_grant(change: Any, field: str) -> None:
     templates = admin_templates()
