@@ -20,7 +20,13 @@ from typing import Any, Callable
 from aiohttp import web
 
 from kgahp.sim import admission, discovery, tables, validation
-from kgahp.sim.defaulting import GROUP_OF, KIND_OF, api_version, default_secret
+from kgahp.sim.defaulting import (
+    GROUP_OF,
+    KIND_OF,
+    api_version,
+    default_secret,
+    keep_qos_class,
+)
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from kgahp.sim.podlogs import serve_log
@@ -594,6 +600,7 @@ class SimApi:
             status_obj = clone(current)
             assert isinstance(status_obj, dict)
             status_obj["status"] = new.get("status", {})
+            keep_qos_class(route.resource, current, status_obj)
             meta = new.get("metadata") or {}
             for key in ("labels", "annotations"):  # the status strategy keeps new metadata
                 if key in meta:

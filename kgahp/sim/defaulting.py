@@ -156,6 +156,7 @@ def _default_container(c: dict) -> None:
             requests.setdefault(name, value)
         c["resources"] = {"limits": res["limits"], "requests": requests,
                           **{k: v for k, v in res.items() if k not in ("limits", "requests")}}
+    c.setdefault("resources", {})  # a Go struct: serialised even when empty (20c, 21c)
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("imagePullPolicy", _image_pull_policy(str(c.get("image", ""))))
@@ -207,6 +208,16 @@ def default_pod(pod: dict) -> None:
     status = pod.get("status") or {}
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(spec)} if not status.get(
         "phase") else {**status, "qosClass": qos_class(spec)}
+
+
+def keep_qos_class(resource: str, current: dict, updated: dict) -> None:
+    """A pod's status.qosClass outlives a status write that leaves it out (v1.36, 17l)."""
+    if resource != "pods":
+        return
+    qos = (current.get("status") or {}).get("qosClass")
+    status = updated.get("status")
+    if qos and isinstance(status, dict) and "qosClass" not in status:
+        updated["status"] = ordered({**status, "qosClass": qos}, POD_STATUS_ORDER)
 
 
 def default_namespace(ns: dict) -> None:
