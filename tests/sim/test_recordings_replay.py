@@ -410,7 +410,7 @@ def test_resource_version_errors(replay, rec_ns, case):
 
 
 def test_08i_watch_with_bad_version_is_a_plain_500(replay, rec_ns):
-    resp, data, rec = replay.exchange("08i")
+    resp, data, _rec = replay.exchange("08i")
     assert resp.status == 500
     assert resp.headers.get("Transfer-Encoding") != "chunked"
     # v1.36's file keeps no body: the text is v1.28's, which 08h's list form no longer uses
@@ -431,7 +431,8 @@ def test_08e_future_version_list_is_504_after_waiting(replay, rec_ns):
     assert time.monotonic() - started >= replay.sim.future_rv_wait * 0.9
     want = dict(rec["response"]["body"])
     asked = rec["request"]["query"]["resourceVersion"]
-    want["message"] = f"Timeout: Too large resource version: {asked}, current: {replay.sim.store.rv}"
+    current = replay.sim.store.rv
+    want["message"] = f"Timeout: Too large resource version: {asked}, current: {current}"
     assert resp.status == 504 and body_of(data) == want
     assert resp.headers["Retry-After"] == "1"
 
