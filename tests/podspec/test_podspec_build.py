@@ -199,7 +199,7 @@ def test_no_cpu_limit_removes_a_template_cpu_limit() -> None:
 
 def test_a_bad_admin_environment_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="KGAHP_ENVIRONMENT"):
-        build(ENVIRONMENT="1BAD=x")
+        build(ENVIRONMENT="..BAD=x")
 
 
 def test_a_limit_factor_below_one_is_a_config_error() -> None:
