@@ -86,11 +86,11 @@ KNOBS: tuple[Knob, ...] = (
          "securityContext runAsUser, with runAsNonRoot: true), so pods pass Pod Security "
          "'restricted' and start even when the image's own user is root. 65532 is no login or "
          "system account on a usual host (those are below 60000; 65534 'nobody' is shared by "
-         "host daemons) and is the 'nonroot' user of distroless images. Empty = kgahp sets no "
+         "host daemons) and is the 'nonroot' user of distroless images. 'image' = kgahp sets no "
          "user and the image (or the pod template) decides; 0 is refused. The template's own "
          "choice wins"),
     Knob("RUN_AS_GROUP", "65532", "Numeric group of that user (runAsGroup), also the fsGroup "
-         "that makes the sandbox and mounted Secrets readable and writable by it; empty = "
+         "that makes the sandbox and mounted Secrets readable and writable by it; 'image' = "
          "none set"),
     Knob("ENVIRONMENT", "", "Extra NAME=VALUE;NAME2=VALUE2 set in every job container "
          "(e.g. a pilot's collector address)"),
@@ -318,12 +318,13 @@ def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
 
 
 def _numeric_id(value: str, knob: str) -> Optional[int]:
-    """A non-root numeric user or group id; empty = None (kgahp sets none)."""
-    if not value.strip():
+    """A non-root numeric user or group id; 'image' (HTCondor cannot say empty when the
+    default is not) = None: kgahp sets none."""
+    if value.strip().lower() in ("", "image"):
         return None
     number = int(value)
     if number == 0:
-        raise ValueError(f"0 is root; leave {PREFIX}{knob} empty to let the image decide")
+        raise ValueError(f"0 is root; set {PREFIX}{knob} = image to let the image decide")
     if not 0 < number <= 2**31 - 1:
         raise ValueError("must be between 1 and 2147483647")
     return number

@@ -15,7 +15,7 @@ Security defaults (Pod Security Standard "restricted"), for whatever the templat
 KGAHP_RUN_AS_USER / KGAHP_RUN_AS_GROUP and `automountServiceAccountToken: false` on the pod.
 A numeric user is what lets a root image (busybox, python, ...) start under `runAsNonRoot`: the
 kubelet refuses such an image only when it must trust the image's own user. With
-KGAHP_RUN_AS_USER empty, `runAsNonRoot` is set only when the template names a non-root user.
+KGAHP_RUN_AS_USER = image, `runAsNonRoot` is set only when the template names a non-root user.
 """
 
 from __future__ import annotations

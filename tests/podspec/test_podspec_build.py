@@ -313,7 +313,7 @@ def test_run_as_knobs_choose_the_user_and_empty_leaves_it_to_the_image() -> None
     assert spec["securityContext"] == {
         "seccompProfile": {"type": "RuntimeDefault"}, "runAsUser": 1234, "runAsGroup": 4321,
         "fsGroup": 4321, "runAsNonRoot": True}
-    spec = build(RUN_AS_USER="", RUN_AS_GROUP="")["spec"]
+    spec = build(RUN_AS_USER="image", RUN_AS_GROUP="Image")["spec"]
     assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
