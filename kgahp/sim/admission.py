@@ -6,9 +6,12 @@
   ``Warning`` header, audit only reaches the audit log (none here). Namespace writes with a bad
   level or version are refused (422); tightening ``enforce`` warns about the existing pods.
   Checks implemented: the baseline ones for privileged containers, host namespaces, hostPath
-  volumes, host ports, added capabilities and seccomp; the restricted ones for privilege
-  escalation, capabilities, volume types, runAsNonRoot, runAsUser and seccomp. Not modelled:
-  AppArmor, SELinux, /proc mount, sysctls, Windows host process and host probes.
+  volumes, host ports, added capabilities, seccomp, AppArmor annotations, SELinux options,
+  /proc mount and sysctls; the restricted ones for privilege escalation, capabilities, volume
+  types, runAsNonRoot, runAsUser and seccomp. Not modelled: the AppArmor profile field, Windows
+  host process and host probes/lifecycle hooks. Failures are listed in check ID order, which is
+  what the recordings show for failures of one level; the order of a mix of baseline and
+  restricted failures is not recorded.
 - Priority: ``spec.priorityClassName`` is resolved to ``spec.priority`` and
   ``preemptionPolicy`` (a missing class or a contradicting priority is a 403); without a name
   the ``globalDefault`` class applies, else priority 0.
@@ -18,6 +21,7 @@ Messages, ordering and status bodies follow tests/data/k8s-recordings-v1.36 (20*
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -282,6 +286,87 @@ def _seccomp_restricted(meta: dict[str, Any], spec: _Spec) -> Result:
     return None
 
 
+def _app_armor(meta: dict[str, Any], _spec: _Spec) -> Result:
+    prefix = "container.apparmor.security.beta.kubernetes.io/"
+    bad_values = sorted(
+        f"{k}={_go_quote(str(v))}" for k, v in (meta.get("annotations") or {}).items()
+        if k.startswith(prefix) and v and v != "runtime/default"
+        and not str(v).startswith("localhost/"))
+    if bad_values:
+        return (_plural("forbidden AppArmor profile", "forbidden AppArmor profiles",
+                        len(bad_values)), ", ".join(bad_values))
+    return None
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _proc_mount(_meta: dict[str, Any], spec: _Spec) -> Result:
+    if _user_namespaced(spec):
+        return None
+    bad_names, kinds = [], set()
+    for c in _containers(spec):
+        mount = _ctx(c).get("procMount")
+        if mount is not None and mount != "Default":
+            bad_names.append(c.get("name", ""))
+            kinds.add(str(mount))
+    if bad_names:
+        return ("procMount", f"{_who(bad_names)} must not set securityContext.procMount to "
+                f"{_quote(sorted(kinds))}")
+    return None
+
+
+_SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t"})
+
+
+def _se_linux(_meta: dict[str, Any], spec: _Spec) -> Result:
+    bad_types: set[str] = set()
+    set_user = set_role = False
+
+    def valid(opts: Any) -> bool:
+        nonlocal set_user, set_role
+        if not isinstance(opts, dict):
+            return True
+        ok = True
+        if str(opts.get("type") or "") not in _SELINUX_TYPES:
+            ok = False
+            bad_types.add(str(opts.get("type")))
+        if opts.get("user"):
+            ok, set_user = False, True
+        if opts.get("role"):
+            ok, set_role = False, True
+        return ok
+
+    setters = [] if valid(_ctx(spec).get("seLinuxOptions")) else ["pod"]
+    bad_names = [c.get("name", "") for c in _containers(spec)
+                 if not valid(_ctx(c).get("seLinuxOptions"))]
+    if bad_names:
+        setters.append(_who(bad_names))
+    if not setters:
+        return None
+    data = []
+    if bad_types:   # as upstream: user/role are named only next to a bad type
+        data.append(f"{_plural('type', 'types', len(bad_types))} {_quote(sorted(bad_types))}")
+        if set_user:
+            data.append("user may not be set")
+        if set_role:
+            data.append("role may not be set")
+    return ("seLinuxOptions", f"{' and '.join(setters)} set forbidden "
+            f"securityContext.seLinuxOptions: {'; '.join(data)}")
+
+
+_SAFE_SYSCTLS = frozenset({"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range",
+                           "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range",
+                           "net.ipv4.ip_unprivileged_port_start"})
+
+
+def _sysctls(_meta: dict[str, Any], spec: _Spec) -> Result:
+    names = [str(s.get("name")) for s in _ctx(spec).get("sysctls") or []
+             if isinstance(s, dict) and s.get("name") not in _SAFE_SYSCTLS]
+    return ("forbidden sysctls", ", ".join(names)) if names else None
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
@@ -294,17 +379,21 @@ class Check:
 # In ID order, which is the order the apiserver lists failures in (20b, 20f3).
 CHECKS = (
     Check("allowPrivilegeEscalation", "restricted", _allow_privilege_escalation, since=8),
+    Check("appArmorProfile", "baseline", _app_armor),
     Check("capabilities_baseline", "baseline", _capabilities_baseline, overlap=True),
     Check("capabilities_restricted", "restricted", _capabilities_restricted, since=22),
     Check("hostNamespaces", "baseline", _host_namespaces),
     Check("hostPathVolumes", "baseline", _host_path_volumes, overlap=True),
     Check("hostPorts", "baseline", _host_ports),
     Check("privileged", "baseline", _privileged),
+    Check("procMount", "baseline", _proc_mount),
     Check("restrictedVolumes", "restricted", _restricted_volumes),
     Check("runAsNonRoot", "restricted", _run_as_non_root),
     Check("runAsUser", "restricted", _run_as_user, since=23),
+    Check("seLinuxOptions", "baseline", _se_linux),
     Check("seccompProfile_baseline", "baseline", _seccomp_baseline, overlap=True, since=19),
     Check("seccompProfile_restricted", "restricted", _seccomp_restricted, since=19),
+    Check("sysctls", "baseline", _sysctls),
 )
 
 

@@ -66,6 +66,25 @@ def test_a_compliant_pod_passes_restricted_and_each_widening_is_named() -> None:
         "non-default capabilities", "host namespaces", "hostPath volumes", "hostPort"]
 
 
+def test_baseline_checks_for_proc_mount_selinux_sysctls_and_app_armor() -> None:
+    pod = restricted_pod("odd", runAsUser=1000)
+    pod["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/main": "unconfined"}
+    spec = pod["spec"]
+    spec["securityContext"]["sysctls"] = [{"name": "kernel.msgmax", "value": "1"},
+                                          {"name": "net.ipv4.tcp_syncookies", "value": "1"}]
+    spec["securityContext"]["seLinuxOptions"] = {"type": "spc_t", "user": "root"}
+    spec["containers"][0]["securityContext"]["procMount"] = "Unmasked"
+    assert detail(evaluate(LevelVersion("baseline"), pod["metadata"], spec)) == (
+        'forbidden AppArmor profile (container.apparmor.security.beta.kubernetes.io/main='
+        '"unconfined"), procMount (container "main" must not set securityContext.procMount to '
+        '"Unmasked"), seLinuxOptions (pod set forbidden securityContext.seLinuxOptions: type '
+        '"spc_t"; user may not be set), forbidden sysctls (kernel.msgmax)')
+    spec["hostUsers"] = False     # a user-namespaced pod may unmask /proc
+    reasons = [r for r, _ in evaluate(LevelVersion("baseline"), pod["metadata"], spec)]
+    assert "procMount" not in reasons
+
+
 def test_an_older_policy_version_leaves_out_later_checks() -> None:
     pod = restricted_pod("old", runAsUser=0)
     assert evaluate(LevelVersion("restricted", 22), pod["metadata"], pod["spec"]) == []
