@@ -317,6 +317,25 @@ def test_run_as_knobs_choose_the_user_and_empty_leaves_it_to_the_image() -> None
     assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def test_owner_is_the_gahps_own_ids_and_the_default_in_shared_mode(monkeypatch) -> None:
+    from kgahp.config import settings_from_mapping
+
+    monkeypatch.setattr("os.getuid", lambda: 1234)
+    monkeypatch.setattr("os.getgid", lambda: 567)
+    pod = settings_from_mapping({"RUN_AS_USER": "owner", "RUN_AS_GROUP": "owner"}).pod
+    assert (pod.run_as_user, pod.run_as_group) == (1234, 567)
+    shared = {"TRANSFER_MODE": "shared", "SHARED_VOLUME": "pvc:home"}
+    pod = settings_from_mapping(shared).pod
+    assert (pod.run_as_user, pod.run_as_group) == (1234, 567)
+    pod = settings_from_mapping({**shared, "RUN_AS_USER": "4000"}).pod
+    assert (pod.run_as_user, pod.run_as_group) == (4000, 65532)
+    assert settings_from_mapping({}).pod.run_as_user == 65532     # api mode keeps the default
+    monkeypatch.setattr("os.getuid", lambda: 0)
+    with pytest.raises(ConfigError, match="runs as root"):
+        settings_from_mapping({"RUN_AS_USER": "owner"})
+    assert settings_from_mapping(shared).pod.run_as_user == 65532
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "root", "2147483648"])
 def test_run_as_user_must_be_a_non_root_number(value: str) -> None:
     with pytest.raises(ConfigError, match="KGAHP_RUN_AS_USER"):
