@@ -5,6 +5,7 @@ numeric non-root user (KGAHP_RUN_AS_USER) lets it start under runAsNonRoot, as o
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,12 +27,15 @@ exit 3
 
 
 @pytest.fixture
-def restricted_ns(sim: Any) -> str:
+def restricted_ns(sim: Any) -> Iterator[str]:
     core = client.CoreV1Api(sim.api_client())
     core.create_namespace({"metadata": {"name": NS, "labels": RESTRICTED}})
     if getattr(sim, "is_sim", False):
         sim.config.root_images = ("busybox", "busybox:*")   # what busybox really is
-    return NS
+    try:
+        yield NS
+    finally:
+        core.delete_namespace(NS)
 
 
 def _write(path: str, text: str, mode: int = 0o644) -> None:
