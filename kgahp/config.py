@@ -83,6 +83,18 @@ KNOBS: tuple[Knob, ...] = (
     Knob("WHOLE_NODE_MEMORY", "0", "Memory (MiB) a WholeNodes job gets"),
     Knob("EXTRA_ARGS_FIELDS", "", "Comma list of pod spec fields BatchExtraSubmitArgs (a JSON/YAML "
          "patch) may set, e.g. nodeSelector,tolerations; empty = BatchExtraSubmitArgs is ignored"),
+    Knob("RUN_AS_USER", "65532", "Numeric user every container kgahp writes runs as (pod "
+         "securityContext runAsUser, with runAsNonRoot: true), so pods pass Pod Security "
+         "'restricted' and start even when the image's own user is root. 65532 is no login or "
+         "system account on a usual host (those are below 60000; 65534 'nobody' is shared by "
+         "host daemons) and is the 'nonroot' user of distroless images. 'owner' = the job "
+         "owner's own uid (the GAHP runs as the owner), the default with TRANSFER_MODE = shared "
+         "so the job can write its Iwd on the shared volume; 'image' = kgahp sets no user and "
+         "the image (or the pod template) decides; 0 is refused. The template's own choice "
+         "wins"),
+    Knob("RUN_AS_GROUP", "65532", "Numeric group of that user (runAsGroup), also the fsGroup "
+         "that makes the sandbox and mounted Secrets readable and writable by it; 'owner' = "
+         "the job owner's gid; 'image' = none set"),
     Knob("ENVIRONMENT", "", "Extra NAME=VALUE;NAME2=VALUE2 set in every job container "
          "(e.g. a pilot's collector address)"),
     # --- lifecycle
@@ -266,6 +278,8 @@ class PodSettings:
     whole_node_cpus: float = 0.0
     whole_node_memory: int = 0
     extra_args_fields: tuple[str, ...] = ()
+    run_as_user: Optional[int] = 65532
+    run_as_group: Optional[int] = 65532
     environment: tuple[tuple[str, str], ...] = ()
 
 
@@ -348,6 +362,24 @@ def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _numeric_id(value: str, knob: str) -> Optional[int]:
+    """A non-root numeric user or group id; 'image' (HTCondor cannot say empty when the
+    default is not) = None: kgahp sets none."""
+    if value.strip().lower() in ("", "image"):
+        return None
+    if value.strip().lower() == "owner":
+        number = os.getuid() if knob == "RUN_AS_USER" else os.getgid()
+        if number == 0:
+            raise ValueError("the GAHP runs as root, so 'owner' would be root; set a number")
+        return number
+    number = int(value)
+    if number == 0:
+        raise ValueError(f"0 is root; set {PREFIX}{knob} = image to let the image decide")
+    if not 0 < number <= 2**31 - 1:
+        raise ValueError("must be between 1 and 2147483647")
+    return number
+
+
 # knob name -> (section, field, converter)
 _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "KUBECONFIG": ("kube", "kubeconfig", str),
@@ -386,6 +418,8 @@ _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "WHOLE_NODE_CPUS": ("pod", "whole_node_cpus", float),
     "WHOLE_NODE_MEMORY": ("pod", "whole_node_memory", int),
     "EXTRA_ARGS_FIELDS": ("pod", "extra_args_fields", _csv),
+    "RUN_AS_USER": ("pod", "run_as_user", lambda v: _numeric_id(v, "RUN_AS_USER")),
+    "RUN_AS_GROUP": ("pod", "run_as_group", lambda v: _numeric_id(v, "RUN_AS_GROUP")),
     "ENVIRONMENT": ("pod", "environment", _env_pairs),
     "IMAGE_PULL_GRACE": ("lifecycle", "image_pull_grace", float),
     "CONFIG_ERROR_GRACE": ("lifecycle", "config_error_grace", float),
@@ -444,6 +478,12 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"{PREFIX}{name} = {raw!r} must not be negative")
         sections[section][attr] = value
+    if (sections["transfer"]["mode"] == "shared" and values.get("RUN_AS_USER") is None
+            and os.getuid() != 0):
+        # files on the shared volume belong to the job owner: the job runs as the owner
+        sections["pod"]["run_as_user"] = os.getuid()
+        if values.get("RUN_AS_GROUP") is None:
+            sections["pod"]["run_as_group"] = os.getgid()
     pod = PodSettings(**sections["pod"])
     gpu_resources = {pod.gpu_resource} | {m.resource for m in pod.gpu_modes}
     if pod.mic_resource and pod.mic_resource in gpu_resources:

@@ -9,20 +9,24 @@ Mirrors HTCondor's env.cpp:
 * `Environment` wins when present and non-empty (blahpd's rule), else `Env`.
 
 A token without `=` or with an empty name is an error (HTCondor rejects it too). Names must also be
-valid for Kubernetes (`[-._a-zA-Z][-._a-zA-Z0-9]*`), because the API server would refuse the pod
-later with a far less readable message. A name given twice keeps its first position and its last
-value (HTCondor stores the environment as a map, so the last assignment wins there too).
+valid for Kubernetes, no more and no less: since v1.30 (RelaxedEnvironmentVariableValidation, GA in
+v1.32) any printable ASCII character but `=` (so `1VAR`, `MY:VAR` or `1BAD NAME` are fine), and
+not `.`, `..` or a name starting with `..`. The API server would refuse the pod later with a far
+less readable message; the sentence here is the API server's own. A name given twice keeps its
+first position and its last value (HTCondor stores the environment as a map, so the last
+assignment wins there too).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from kgahp.errors import JobAdError
 from kgahp.jobad.arglist import split_v2
 
-_K8S_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
+# apimachinery's relaxedEnvVarNameFmtErrMsg, word for word
+ENV_NAME_RULE = ("a valid environment variable name must consist only of printable ASCII "
+                 "characters other than '='")
 _V1_DEFAULT_DELIMITER = ";"
 _V1_LEADING_BLANKS = " \t\r\n"
 
@@ -62,14 +66,30 @@ def _assignments(tokens: list[str] | tuple[str, ...], attribute: str) -> EnvList
         if not name:
             # the value may be a secret, so it is not quoted back
             raise JobAdError(f"{attribute} has an entry with an empty variable name.")
-        if not _K8S_ENV_NAME.match(name):
+        problems = env_name_problems(name)
+        if problems:
             raise JobAdError(f"{attribute} variable name {_preview(name)} is not valid for "
-                             "Kubernetes (letters, digits, '-', '.' and '_', "
-                             "not starting with a digit).")
+                             f"Kubernetes: {'; '.join(problems)}.")
         if "\x00" in value:
             raise JobAdError(f"{attribute} variable {name} contains a NUL character.")
         merged[name] = value
     return tuple(merged.items())
+
+
+def env_name_problems(name: str) -> list[str]:
+    """Why Kubernetes (v1.30+) refuses this environment variable name; [] when it accepts it."""
+    problems = []
+    if not name:
+        problems.append("environment variable name must not be empty")
+    if any(not " " <= ch <= "~" or ch == "=" for ch in name):
+        problems.append(ENV_NAME_RULE)
+    if name == ".":
+        problems.append("must not be '.'")
+    elif name == "..":
+        problems.append("must not be '..'")
+    elif name.startswith(".."):
+        problems.append("must not start with '..'")
+    return problems
 
 
 def _preview(text: str, limit: int = 40) -> str:

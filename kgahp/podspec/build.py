@@ -9,11 +9,13 @@ Layers, each applied on the result of the one before:
 6. kgahp's name, namespace, labels and annotations.
 `check` runs first and `verify_pod` last, so every pod this returns is within policy.
 
-Security defaults (Pod Security Standard "restricted" where it cannot break ordinary images):
-`allowPrivilegeEscalation: false` and `capabilities: {drop: [ALL]}` on every container,
-`seccompProfile: RuntimeDefault` and `automountServiceAccountToken: false` on the pod.
-`runAsNonRoot: true` is set only when the template names a non-root `runAsUser`: many job
-images (python, busybox, ...) run as root and would otherwise never start.
+Security defaults (Pod Security Standard "restricted"), for whatever the template leaves unset:
+`allowPrivilegeEscalation: false` and `capabilities: {drop: [ALL]}` on every container;
+`seccompProfile: RuntimeDefault`, `runAsNonRoot: true`, `runAsUser`/`runAsGroup`/`fsGroup` from
+KGAHP_RUN_AS_USER / KGAHP_RUN_AS_GROUP and `automountServiceAccountToken: false` on the pod.
+A numeric user is what lets a root image (busybox, python, ...) start under `runAsNonRoot`: the
+kubelet refuses such an image only when it must trust the image's own user. With
+KGAHP_RUN_AS_USER = image, `runAsNonRoot` is set only when the template names a non-root user.
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
         _check_reserved_names(patched, "BatchExtraSubmitArgs", JobAdError)
         spec = patched
     spec = _with_job_values(spec, req, settings, queue, image)
-    spec = with_security_defaults(spec)
+    spec = with_security_defaults(spec, run_as_user=settings.pod.run_as_user,
+                                  run_as_group=settings.pod.run_as_group)
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -234,8 +237,13 @@ def _gpu_model_value(model: str) -> str:
 
 # --- security defaults
 
-def with_security_defaults(spec: dict[str, Any]) -> dict[str, Any]:
-    """Restricted-profile settings wherever the spec leaves them unset."""
+def with_security_defaults(spec: dict[str, Any], *, run_as_user: Optional[int] = None,
+                           run_as_group: Optional[int] = None) -> dict[str, Any]:
+    """Restricted-profile settings wherever the spec leaves them unset.
+
+    User and group go on the pod, where a template's container-level choice still wins over
+    them (the kubelet's rule) and a template's pod-level choice is kept as it is.
+    """
     spec = copy.deepcopy(spec)
     pod_context = dict(spec.get("securityContext") or {})
     pod_context.setdefault("seccompProfile", {"type": "RuntimeDefault"})
@@ -249,8 +257,16 @@ def with_security_defaults(spec: dict[str, Any]) -> dict[str, Any]:
                 context.setdefault("capabilities", {"drop": ["ALL"]})
             run_as.append(context.get("runAsUser"))
             container["securityContext"] = context
-    if "runAsNonRoot" not in pod_context and any(
-            isinstance(u, int) and u > 0 for u in run_as) and 0 not in run_as:
+    if run_as_user is not None and "runAsUser" not in pod_context:
+        pod_context["runAsUser"] = run_as_user
+        run_as[0] = run_as_user
+        if run_as_group is not None:
+            pod_context.setdefault("runAsGroup", run_as_group)
+    if run_as_group is not None and "fsGroup" not in pod_context:
+        # the sandbox emptyDir and the mounted Secrets become group-owned (and readable) by it
+        pod_context["fsGroup"] = pod_context.get("runAsGroup", run_as_group)
+    if "runAsNonRoot" not in pod_context and 0 not in run_as and any(
+            isinstance(u, int) and u > 0 for u in run_as):
         pod_context["runAsNonRoot"] = True
     spec["securityContext"] = pod_context
     spec.setdefault("automountServiceAccountToken", False)

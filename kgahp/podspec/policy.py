@@ -234,9 +234,10 @@ def verify_pod(pod: dict[str, Any], templates: Templates, settings: Settings, *,
                req: Optional[JobRequest] = None) -> None:
     """PolicyError unless every privilege the pod holds comes from the admin's own templates.
 
-    Checked: privileged containers, privilege escalation, added capabilities, hostPath volumes,
-    host namespaces, service account and its token, the namespace, and resources (see
-    `_verify_resources`). With `req`, resources are held to what `resources(req)` gives the job;
+    Checked: privileged containers, privilege escalation, added capabilities, root user or group,
+    runAsNonRoot: false, an unconfined seccomp profile, hostPath volumes, host namespaces,
+    service account and its token, the namespace, and resources (see `_verify_resources`).
+    With `req`, resources are held to what `resources(req)` gives the job;
     without it (a pod changed after building), only to the admin's caps.
     """
     metadata = pod.get("metadata") or {}
@@ -261,6 +262,8 @@ def verify_pod(pod: dict[str, Any], templates: Templates, settings: Settings, *,
         raise PolicyError("spec.automountServiceAccountToken",
                           "only the admin's pod template may mount the service account token")
     _verify_host_paths(spec, ref_spec, settings)
+    _verify_identity("spec.securityContext", spec.get("securityContext") or {},
+                     ref_spec.get("securityContext") or {})
     _verify_containers(spec, ref_spec)
     _verify_resources(spec, ref_spec, settings, req)
 
@@ -284,6 +287,22 @@ def _verify_host_paths(spec: dict[str, Any], ref_spec: dict[str, Any],
                               "only the admin's pod template may mount host directories")
 
 
+def _verify_identity(where: str, context: dict[str, Any], ref_context: dict[str, Any]) -> None:
+    """Root, a root group, runAsNonRoot: false or no seccomp filter only as the admin chose."""
+    for key in ("runAsUser", "runAsGroup"):
+        if context.get(key) == 0 and ref_context.get(key) != 0:
+            raise PolicyError(f"{where}.{key}", "only the admin's pod template may run as root "
+                              "(KGAHP_RUN_AS_USER, KGAHP_RUN_AS_GROUP)")
+    if context.get("runAsNonRoot") is False and ref_context.get("runAsNonRoot") is not False:
+        raise PolicyError(f"{where}.runAsNonRoot", "only the admin's pod template may allow "
+                          "running as root")
+    seccomp = (context.get("seccompProfile") or {}).get("type")
+    if seccomp == "Unconfined" and (ref_context.get("seccompProfile") or {}).get(
+            "type") != "Unconfined":
+        raise PolicyError(f"{where}.seccompProfile", "only the admin's pod template may turn "
+                          "the seccomp filter off")
+
+
 def _verify_containers(spec: dict[str, Any], ref_spec: dict[str, Any]) -> None:
     ref_containers = {c.get("name"): c for kind in _CONTAINER_LISTS
                       for c in ref_spec.get(kind) or []}
@@ -293,6 +312,7 @@ def _verify_containers(spec: dict[str, Any], ref_spec: dict[str, Any]) -> None:
             where = f"spec.{kind}[{name}].securityContext"
             context = container.get("securityContext") or {}
             ref_context = (ref_containers.get(name) or {}).get("securityContext") or {}
+            _verify_identity(where, context, ref_context)
             if context.get("privileged") and not ref_context.get("privileged"):
                 raise PolicyError(f"{where}.privileged",
                                   "only the admin's pod template may run privileged containers")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from kgahp.errors import JobAdError
+from kgahp.jobad.envlist import env_name_problems
 
 # the container image reference grammar (github.com/distribution/reference, regexp.go)
 _ALNUM = r"[a-z0-9]+"
@@ -22,8 +23,6 @@ _IMAGE_RE = re.compile(
     rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@{_DIGEST})?$")
 IMAGE_MAX = 4096
 
-_ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-
 
 def check_image(image: str, attribute: str = "KubernetesImage") -> str:
     """The image reference unchanged, or JobAdError saying why it is not one."""
@@ -36,9 +35,11 @@ def check_image(image: str, attribute: str = "KubernetesImage") -> str:
 
 
 def check_env_name(name: str) -> str:
-    if not _ENV_NAME_RE.fullmatch(name):
-        raise JobAdError(f"Environment variable name {_show(name)} is not valid in Kubernetes "
-                         "(letters, digits, '_', '-', '.'; not starting with a digit)")
+    """The name unchanged, or JobAdError with the API server's own reason for refusing it."""
+    problems = env_name_problems(name)
+    if problems:
+        raise JobAdError(f"Environment variable name {_show(name)} is not valid in Kubernetes: "
+                         + "; ".join(problems))
     return name
 
 

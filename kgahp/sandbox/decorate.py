@@ -45,6 +45,22 @@ def parse_shared_volume(knob: str) -> tuple[dict, str]:
                         "hostPath:<absolute dir>")
 
 
+# What a helper container needs (reading a Secret volume, writing the sandbox): none of the
+# privileges a template may grant the job, so it always gets the restricted profile.
+_HELPER_RESTRICTED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                      "seccompProfile": {"type": "RuntimeDefault"}}
+_IDENTITY_KEYS = ("runAsUser", "runAsGroup", "runAsNonRoot")
+
+
+def helper_security_context(job: dict) -> dict:
+    """The restricted profile, running as the job's own container-level user when it has one
+    (files it stages then belong to the job); otherwise the pod-level user applies."""
+    context = {k: copy.deepcopy(v) for k, v in (job.get("securityContext") or {}).items()
+               if k in _IDENTITY_KEYS}
+    context.update(copy.deepcopy(_HELPER_RESTRICTED))
+    return context
+
+
 def _main_container(pod: dict) -> dict:
     for container in pod.get("spec", {}).get("containers", []):
         if container.get("name") == MAIN_CONTAINER:
@@ -101,8 +117,7 @@ def _decorate_api(pod: dict, job: dict, req: JobRequest, transfer: TransferSetti
             # are the admin's helper budget (KGAHP_HELPER_*), never taken from the job's request
             "resources": transfer.helper_resources,
         }
-        if "securityContext" in job:
-            stage_in["securityContext"] = copy.deepcopy(job["securityContext"])
+        stage_in["securityContext"] = helper_security_context(job)
         spec.setdefault("initContainers", []).append(stage_in)
         if req.stage_cmd and payload:
             payload[0] = f"{sandbox.rstrip('/')}/{staged_cmd_path(req)}"

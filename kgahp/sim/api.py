@@ -1,4 +1,4 @@
-"""The HTTP face of the sim: a kube-apiserver v1.28 look-alike served by aiohttp.
+"""The HTTP face of the sim: a kube-apiserver v1.36 look-alike served by aiohttp.
 
 One catch-all handler parses the path (like the apiserver's request-info resolver), then
 authentication, authorization, fault injection and request counting happen in order, and a
@@ -19,8 +19,14 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from kgahp.sim import discovery, tables, validation
-from kgahp.sim.defaulting import KIND_OF, default_secret
+from kgahp.sim import admission, discovery, tables, validation
+from kgahp.sim.defaulting import (
+    GROUP_OF,
+    KIND_OF,
+    api_version,
+    default_secret,
+    keep_qos_class,
+)
 from kgahp.sim.faults import FaultRule, Faults, status_for
 from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from kgahp.sim.podlogs import serve_log
@@ -34,6 +40,7 @@ from kgahp.sim.store import (
     Store,
     clone,
     new_uid,
+    not_found,
     now_rfc3339,
 )
 from kgahp.sim.watchstream import WatchStream
@@ -48,9 +55,10 @@ ANONYMOUS = "system:anonymous"
 SUBRESOURCES = {"pods": {"status", "log", "binding"}, "namespaces": {"status"},
                 "nodes": {"status"}}
 VERSION_INFO = {
-    "major": "1", "minor": "28", "gitVersion": "v1.28.0",
-    "gitCommit": "8bfc72d03e2130f1bee566d692596931b0ff57cf", "gitTreeState": "",
-    "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.21.13", "compiler": "gc",
+    "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
+    "minCompatibilityMajor": "1", "minCompatibilityMinor": "35", "gitVersion": "v1.36.2",
+    "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+    "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.26.4", "compiler": "gc",
     "platform": "linux/amd64",
 }
 PATCH_TYPES = ("application/merge-patch+json", "application/strategic-merge-patch+json",
@@ -204,7 +212,7 @@ class SimApi:
             return self._non_resource(request, path, user, pretty)
         if route.group in ("authorization.k8s.io", "authentication.k8s.io"):
             return await self._review(request, route, user, pretty)
-        if route.group or route.resource not in RESOURCES:
+        if route.resource not in RESOURCES or route.group != GROUP_OF.get(route.resource, ""):
             raise ApiStatusError(404, "NotFound",
                                  "the server could not find the requested resource", {})
         if user != ADMIN_USER:
@@ -288,6 +296,13 @@ class SimApi:
 
     # ----- resources -----------------------------------------------------------------------
     async def _body(self, request: web.Request, kind: str) -> Any:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf":
+            # The sim speaks JSON only. It answers as an apiserver does for a media type a
+            # resource lacks; client-go (kubectl >= 1.32 sends protobuf) then retries in JSON.
+            raise ApiStatusError(415, "UnsupportedMediaType",
+                                 f"the body of the request was in an unknown format - accepted "
+                                 f"media types include: application/json, application/yaml", {})
         raw = await request.read()
         try:
             return json.loads(raw) if raw else {}
@@ -358,7 +373,10 @@ class SimApi:
             for w in warnings:
                 resp.headers.add("Warning", "299 - " + json.dumps(w))
             return resp
+        validate_admission = admission.admit_create(self.store, route.resource, route.namespace,
+                                                    body)
         warnings += validation.validate_create(route.resource, body)
+        warnings += validate_admission()
         body.pop("status", None) if route.resource == "pods" else None
         created = self.store.create(route.resource, route.namespace, body, dry_run=dry_run,
                                     copy=False)
@@ -369,7 +387,7 @@ class SimApi:
         rv_raw, match = query.get("resourceVersion"), query.get("resourceVersionMatch")
         validation.check_list_options(rv_raw, match, watch=False)
         if rv_raw not in (None, "", "0"):
-            rv = validation.parse_rv(rv_raw)
+            rv = validation.parse_rv(rv_raw, watch=False)
             if match == "Exact" and rv != self.store.rv and rv < max(
                     self.store.compacted_rv, self.store.rv):
                 raise ApiStatusError(410, "Expired",
@@ -434,7 +452,8 @@ class SimApi:
                 list_meta["remainingItemCount"] = remaining
         if tables.wants_table(request.headers.get("Accept", "")):
             return self._json(tables.table(route.resource, items, list_meta), pretty=pretty)
-        body = {"kind": KIND_OF[route.resource] + "List", "apiVersion": "v1",
+        body = {"kind": KIND_OF[route.resource] + "List",
+                "apiVersion": api_version(route.resource),
                 "metadata": list_meta,
                 "items": [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
                           for o in items]}
@@ -482,9 +501,12 @@ class SimApi:
             accepted = (options.get("orphanDependents") is False
                         or options["propagationPolicy"] == "Foreground")
             return self._json(obj, 202 if accepted and not removed else 200, pretty)
+        details = {"name": route.name, "group": route.group, "kind": route.resource,
+                   "uid": obj["metadata"].get("uid")}
+        if not route.group:
+            del details["group"]
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                  "details": {"name": route.name, "kind": route.resource,
-                              "uid": obj["metadata"].get("uid")}}
+                  "details": details}
         return self._json(status, 200, pretty)
 
     async def _delete_collection(self, request: web.Request, route: Route,
@@ -508,7 +530,8 @@ class SimApi:
                                         grace_seconds=options.get("gracePeriodSeconds"),
                                         dry_run=options.get("dryRun") == ["All"])
             deleted.append({k: v for k, v in gone.items() if k not in ("kind", "apiVersion")})
-        return self._json({"kind": KIND_OF[route.resource] + "List", "apiVersion": "v1",
+        return self._json({"kind": KIND_OF[route.resource] + "List",
+                           "apiVersion": api_version(route.resource),
                            "metadata": {"resourceVersion": str(self.store.rv)},
                            "items": deleted}, 200, pretty)
 
@@ -525,9 +548,7 @@ class SimApi:
             raise ApiStatusError(400, "BadRequest", f"error decoding patch: {exc}") from exc
         current = self.store.peek(route.resource, route.namespace, route.name)
         if current is None:
-            raise ApiStatusError(404, "NotFound",
-                                 f'{route.resource} "{route.name}" not found',
-                                 {"name": route.name, "kind": route.resource})
+            raise not_found(route.resource, route.name)
         try:
             if ctype == "application/json-patch+json":
                 patched = json_patch(current, patch)
@@ -566,8 +587,7 @@ class SimApi:
         body = await self._body(request, KIND_OF[route.resource])
         current = self.store.peek(route.resource, route.namespace, route.name)
         if current is None:
-            raise ApiStatusError(404, "NotFound", f'{route.resource} "{route.name}" not found',
-                                 {"name": route.name, "kind": route.resource})
+            raise not_found(route.resource, route.name)
         if not isinstance(body, dict):
             raise ApiStatusError(400, "BadRequest", "the object provided is unrecognized")
         name = (body.get("metadata") or {}).get("name")
@@ -593,6 +613,7 @@ class SimApi:
             status_obj = clone(current)
             assert isinstance(status_obj, dict)
             status_obj["status"] = new.get("status", {})
+            keep_qos_class(route.resource, current, status_obj)
             meta = new.get("metadata") or {}
             for key in ("labels", "annotations"):  # the status strategy keeps new metadata
                 if key in meta:
@@ -605,10 +626,12 @@ class SimApi:
             if "status" in current:
                 new["status"] = current["status"]
             validation.validate_update(route.resource, current, new)
+        warnings = admission.admit_update(self.store, route.resource, route.namespace,
+                                          route.subresource, current, new)
         if query.get("dryRun") == "All":
-            return self._json(new, 200, pretty)
+            return self._json(new, 200, pretty, warnings)
         stored = self.store.replace(route.resource, route.namespace, route.name, new)
-        return self._json(stored, 200, pretty)
+        return self._json(stored, 200, pretty, warnings)
 
     async def _binding(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
         if request.method != "POST":

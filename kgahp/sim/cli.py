@@ -15,7 +15,7 @@ from kgahp.sim.simconfig import SimConfig
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     defaults = SimConfig()
     parser = argparse.ArgumentParser(
-        prog="kgahp sim", description="Run a simulated Kubernetes cluster (API v1.28).")
+        prog="kgahp sim", description="Run a simulated Kubernetes cluster (API v1.36).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port")
     parser.add_argument("--nodes", type=int, default=defaults.nodes)
@@ -29,6 +29,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--anonymous-admin", action="store_true",
                         help="treat requests without a token as admin (kubectl sends no "
                              "bearer token over plain http)")
+    parser.add_argument("--root-image", action="append", default=[], metavar="PATTERN",
+                        help="an image (shell pattern) whose own user is root: under "
+                             "runAsNonRoot without runAsUser the kubelet refuses it "
+                             "(repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -40,7 +44,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     from kgahp.sim.cluster import SimCluster
 
     config = SimConfig(nodes=args.nodes, cpu=args.cpu, memory=args.memory, gpus=args.gpus,
-                       workdir=args.workdir, run_processes=not args.no_processes)
+                       workdir=args.workdir, run_processes=not args.no_processes,
+                       root_images=tuple(args.root_image))
     cluster = SimCluster(config, host=args.host, port=args.port,
                          anonymous_admin=args.anonymous_admin).start()
     stop = threading.Event()
@@ -49,7 +54,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     where = ""
     if args.kubeconfig:
         where = "; kubeconfig written to " + cluster.write_kubeconfig(args.kubeconfig)
-    print(f"kgahp sim: serving Kubernetes API v1.28 at {cluster.url}{where}", file=sys.stderr,
+    print(f"kgahp sim: serving Kubernetes API v1.36 at {cluster.url}{where}", file=sys.stderr,
           flush=True)
     try:
         while not stop.wait(0.5):

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KUBELET_VERSION = "v1.28.0"
+KUBELET_VERSION = "v1.36.2"
 
 
 

@@ -1,4 +1,4 @@
-"""Server-side defaulting and admission of new objects, as kube-apiserver v1.28 does it.
+"""Server-side defaulting and admission of new objects, as kube-apiserver v1.36 does it.
 
 Also puts keys in Go struct-field order so JSON bodies look like the real thing.
 """
@@ -37,12 +37,37 @@ POD_STATUS_ORDER = (
     "ephemeralContainerStatuses", "resize",
 )
 TOP_ORDER = ("kind", "apiVersion", "metadata", "spec", "immutable", "data", "stringData", "type",
-             "status")
+             "status", "value", "globalDefault", "description", "preemptionPolicy")
 
 KIND_OF = {
     "pods": "Pod", "secrets": "Secret", "configmaps": "ConfigMap", "events": "Event",
-    "namespaces": "Namespace", "nodes": "Node",
+    "namespaces": "Namespace", "nodes": "Node", "priorityclasses": "PriorityClass",
 }
+# resources outside the core group, and their group (all served at version v1)
+GROUP_OF = {"priorityclasses": "scheduling.k8s.io"}
+# v1.36 keeps metadata.generation on these (pods: bumped by spec changes and by DELETE)
+GENERATION_RESOURCES = frozenset({"pods", "priorityclasses"})
+
+
+def api_version(resource: str) -> str:
+    group = GROUP_OF.get(resource)
+    return f"{group}/v1" if group else "v1"
+
+
+def qualified(resource: str) -> str:
+    """`pods`, or `priorityclasses.scheduling.k8s.io` for a resource in a named group."""
+    group = GROUP_OF.get(resource)
+    return f"{resource}.{group}" if group else resource
+
+
+# The classes a kube-apiserver creates at start-up (21f, 21g).
+BUILTIN_PRIORITY_CLASSES = (
+    ("system-node-critical", 2000001000,
+     "Used for system critical pods that must not be moved from their current node."),
+    ("system-cluster-critical", 2000000000,
+     "Used for system critical pods that must run in the cluster, but can be moved to another "
+     "node if necessary."),
+)
 
 DEFAULT_TOLERATIONS = [
     {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
@@ -131,6 +156,7 @@ def _default_container(c: dict) -> None:
             requests.setdefault(name, value)
         c["resources"] = {"limits": res["limits"], "requests": requests,
                           **{k: v for k, v in res.items() if k not in ("limits", "requests")}}
+    c.setdefault("resources", {})  # a Go struct: serialised even when empty (20c, 21c)
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
     c.setdefault("imagePullPolicy", _image_pull_policy(str(c.get("image", ""))))
@@ -184,6 +210,16 @@ def default_pod(pod: dict) -> None:
         "phase") else {**status, "qosClass": qos_class(spec)}
 
 
+def keep_qos_class(resource: str, current: dict, updated: dict) -> None:
+    """A pod's status.qosClass outlives a status write that leaves it out (v1.36, 17l)."""
+    if resource != "pods":
+        return
+    qos = (current.get("status") or {}).get("qosClass")
+    status = updated.get("status")
+    if qos and isinstance(status, dict) and "qosClass" not in status:
+        updated["status"] = ordered({**status, "qosClass": qos}, POD_STATUS_ORDER)
+
+
 def default_namespace(ns: dict) -> None:
     name = ns["metadata"]["name"]
     labels = ns["metadata"].setdefault("labels", {})
@@ -205,7 +241,12 @@ def default_secret(secret: dict) -> None:
     secret.setdefault("type", "Opaque")
 
 
-DEFAULTERS = {"pods": default_pod, "namespaces": default_namespace, "secrets": default_secret}
+def default_priority_class(pc: dict) -> None:
+    pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
+DEFAULTERS = {"pods": default_pod, "namespaces": default_namespace, "secrets": default_secret,
+              "priorityclasses": default_priority_class}
 
 
 def apply_defaults(resource: str, obj: dict) -> dict:

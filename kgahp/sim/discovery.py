@@ -29,6 +29,10 @@ _GROUP_RESOURCES = {
     "authorization.k8s.io": [
         {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
          "namespaced": False, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],
+    "scheduling.k8s.io": [
+        {"name": "priorityclasses", "singularName": "priorityclass", "namespaced": False,
+         "kind": "PriorityClass", "verbs": _RW, "shortNames": ["pc"],
+         "storageVersionHash": "1QwjyaZjj3Y="}],
     "authentication.k8s.io": [
         {"name": "selfsubjectreviews", "singularName": "selfsubjectreview", "namespaced": False,
          "kind": "SelfSubjectReview", "verbs": ["create"]}],

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -218,6 +220,34 @@ def backoff_delay(failures: int) -> float:
 
 def should_restart(policy: str, code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and code != 0)
+
+
+def non_root_refusal(pod: Mapping[str, Any], container: Mapping[str, Any],
+                     root_images: Sequence[str]) -> Optional[str]:
+    """The kubelet's runAsNonRoot check (verifyRunAsNonRoot) before it creates a container:
+    the error text, or None when the container may start. An image's user is known here only
+    through `root_images`; every other image counts as running as a numeric non-root user."""
+    spec = pod.get("spec") or {}
+    pod_ctx = spec.get("securityContext") or {}
+    ctx = container.get("securityContext") or {}
+    non_root = ctx.get("runAsNonRoot")
+    if non_root is None:
+        non_root = pod_ctx.get("runAsNonRoot")
+    if not non_root:
+        return None
+    user = ctx.get("runAsUser")
+    if user is None:
+        user = pod_ctx.get("runAsUser")
+    meta = pod.get("metadata") or {}
+    who = f"{meta.get('name')}_{meta.get('namespace')}({meta.get('uid')})"
+    where = f"(pod: {json.dumps(who)}, container: {container.get('name')})"
+    if user is not None:
+        return None if user != 0 else f"container's runAsUser breaks non-root policy {where}"
+    image = str(container.get("image") or "")
+    if any(fnmatch.fnmatchcase(image, p) or fnmatch.fnmatchcase(oc.image_with_tag(image), p)
+           for p in root_images):
+        return f"container has runAsNonRoot and image will run as root {where}"
+    return None
 
 
 def scripted_messages(outcome: oc.Outcome, image: str, namespace: str) -> tuple[str, str]:
@@ -664,6 +694,10 @@ class PodWorker:
         if outcome is not None and outcome.kind in oc.NEVER_STARTS:
             await self.never_start(model, outcome)
             return None, ""
+        refusal = non_root_refusal(self.pod, spec, self.config.root_images)
+        if refusal is not None:
+            await self.refuse_config(model, refusal)
+            return None, ""
         log_path = pod_log_path(self.config, self.namespace, self.name, model.name)
         if model.restart_count and log_path.exists():
             os.replace(log_path, log_path.with_suffix(".log.previous"))
@@ -724,6 +758,14 @@ class PodWorker:
             self.publish()
             if await self.sleep_unless(backoff_delay(attempt), self.stopping):
                 return
+
+    async def refuse_config(self, model: ContainerModel, message: str) -> None:
+        """CreateContainerConfigError until the pod goes away (the spec cannot change)."""
+        self.image_events(model)
+        self.event("Failed", f"Error: {message}", warning=True, container=model.name)
+        model.state = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+        self.publish()
+        await self.stopping.wait()
 
     async def start_local(self, model: ContainerModel, spec: Mapping[str, Any],
                           log_path: Path) -> Optional[Process]:

@@ -20,3 +20,6 @@ class SimConfig:
     start_delay: float = 0.2           # ContainerCreating duration
     bookmark_interval: float = 60.0    # seconds between BOOKMARKs on idle watches (real: ~60 s)
     run_processes: bool = True         # False: every container is scripted (benchmarks)
+    # Images whose own user is root (shell patterns, matched against the image as written and
+    # with ':latest' added): under runAsNonRoot without a runAsUser the kubelet refuses them.
+    root_images: tuple[str, ...] = ()

@@ -18,11 +18,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from kgahp.sim.defaulting import KIND_OF, apply_defaults, order_metadata, order_object
+from kgahp.sim.defaulting import (
+    BUILTIN_PRIORITY_CLASSES,
+    GENERATION_RESOURCES,
+    GROUP_OF,
+    KIND_OF,
+    api_version,
+    apply_defaults,
+    order_metadata,
+    order_object,
+    qualified,
+)
 from kgahp.sim.selectors import field_matcher, label_matcher
 
-RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes")
-CLUSTER_SCOPED = frozenset({"namespaces", "nodes"})
+RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes", "priorityclasses")
+CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "priorityclasses"})
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's generateName alphabet
 
 
@@ -50,8 +60,9 @@ class ApiStatusError(Exception):
 
 
 def not_found(resource: str, name: str) -> ApiStatusError:
-    return ApiStatusError(404, "NotFound", f'{resource} "{name}" not found',
-                          {"name": name, "kind": resource})
+    details = {"name": name, "group": GROUP_OF[resource], "kind": resource} if (
+        resource in GROUP_OF) else {"name": name, "kind": resource}
+    return ApiStatusError(404, "NotFound", f'{qualified(resource)} "{name}" not found', details)
 
 
 def conflict_modified(resource: str, name: str) -> ApiStatusError:
@@ -130,6 +141,10 @@ class Store:
         for ns in ("default", "kube-system"):
             self.create("namespaces", None, {"apiVersion": "v1", "kind": "Namespace",
                                              "metadata": {"name": ns}})
+        for name, value, description in BUILTIN_PRIORITY_CLASSES:
+            self.create("priorityclasses", None, {
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value, "description": description})
 
     # ----- reading -------------------------------------------------------------------------
     def _bucket(self, resource: str, namespace: str | None) -> dict[str, dict]:
@@ -208,7 +223,7 @@ class Store:
         if copy:
             obj = _clone_obj(obj)
         meta = obj.setdefault("metadata", {})
-        obj.setdefault("apiVersion", "v1")
+        obj.setdefault("apiVersion", api_version(resource))
         obj.setdefault("kind", KIND_OF[resource])
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
@@ -224,6 +239,10 @@ class Store:
         for transient in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(transient, None)
         meta["uid"] = new_uid()
+        if resource in GENERATION_RESOURCES:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         meta["creationTimestamp"] = now_rfc3339()
         obj = apply_defaults(resource, obj)
         if dry_run:
@@ -315,11 +334,13 @@ class Store:
             out = _clone_obj(current)
             out["metadata"]["deletionTimestamp"] = now_rfc3339(grace)
             out["metadata"]["deletionGracePeriodSeconds"] = grace
+            out["metadata"]["generation"] = int(out["metadata"].get("generation") or 1) + 1
             return out, grace == 0
 
         def mark(pod: dict) -> None:
             pod["metadata"]["deletionTimestamp"] = now_rfc3339(grace)
             pod["metadata"]["deletionGracePeriodSeconds"] = grace
+            pod["metadata"]["generation"] = int(pod["metadata"].get("generation") or 1) + 1
 
         marked = self.update("pods", namespace, name, mark)
         if grace > 0:
@@ -372,8 +393,10 @@ class Store:
             raise not_found(resource, name)
         keep = {k: current["metadata"][k] for k in ("uid", "creationTimestamp", "namespace",
                                                      "deletionTimestamp",
-                                                     "deletionGracePeriodSeconds")
+                                                     "deletionGracePeriodSeconds", "generation")
                 if k in current["metadata"]}
+        if "generation" in keep and obj.get("spec") != current.get("spec"):
+            keep["generation"] = int(keep["generation"]) + 1   # a spec change is a generation
 
         def swap(target: dict) -> None:
             target.clear()

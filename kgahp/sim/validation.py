@@ -1,4 +1,4 @@
-"""Request validation with kube-apiserver v1.28's exact messages and ``details.causes``.
+"""Request validation with kube-apiserver v1.36's exact messages and ``details.causes``.
 
 Each check appends a Cause in the order the apiserver validates; ``invalid()`` turns the list
 into the 422 it would answer. Decode-level problems (bad quantity, bad base64, wrong kind,
@@ -15,7 +15,14 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from kgahp.sim.defaulting import CONTAINER_ORDER, KIND_OF, META_ORDER, POD_SPEC_ORDER
+from kgahp.sim.defaulting import (
+    BUILTIN_PRIORITY_CLASSES,
+    CONTAINER_ORDER,
+    GROUP_OF,
+    KIND_OF,
+    META_ORDER,
+    POD_SPEC_ORDER,
+)
 from kgahp.sim.quantity import QuantityError, parse_quantity
 from kgahp.sim.store import ApiStatusError
 
@@ -23,7 +30,6 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 SUBDOMAIN_MSG = (
@@ -43,10 +49,9 @@ LABEL_VALUE_MSG = (
     "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
     "'my_value',  or '12345', regex used for validation is "
     "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
-ENV_MSG = (
-    "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', "
-    "or '.', and must not start with a digit (e.g. 'my.env-name',  or 'MY_ENV.NAME',  or "
-    "'MyEnvName1', regex used for validation is '[-._a-zA-Z][-._a-zA-Z0-9]*')")
+# v1.36 (RelaxedEnvironmentVariableValidation, GA): any printable ASCII but '=' (03i2)
+ENV_MSG = ("a valid environment variable name must consist only of printable ASCII characters "
+           "other than '='")
 CONFIG_KEY_MSG = (
     "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. "
     "'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is "
@@ -167,8 +172,8 @@ def check_metadata(meta: dict, *, namespaced: bool, name_check: Any = check_subd
         causes += check_qualified_name("metadata.labels", str(key))
         if not isinstance(value, str):
             continue
-        if len(value) > 63:
-            causes.append(bad("metadata.labels", value, "must be no more than 63 characters"))
+        if len(value.encode()) > 63:   # v1.36 counts bytes (03c)
+            causes.append(bad("metadata.labels", value, "must be no more than 63 bytes"))
         if not LABEL_VALUE.match(value):
             causes.append(bad("metadata.labels", value, LABEL_VALUE_MSG))
     annotations = meta.get("annotations") or {}
@@ -304,8 +309,9 @@ def _check_containers(key: str, containers: list, volumes: set[str]) -> list[Cau
             env_name = env.get("name") or ""
             if not env_name:
                 causes.append(required(f"{prefix}.env[{j}].name"))
-            elif not ENV_NAME.match(env_name):
-                causes.append(bad(f"{prefix}.env[{j}].name", env_name, ENV_MSG))
+            else:
+                causes += [bad(f"{prefix}.env[{j}].name", env_name, m)
+                           for m in env_name_problems(env_name)]
         for j, mount in enumerate(c.get("volumeMounts") or []):
             if mount.get("name") not in volumes:
                 causes.append(Cause(f"{prefix}.volumeMounts[{j}].name", "FieldValueNotFound",
@@ -314,6 +320,20 @@ def _check_containers(key: str, containers: list, volumes: set[str]) -> list[Cau
                 causes.append(required(f"{prefix}.volumeMounts[{j}].mountPath"))
         causes += _check_resources(prefix, c.get("resources") or {})
     return causes
+
+
+def env_name_problems(name: str) -> list[str]:
+    """apimachinery's IsRelaxedEnvVarName: printable ASCII but '=', and no '.'/'..' prefix."""
+    problems = []
+    if any(not (" " <= ch <= "~") or ch == "=" for ch in name):
+        problems.append(ENV_MSG)
+    if name == ".":
+        problems.append("must not be '.'")
+    elif name == "..":
+        problems.append("must not be '..'")
+    elif name.startswith(".."):
+        problems.append("must not start with '..'")
+    return problems
 
 
 def pod_causes(pod: dict) -> list[Cause]:
@@ -379,6 +399,28 @@ def secret_causes(secret: dict) -> list[Cause]:
     return causes
 
 
+_SYSTEM_CLASSES = {name: value for name, value, _ in BUILTIN_PRIORITY_CLASSES}
+USER_PRIORITY_MAX = 1_000_000_000
+
+
+def priority_class_causes(pc: dict) -> list[Cause]:
+    causes = check_metadata(pc.get("metadata") or {}, namespaced=False)
+    name = (pc.get("metadata") or {}).get("name") or ""
+    system = name.startswith("system-")
+    if system and _SYSTEM_CLASSES.get(name) != pc.get("value"):
+        causes.append(forbidden("metadata.name", "priority class names with 'system-' prefix are "
+                                f"reserved for system use only. error: {name} is not a known "
+                                "system priority class"))
+    value = pc.get("value")
+    if not system and isinstance(value, int) and value > USER_PRIORITY_MAX:
+        causes.append(forbidden("value", "maximum allowed value of a user defined priority is "
+                                f"{USER_PRIORITY_MAX}"))
+    policy = pc.get("preemptionPolicy")
+    if policy is not None and policy not in ("PreemptLowerPriority", "Never"):
+        causes.append(not_supported("preemptionPolicy", policy, ["Never", "PreemptLowerPriority"]))
+    return causes
+
+
 def _causes_for(resource: str, obj: dict) -> list[Cause]:
     if resource == "pods":
         return pod_causes(obj)
@@ -390,6 +432,8 @@ def _causes_for(resource: str, obj: dict) -> list[Cause]:
     if resource == "namespaces":
         return check_metadata(obj.get("metadata") or {}, namespaced=False,
                               name_check=check_label)
+    if resource == "priorityclasses":
+        return priority_class_causes(obj)
     return check_metadata(obj.get("metadata") or {}, namespaced=resource != "nodes")
 
 
@@ -398,7 +442,7 @@ def validate_create(resource: str, obj: dict) -> list[str]:
     causes = _causes_for(resource, obj)
     if causes:
         name = (obj.get("metadata") or {}).get("name") or ""
-        raise invalid(KIND_OF[resource], name, causes)
+        raise invalid(KIND_OF[resource], name, causes, group=GROUP_OF.get(resource, ""))
     return pod_warnings(obj) if resource == "pods" else []
 
 
@@ -427,13 +471,18 @@ def validate_update(resource: str, current: dict, new: dict) -> None:
                 causes.append(forbidden(key, "field is immutable when `immutable` is set"))
         if not new.get("immutable"):
             causes.append(forbidden("immutable", "field is immutable when `immutable` is set"))
+    if resource == "priorityclasses":
+        causes = [c for c in causes if c.field != "value"]
+        for key in ("value", "preemptionPolicy"):
+            if new.get(key) != current.get(key):
+                causes.append(forbidden(key, "may not be changed in an update."))
     if resource == "secrets":
         old_type = current.get("type") or "Opaque"
         new_type = new.get("type") or "Opaque"
         if old_type != new_type:
             causes.insert(0, bad("type", new_type, "field is immutable"))
     if causes:
-        raise invalid(KIND_OF[resource], name, causes)
+        raise invalid(KIND_OF[resource], name, causes, group=GROUP_OF.get(resource, ""))
 
 
 def _spec_diff(old: dict, new: dict) -> str:
@@ -480,17 +529,20 @@ def check_list_options(rv: str | None, match: str | None, *, watch: bool) -> Non
                               '"NotOlderThan", ""')
 
 
-def parse_rv(raw: str | None) -> int:
-    """The numeric resourceVersion; the apiserver's reason-less 500 otherwise (08h/08i)."""
+def parse_rv(raw: str | None, *, watch: bool = True) -> int:
+    """The numeric resourceVersion; otherwise a list gets v1.36's 400 BadRequest (08h) and a
+    watch still the reason-less 500 (08i)."""
     try:
         value = int(raw or "")
         if value < 0:
             raise ValueError(raw)
         return value
     except ValueError as exc:
-        err = ApiStatusError(500, "", f'resourceVersion: Invalid value: "{raw}": '
-                             f'strconv.ParseUint: parsing "{raw}": invalid syntax')
-        raise err from exc
+        text = (f'resourceVersion: Invalid value: "{raw}": strconv.ParseUint: parsing "{raw}": '
+                "invalid syntax")
+        if watch:
+            raise ApiStatusError(500, "", text) from exc
+        raise ApiStatusError(400, "BadRequest", "invalid resource version: " + text) from exc
 
 
 def check_log_options(pod: str, tail: int | None, limit: int | None) -> None:

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kgahp.errors import JobAdError
-from kgahp.jobad.envlist import job_environment, parse_v1, parse_v2
+from kgahp.jobad.envlist import env_name_problems, job_environment, parse_v1, parse_v2
 
 
 def submit_file_v2_to_ad(value: str) -> str:
@@ -59,11 +59,17 @@ def test_v1_entries(ad_value: str, delimiter: str | None,
     assert parse_v1(ad_value, delimiter) == expected
 
 
+def test_names_kubernetes_accepts_since_v1_30_are_kept() -> None:
+    assert parse_v2("1BAD=x 'SP ACE=y' MY:VAR=z") == (("1BAD", "x"), ("SP ACE", "y"),
+                                                      ("MY:VAR", "z"))
+
+
 @pytest.mark.parametrize(("ad_value", "message"), [
     ("NOEQUALS", "has no '='"),
     ("=value", "empty variable name"),
-    ("1BAD=x", "'1BAD' is not valid for Kubernetes"),
-    ("'SP ACE=x'", "'SP ACE' is not valid for Kubernetes"),
+    ("..BAD=x", "'..BAD' is not valid for Kubernetes: must not start with '..'"),
+    ("'NAÏVE=x'", "'NAÏVE' is not valid for Kubernetes: a valid environment variable name "
+     "must consist only of printable ASCII characters other than '='"),
     ("A=1 'unterminated", "unbalanced single quote"),
 ])
 def test_v2_errors_name_the_problem(ad_value: str, message: str) -> None:
@@ -94,7 +100,8 @@ def test_environment_wins_when_non_empty(environment: str | None, env: str | Non
     assert job_environment(environment, env, delim) == expected
 
 
-names = st.from_regex(r"[-._a-zA-Z][-._a-zA-Z0-9]{0,20}", fullmatch=True)
+names = st.from_regex(r"[-._a-zA-Z][-._a-zA-Z0-9]{0,20}", fullmatch=True).filter(
+    lambda n: not env_name_problems(n))
 values = st.text(st.characters(blacklist_characters="\x00"))
 
 

@@ -276,7 +276,10 @@ REFUSALS: list[tuple[dict[str, Any], tuple[str, ...], str]] = [
     ({"KubernetesNamespace": "Bad_NS"}, (), "KubernetesNamespace must be a Kubernetes namespace"),
     ({"Arguments": "a 'b"}, (), "Arguments has an unbalanced single quote"),
     ({"Environment": "NOEQUALS"}, (), "Environment entry 'NOEQUALS' has no '='"),
-    ({"Environment": "9LIVES=x"}, (), "'9LIVES' is not valid for Kubernetes"),
+    ({"Environment": "..hidden=x"}, (),
+     "'..hidden' is not valid for Kubernetes: must not start with '..'."),
+    ({"Environment": "'TAB	NAME=x'"}, (), "'TAB\\tNAME' is not valid for Kubernetes: a valid "
+     "environment variable name must consist only of printable ASCII characters other than '='"),
     ({"Env": "A=1;B"}, (), "Env entry 'B' has no '='"),
 ]
 

@@ -1,7 +1,8 @@
 """Shared helpers for the podspec tests: Kubernetes' own validation rules, written out.
 
-The regular expressions are the ones the v1.28 API server quotes in its 422/400 answers
-(tests/data/k8s-recordings-v1.28/03*), so a pod that passes here is not refused for syntax.
+The regular expressions are the ones the API server quotes in its 422/400 answers
+(tests/data/k8s-recordings-v1.28/03*, and v1.36's relaxed environment variable names, 03i2), so a
+pod that passes here is not refused for syntax.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# v1.36: printable ASCII but '=', and not '.', '..' or '..'-prefixed
+ENV_NAME = re.compile(r"^(?!\.\.?$)(?!\.\.)[ -<>-~]+$")
 # the API's quantity regex (03e), narrowed: no sign, no exponent (kgahp never writes them)
 QUANTITY = re.compile(r"^([0-9]+)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
 _UNITS = {None: 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,

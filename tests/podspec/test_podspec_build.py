@@ -199,7 +199,7 @@ def test_no_cpu_limit_removes_a_template_cpu_limit() -> None:
 
 def test_a_bad_admin_environment_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="KGAHP_ENVIRONMENT"):
-        build(ENVIRONMENT="1BAD=x")
+        build(ENVIRONMENT="..BAD=x")
 
 
 def test_a_limit_factor_below_one_is_a_config_error() -> None:
@@ -302,8 +302,61 @@ def test_security_defaults() -> None:
     spec = pod["spec"]
     assert job_container(pod)["securityContext"] == {
         "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert spec["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"}, "runAsUser": 65532, "runAsGroup": 65532,
+        "fsGroup": 65532, "runAsNonRoot": True}
     assert spec["automountServiceAccountToken"] is False
+
+
+def test_run_as_knobs_choose_the_user_and_empty_leaves_it_to_the_image() -> None:
+    spec = build(RUN_AS_USER="1234", RUN_AS_GROUP="4321")["spec"]
+    assert spec["securityContext"] == {
+        "seccompProfile": {"type": "RuntimeDefault"}, "runAsUser": 1234, "runAsGroup": 4321,
+        "fsGroup": 4321, "runAsNonRoot": True}
+    spec = build(RUN_AS_USER="image", RUN_AS_GROUP="Image")["spec"]
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_owner_is_the_gahps_own_ids_and_the_default_in_shared_mode(monkeypatch) -> None:
+    from kgahp.config import settings_from_mapping
+
+    monkeypatch.setattr("os.getuid", lambda: 1234)
+    monkeypatch.setattr("os.getgid", lambda: 567)
+    pod = settings_from_mapping({"RUN_AS_USER": "owner", "RUN_AS_GROUP": "owner"}).pod
+    assert (pod.run_as_user, pod.run_as_group) == (1234, 567)
+    shared = {"TRANSFER_MODE": "shared", "SHARED_VOLUME": "pvc:home"}
+    pod = settings_from_mapping(shared).pod
+    assert (pod.run_as_user, pod.run_as_group) == (1234, 567)
+    pod = settings_from_mapping({**shared, "RUN_AS_USER": "4000"}).pod
+    assert (pod.run_as_user, pod.run_as_group) == (4000, 65532)
+    assert settings_from_mapping({}).pod.run_as_user == 65532     # api mode keeps the default
+    monkeypatch.setattr("os.getuid", lambda: 0)
+    with pytest.raises(ConfigError, match="runs as root"):
+        settings_from_mapping({"RUN_AS_USER": "owner"})
+    assert settings_from_mapping(shared).pod.run_as_user == 65532
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "root", "2147483648"])
+def test_run_as_user_must_be_a_non_root_number(value: str) -> None:
+    with pytest.raises(ConfigError, match="KGAHP_RUN_AS_USER"):
+        build(RUN_AS_USER=value)
+
+
+def test_a_template_pod_level_user_wins_over_the_knob() -> None:
+    base = copy.deepcopy(DEFAULT_BASE)
+    base["spec"]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 100}
+    spec = build(templates=templates_from_data(base, {}))["spec"]
+    assert spec["securityContext"] == {
+        "runAsUser": 1000, "runAsGroup": 100, "seccompProfile": {"type": "RuntimeDefault"},
+        "fsGroup": 100, "runAsNonRoot": True}
+
+
+def test_a_root_template_gets_no_run_as_non_root() -> None:
+    base = copy.deepcopy(DEFAULT_BASE)
+    base["spec"]["securityContext"] = {"runAsUser": 0}
+    spec = build(templates=templates_from_data(base, {}))["spec"]
+    assert spec["securityContext"]["runAsUser"] == 0
+    assert "runAsNonRoot" not in spec["securityContext"]
 
 
 def test_template_security_choices_are_kept_and_non_root_follows_run_as_user() -> None:

@@ -213,15 +213,21 @@ def test_glideinwms_entry_renders_through_the_ce_route() -> None:
 
 
 def test_example_pods_pass_the_api_servers_validation(sim: Any) -> None:
-    """Every example queue's pod, sent with dryRun=All: the API server's verdict, not ours."""
+    """Every example queue's pod, sent with dryRun=All: the API server's verdict, not ours,
+    in a namespace that enforces Pod Security "restricted", once the PriorityClasses the
+    examples name exist (Priority admission refuses a pod naming a missing one)."""
     from kubernetes import client
 
     api = client.CoreV1Api(sim.api_client())
-    api.create_namespace({"metadata": {"name": "osg-pilots"}})
+    api.create_namespace({"metadata": {"name": "osg-pilots", "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted"}}})
     settings = settings_from_mapping({"DEFAULT_IMAGE": "busybox:1.36",
                                       "ALLOWED_NAMESPACES": "osg-pilots",
                                       "LIMIT_POLICY": "factor", "LIMIT_FACTOR": "1.5"}, user="u")
     templates = example_templates()
+    scheduling = client.SchedulingV1Api(sim.api_client())
+    for name in sorted({q.priority_class for q in templates.queues.values() if q.priority_class}):
+        scheduling.create_priority_class({"metadata": {"name": name}, "value": 1000})
     for queue in [None, *sorted(templates.queues)]:
         pod = build_pod(request(queue=queue, gpus=1, disk_kib=1024, runtime_seconds=60,
                                 arguments=("a b", "$(x)"), environment=(("A", "1"),)),

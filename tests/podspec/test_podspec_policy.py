@@ -158,9 +158,10 @@ def test_any_argument_text_is_carried_verbatim(args: list[str], value: str) -> N
 @pytest.mark.parametrize(("fields", "message"), [
     ({"arguments": ("a\x00b",)}, "NUL"),
     ({"environment": (("V", "a\x00"),)}, "NUL"),
-    ({"environment": (("1BAD NAME", "x"),)}, "Environment variable name"),
-    ({"environment": (("A=B", "x"),)}, "Environment variable name"),
-    ({"environment": (("$(id)", "x"),)}, "Environment variable name"),
+    ({"environment": (("BAD\tNAME", "x"),)}, "Environment variable name"),
+    ({"environment": (("A=B", "x"),)}, "printable ASCII characters other than '='"),
+    ({"environment": (("..", "x"),)}, "must not be '..'"),
+    ({"environment": (("NAÏVE", "x"),)}, "Environment variable name"),
     ({"image": "Python:3.12"}, "not a valid image reference"),
     ({"image": "python:3.12 --privileged"}, "not a valid image reference"),
     ({"image": "python:3.12\n"}, "not a valid image reference"),
@@ -330,6 +331,13 @@ def test_the_admin_overlay_of_one_queue_does_not_widen_another() -> None:
     (lambda p: p["spec"].setdefault("initContainers", []).append(
         {"name": "init", "image": "x", "securityContext": {"privileged": True}}), "privileged"),
     (lambda p: p["metadata"].update(namespace="kube-system"), "namespace"),
+    (lambda p: p["spec"]["securityContext"].update(runAsUser=0), "runAsUser"),
+    (lambda p: p["spec"]["securityContext"].update(runAsGroup=0), "runAsGroup"),
+    (lambda p: p["spec"]["securityContext"].update(runAsNonRoot=False), "runAsNonRoot"),
+    (lambda p: p["spec"]["securityContext"].update(seccompProfile={"type": "Unconfined"}),
+     "seccompProfile"),
+    (lambda p: p["spec"]["containers"][0]["securityContext"].update(runAsUser=0),
+     "containers[job].securityContext.runAsUser"),
 ])
 def test_verify_pod_refuses_what_the_admin_did_not_grant(change: Any, field: str) -> None:
     templates = admin_templates()

@@ -64,7 +64,9 @@ def test_api_mode_adds_sandbox_stage_in_and_wrapper() -> None:
     (init,) = spec["initContainers"]
     assert init["name"] == "kgahp-stage-in" and init["image"] == "busybox:1.36"
     assert init["command"] == ["sh", "-c", STAGE_IN_SCRIPT, "kgahp-stage-in"]
-    assert init["securityContext"] == {"runAsNonRoot": True}
+    assert init["securityContext"] == {
+        "runAsNonRoot": True, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
     assert {m["mountPath"]: m.get("readOnly", False) for m in init["volumeMounts"]} == {
         "/kgahp/input": True, "/kgahp/sandbox": False}
     job = spec["containers"][0]
@@ -245,3 +247,15 @@ def test_proxy_secret_round_trips_and_errors_never_show_contents(tmp_path: Path)
     with pytest.raises(TransferError) as err:
         read_credential(str(missing))
     assert str(missing) in str(err.value) and "sekrit" not in str(err.value)
+
+
+def test_stage_in_is_restricted_even_when_the_template_grants_the_job_more() -> None:
+    r = req()
+    p = pod(r)
+    p["spec"]["containers"][0]["securityContext"] = {
+        "privileged": True, "runAsUser": 1000, "capabilities": {"add": ["SYS_ADMIN"]}}
+    decorate_pod(p, r, TransferSettings(), inputs=BUNDLE, input_secret="kg-1-in")
+    (init,) = p["spec"]["initContainers"]
+    assert init["securityContext"] == {
+        "runAsUser": 1000, "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}

@@ -20,7 +20,7 @@ def test_kgahp_sim_serves_until_sigterm(tmp_path: Path) -> None:
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
-        assert line.startswith("kgahp sim: serving Kubernetes API v1.28 at http://127.0.0.1:")
+        assert line.startswith("kgahp sim: serving Kubernetes API v1.36 at http://127.0.0.1:")
         assert line.rstrip().endswith(f"kubeconfig written to {kubeconfig}")
         api = client.CoreV1Api(config.new_client_from_config(config_file=str(kubeconfig)))
         nodes = api.list_node().items
@@ -32,3 +32,11 @@ def test_kgahp_sim_serves_until_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_root_images_are_given_on_the_command_line() -> None:
+    from kgahp.sim.cli import parse_args
+
+    args = parse_args(["--root-image", "busybox:*", "--root-image", "python:*"])
+    assert args.root_image == ["busybox:*", "python:*"]
+    assert parse_args([]).root_image == []

@@ -135,7 +135,7 @@ def test_qualified_label_keys(key, ok):
 def test_pod_causes_keep_the_apiserver_order():
     pod = {"metadata": {"name": "Bad"},
            "spec": {"restartPolicy": "Sometimes", "activeDeadlineSeconds": 0,
-                    "containers": [{"name": "c", "env": [{"name": "1x"}]},
+                    "containers": [{"name": "c", "env": [{"name": "x=1"}]},
                                    {"name": "c", "image": "i"}]}}
     fields = [c.field for c in pod_causes(pod)]
     assert fields == ["metadata.name", "spec.containers[0].image",
