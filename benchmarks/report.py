@@ -168,11 +168,12 @@ def table(results: dict[str, Any]) -> str:
         "",
         f"submit: {_fmt(sub['per_second'], 0)} jobs/s until all {sub['jobs']} pods existed "
         f"(QPS=1000 BURST=2000), {_fmt(sub['cpu_ms_per_submit'])} ms kgahp CPU/submit, "
-        f"{_fmt(sub['api_requests_per_submit'])} API requests/submit; CPU busy: kgahp "
-        f"{_fmt(sub['gahp_cpu_utilisation'] * 100, 0)}%, sim "
-        f"{_pct(sub['sim_cpu_utilisation'])} of a core; sim CPU/submit "
-        f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms; bottleneck: {sub['bottleneck']} (kgahp alone "
-        f"on one core: {_fmt(sub['one_core_capacity_per_second'], 0)}/s) "
+        f"{_fmt(sub['api_requests_per_submit'])} API requests/submit; kgahp busy "
+        f"{_pct(sub['gahp_cpu_utilisation'])} of a core"
+        + ("" if sub["sim_cpu_utilisation"] is None else
+           f", sim {_pct(sub['sim_cpu_utilisation'])}, sim CPU/submit "
+           f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms; bottleneck: {sub['bottleneck']}")
+        + f" (kgahp alone on one core: {_fmt(sub['one_core_capacity_per_second'], 0)}/s) "
         f"[{mark[ok['submits_per_second']]} >= 200/s]",
         f"status at {head['tracked_jobs']} tracked: p99 {_fmt(head['status_p99_ms'], 3)} ms "
         f"one at a time [{mark[ok['status_p99_ms']]} <= 2 ms], paced 5/s p99 "

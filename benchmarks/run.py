@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["limit"] = phases.limit(bench, args.limit_jobs, args.limit_threads)
         say(f"phase 3: {args.jobs} tracked jobs: submit, status, RSS, recovery")
         results["scale"] = phases.scale(bench, args.jobs, args.paced_samples)
+        if not target.is_sim:      # give a real cluster its capacity back
+            target.delete_pods(bench.label("bench-scale"), timeout=600)
         say(f"phase 4: rate limiter (QPS=20 BURST=40, {args.rate_jobs} submits)")
         results["rate_limit"] = phases.rate_limit(bench, args.rate_jobs)
         say(f"phase 5: 429 with Retry-After on pod creates ({args.retry_jobs} submits)")
