@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,11 +44,26 @@ def separate_sim(tmp_path: Path) -> Iterator[str]:
             proc.wait()
 
 
+def _with_a_wrong_current_context(kubeconfig: str, path: Path) -> str:
+    """The same cluster as context `bench`, while the current context names a dead server:
+    whatever ignores --context fails."""
+    doc = yaml.safe_load(Path(kubeconfig).read_text())
+    (good,) = doc["contexts"]
+    doc["clusters"].append({"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}})
+    doc["contexts"] = [{"name": "bench", "context": dict(good["context"])},
+                       {"name": "dead", "context": {**good["context"], "cluster": "dead"}}]
+    doc["current-context"] = "dead"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
 @pytest.mark.timeout(240)
 def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> None:
     out = tmp_path / "out"
+    kubeconfig = _with_a_wrong_current_context(separate_sim, tmp_path / "kc-contexts")
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--kubeconfig", separate_sim,
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--kubeconfig", kubeconfig,
+         "--context", "bench",
          "--image", "busybox:1.36", "--image-command", "/bin/sleep 600", "--jobs", "12",
          "--limit-jobs", "12", "--life-jobs", "3", "--rate-jobs", "45", "--retry-jobs", "5",
          "--baseline-jobs", "0", "--paced-samples", "3", "--no-chart", "--out", str(out)],
