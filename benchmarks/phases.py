@@ -24,7 +24,7 @@ from benchmarks.gahpclient import (
     status_requests,
     submit_requests,
 )
-from benchmarks.measure import delta, evenly, max_increase, steady_rate, summary_ms
+from benchmarks.measure import delta, evenly, steady_rate, summary_ms
 from benchmarks.target import ClusterTarget, Workload, instance_label
 from kgahp.model import COMPLETED, RUNNING
 
@@ -414,7 +414,7 @@ def rate_limit(bench: Bench, jobs: int, qps: int = 20, burst: int = 40) -> dict[
             "server_requests": None if api is None else int(api),
             "seconds": (times[-1] - times[0]) if len(times) > 1 else 0.0,
             "achieved_rate": steady_rate(counted, burst),
-            "max_in_1s": max_increase([(times[0], 0), *counted], 1.0) if times else 0,
+            "max_in_1s": reqlog.max_in_window(times, 1.0),
             "allowed_in_1s": burst + qps}
 
 

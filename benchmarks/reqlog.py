@@ -8,7 +8,6 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -103,6 +102,3 @@ def max_in_window(times: Sequence[float], window: float) -> int:
         best = max(best, end - start + 1)
     return best
 
-
-def first(requests: Sequence[Request]) -> Optional[float]:
-    return requests[0].sent if requests else None
