@@ -16,10 +16,13 @@ from dataclasses import dataclass
 import yaml
 
 from benchmarks.gahpclient import job_ad
+from benchmarks.target import SIM_SLEEP, Workload
 from kgahp.config import settings_from_mapping
 from kgahp.podspec import names
 from kgahp.podspec.templates import load_templates
 from kgahp.render import render_text
+
+BASELINE_INSTANCE = "bench-baseline"
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,23 @@ def _timed_run(argv: Sequence[str], stdin: bytes = b"") -> tuple[float, float, b
     return wall, cpu, proc.stdout
 
 
-def baseline_pod(iwd: str, index: int) -> dict:
-    """The pod kgahp would create for the same ad, renamed as the prototype's own pod."""
-    settings = settings_from_mapping({"TRANSFER_MODE": "none", "INSTANCE": "bench-baseline"})
-    pod = render_text(job_ad(iwd, f"base_{index}.0", "sim.invalid/sleep"), settings,
-                      load_templates(settings.pod))
+def kgahp_pod(iwd: str, job_dir: str, workload: Workload, instance: str,
+              namespace: str = "default") -> dict:
+    """The pod kgahp renders for the benchmark's ad, labelled with `instance`."""
+    settings = settings_from_mapping({"TRANSFER_MODE": "none", "INSTANCE": instance,
+                                      "NAMESPACE": namespace})
+    pod = render_text(job_ad(iwd, job_dir, workload.image, workload.cmd, workload.arguments),
+                      settings, load_templates(settings.pod))
     pod = copy.deepcopy(pod)
+    pod["metadata"].setdefault("labels", {})[names.LABEL_INSTANCE] = instance
+    return pod
+
+
+def baseline_pod(iwd: str, index: int, workload: Workload = SIM_SLEEP,
+                 namespace: str = "default") -> dict:
+    """The pod kgahp would create for the same ad, renamed as the prototype's own pod."""
+    pod = kgahp_pod(iwd, f"base_{index}.0", workload, BASELINE_INSTANCE, namespace)
     pod["metadata"]["name"] = f"baseline-{index}"
-    pod["metadata"].setdefault("labels", {})[names.LABEL_INSTANCE] = "bench-baseline"
     return pod
 
 
@@ -57,18 +69,21 @@ def kubectl_path() -> str:
     return shutil.which("kubectl") or ""
 
 
-def run_baseline(kubeconfig: str, iwd: str, count: int) -> dict[str, OpCost]:
+def run_baseline(kubeconfig: str, iwd: str, count: int, workload: Workload = SIM_SLEEP,
+                 namespace: str = "default", context: str = "") -> dict[str, OpCost]:
     """Submit `count` pods and query each once, one fresh kubectl process per operation."""
     kubectl = kubectl_path()
     if not kubectl:
         raise RuntimeError("kubectl is not installed")
-    base = [kubectl, "--kubeconfig", kubeconfig, "--request-timeout=30s"]
+    base = [kubectl, "--kubeconfig", kubeconfig, "--request-timeout=30s", "-n", namespace]
+    if context:
+        base += ["--context", context]
     submit = OpCost([], [])
     status = OpCost([], [])
     # warm the on-disk discovery cache as a long-running CE's kubectl would have it
     _timed_run([*base, "get", "pods", "-l", "kgahp.bench/warm=1"])
     for i in range(count):
-        manifest = yaml.safe_dump(baseline_pod(iwd, i)).encode()
+        manifest = yaml.safe_dump(baseline_pod(iwd, i, workload, namespace)).encode()
         wall, cpu, _ = _timed_run([*base, "create", "--validate=false", "-f", "-"], manifest)
         submit.wall.append(wall)
         submit.cpu.append(cpu)
@@ -90,4 +105,5 @@ def kubectl_version() -> str:
     return out.splitlines()[0] if out else ""
 
 
-__all__ = ["OpCost", "baseline_pod", "kubectl_path", "kubectl_version", "run_baseline"]
+__all__ = ["BASELINE_INSTANCE", "OpCost", "baseline_pod", "kgahp_pod", "kubectl_path",
+           "kubectl_version", "run_baseline"]

@@ -46,18 +46,22 @@ class BenchDriver(GahpDriver):
 
 
 def start_gahp(knobs: Mapping[str, str], stderr: Optional[IO[bytes]] = None,
-               argv: Optional[Sequence[str]] = None) -> BenchDriver:
+               argv: Optional[Sequence[str]] = None,
+               env: Optional[Mapping[str, str]] = None) -> BenchDriver:
     """kgahp started as the gridmanager starts it (no argv, pipes), handshake done. `argv`
-    replaces `python -m kgahp` for experiments (e.g. another interpreter)."""
-    driver = BenchDriver(env=condor_env(knobs), stderr=stderr, argv=argv)
+    replaces `python -m kgahp` for experiments (e.g. another interpreter); `env` adds to the
+    environment."""
+    driver = BenchDriver(env={**condor_env(knobs), **(env or {})}, stderr=stderr, argv=argv)
     driver.handshake()
     return driver
 
 
-def job_ad(iwd: str, job_dir: str, image: str) -> str:
+def job_ad(iwd: str, job_dir: str, image: str, cmd: str = "/bin/true",
+           arguments: str = "") -> str:
     """A small grid-universe submit ad as the gridmanager sends it (no file transfer)."""
+    extra = {"Arguments": arguments} if arguments else {}
     return repr(classad2.ClassAd({
-        "Cmd": "/bin/true", "Iwd": iwd, "JobDirectory": job_dir, "In": "/dev/null",
+        **extra, "Cmd": cmd, "Iwd": iwd, "JobDirectory": job_dir, "In": "/dev/null",
         "Out": f"{job_dir}.out", "Err": f"{job_dir}.err", "GridResource": "batch kubernetes",
         "gridtype": "kubernetes", "RequestMemory": 64, "StageCmd": False,
         "KubernetesImage": image, "Owner": "bench",
@@ -95,8 +99,9 @@ def status_requests(job_ids: Sequence[str]) -> list[tuple[str, ...]]:
 
 
 def submit_requests(iwd: str, prefix: str, count: int, image: str,
-                    start: int = 0) -> list[tuple[str, ...]]:
-    return [("BLAH_JOB_SUBMIT", job_ad(iwd, f"{prefix}_{i}.0", image))
+                    start: int = 0, cmd: str = "/bin/true",
+                    arguments: str = "") -> list[tuple[str, ...]]:
+    return [("BLAH_JOB_SUBMIT", job_ad(iwd, f"{prefix}_{i}.0", image, cmd, arguments))
             for i in range(start, start + count)]
 
 

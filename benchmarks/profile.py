@@ -31,6 +31,7 @@ from benchmarks.gahpclient import (  # noqa: E402
     submit_requests,
 )
 from benchmarks.simproc import SimProcess  # noqa: E402
+from benchmarks.target import SimTarget  # noqa: E402
 from kgahp.driver import condor_env  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
@@ -86,7 +87,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     sim = SimProcess(os.path.join(workdir, "sim")).start()
     try:
         kubeconfig = sim.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
-        bench = phases.Bench(sim, kubeconfig, workdir, lambda s: print(s, file=sys.stderr))
+        bench = phases.Bench(SimTarget(sim, kubeconfig), workdir,
+                             lambda s: print(s, file=sys.stderr))
         driver, knobs = bench.start("bench-profile", **phases.FAST_API)
         time.sleep(1.0)
         reqs = submit_requests(bench.iwd, "prof", args.jobs, "sim.invalid/sleep")

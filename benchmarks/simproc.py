@@ -54,6 +54,12 @@ def _child(conn: multiprocessing.connection.Connection, workdir: str) -> None:
                 reply = cluster.stats.count()
             elif command == "phases":
                 reply = _phases(cluster, *args)
+            elif command == "fault":
+                cluster.faults.add(**args[0])
+                reply = True
+            elif command == "clear_faults":
+                cluster.faults.clear()
+                reply = True
             else:
                 reply = ValueError(f"unknown sim command {command!r}")
             conn.send(reply)
@@ -109,6 +115,13 @@ class SimProcess:
 
     def phases(self, namespace: str, label: str) -> dict[str, int]:
         return dict(self._ask("phases", namespace, label))
+
+    def add_fault(self, **rule: Any) -> None:
+        """A fault rule of the sim's API (kgahp.sim.faults.Faults.add keywords)."""
+        self._ask("fault", rule)
+
+    def clear_faults(self) -> None:
+        self._ask("clear_faults")
 
     def write_kubeconfig(self, path: str) -> str:
         import os

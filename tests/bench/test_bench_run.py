@@ -19,8 +19,8 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--jobs", "60", "--life-jobs", "6",
-         "--rate-jobs", "60", "--baseline-jobs", "2", "--paced-samples", "5", "--out", str(out),
-         "--json"],
+         "--rate-jobs", "60", "--retry-jobs", "40", "--baseline-jobs", "2", "--paced-samples",
+         "5", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=170, check=False)
     # 1 = a target missed (timing on a busy test machine); anything else is a crash
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
@@ -36,7 +36,12 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
 
     life = results["job_life"]
     assert life["pods_left"] == 0
+    assert life["counted_by"] == "sim"
     assert life["requests"] == {"create/pods/": 6, "delete/pods/": 6}
+    # what kgahp's own request log counted is what the server counted
+    assert life["client_requests"] == life["requests"]
+    assert results["meta"]["cluster"] == "sim"
+    assert results["meta"]["server_version"] == "v1.28.0"
 
     scale = results["scale"]
     assert [s["tracked"] for s in scale["steps"]] == [60]
@@ -49,16 +54,43 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     rec = scale["recovery"]
     assert rec["unanswered"] == 0 and rec["jobs"] == 60 and rec["seconds"] > 0
 
+    assert scale["submit"]["client_api_requests_per_submit"] == \
+        scale["submit"]["api_requests_per_submit"]
+    assert rec["client_api_requests"] == rec["api_requests"]
+
+    lim = results["limit"]
+    assert lim["jobs"] == 60 and lim["threads"] == 16
+    assert lim["api_requests_per_submit"] == 1 and lim["server_requests_per_submit"] == 1
+    assert lim["cpu_ms_per_submit"] > 0 and lim["sim_cpu_ms_per_submit"] > 0
+
     rate = results["rate_limit"]
     assert rate["requests"] >= 60
-    assert rate["max_in_1s"] <= rate["allowed_in_1s"] + 2     # sampling slack
+    assert rate["server_requests"] == rate["requests"]
+    assert rate["max_in_1s"] <= rate["allowed_in_1s"] + 1    # kgahp's own send times
     assert rate["seconds"] >= (rate["requests"] - rate["burst"]) / rate["qps"] * 0.8
+
+    retry = results["retry_after"]
+    assert retry["measured"] and retry["submits_ok"] == 40
+    assert retry["answered_429"] >= 16                       # every worker was refused
+    assert retry["min_wait_after_429"] >= retry["retry_after"] - 0.05
+    assert retry["creates_per_second_during"] <= retry["allowed_per_second_during"] + 1
 
     if shutil.which("kubectl"):
         base = results["baseline"]
         assert base["jobs"] == 2 and base["status_cpu_ms"] > 0
     head = results["headline"]
     assert head["tracked_jobs"] == 60
+    assert head["submit_rate_vs_limit"] == pytest.approx(
+        scale["submit"]["per_second"] / lim["per_second"])
+    assert head["cpu_per_submit_vs_limit"] == pytest.approx(
+        scale["submit"]["cpu_ms_per_submit"] / lim["cpu_ms_per_submit"])
     assert set(results["targets_met"]) == {"status_p99_ms", "api_requests_per_status",
                                            "submits_per_second", "peak_rss_mb",
-                                           "recovery_seconds"}
+                                           "recovery_seconds", "submit_rate_vs_limit",
+                                           "cpu_per_submit_vs_limit", "rate_limit_honoured",
+                                           "retry_after_honoured"}
+    assert results["targets_met"]["rate_limit_honoured"]
+    assert results["targets_met"]["retry_after_honoured"]
+    text = (out / "results.txt").read_text()
+    assert "kgahp/limit" in text
+    assert f"{head['submit_rate_vs_limit']:.2f}" in text

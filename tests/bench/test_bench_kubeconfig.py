@@ -1,0 +1,111 @@
+"""`benchmarks/run.py --kubeconfig`: the branch for any cluster, exercised against a `kgahp sim`
+started on its own (so nothing the benchmark knows about the built-in simulator can help it).
+Pods run a plain image's command; requests are counted in kgahp's own process; what only the
+simulator can measure is reported as n/a; the limit is measured and the ratios come from it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def separate_sim(tmp_path: Path) -> Iterator[str]:
+    """`kgahp sim` in its own process, running real local processes for containers; yields the
+    kubeconfig it wrote."""
+    kubeconfig = tmp_path / "kubeconfig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kgahp", "sim", "--kubeconfig", str(kubeconfig), "--workdir",
+         str(tmp_path / "simwork"), "--nodes", "2", "--cpu", "100", "--memory", "100Gi"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not kubeconfig.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "kgahp sim did not start"
+            time.sleep(0.2)
+        yield str(kubeconfig)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _with_a_wrong_current_context(kubeconfig: str, path: Path) -> str:
+    """The same cluster as context `bench`, while the current context names a dead server:
+    whatever ignores --context fails."""
+    doc = yaml.safe_load(Path(kubeconfig).read_text())
+    (good,) = doc["contexts"]
+    doc["clusters"].append({"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}})
+    doc["contexts"] = [{"name": "bench", "context": dict(good["context"])},
+                       {"name": "dead", "context": {**good["context"], "cluster": "dead"}}]
+    doc["current-context"] = "dead"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.mark.timeout(240)
+def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> None:
+    out = tmp_path / "out"
+    kubeconfig = _with_a_wrong_current_context(separate_sim, tmp_path / "kc-contexts")
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--kubeconfig", kubeconfig,
+         "--context", "bench",
+         "--image", "busybox:1.36", "--image-command", "/bin/sleep 600", "--jobs", "12",
+         "--limit-jobs", "12", "--life-jobs", "3", "--rate-jobs", "45", "--retry-jobs", "5",
+         "--baseline-jobs", "0", "--paced-samples", "3", "--no-chart", "--out", str(out)],
+        capture_output=True, text=True, timeout=230, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]     # 1 = a target missed
+    results = json.loads((out / "results.json").read_text())
+    meta = results["meta"]
+    assert meta["cluster"] == "kubeconfig"
+    assert meta["server_version"] == "v1.28.0"                 # GET /version of that server
+    assert meta["sleep_workload"] == "busybox:1.36 /bin/sleep 600"
+    assert "client side" in meta["api_requests_counted_by"]
+    assert meta["load_average_at_start"] >= 0 and meta["load_average_at_end"] >= 0
+
+    life = results["job_life"]
+    assert life["counted_by"] == "client" and life["pods_left"] == 0
+    assert life["requests"] == {"create/pods/": 3, "delete/pods/": 3}
+    assert life["image"] == "busybox:1.36 /bin/sh -c 'sleep 2'"
+
+    sub = results["scale"]["submit"]
+    assert sub["sim_cpu_ms_per_submit"] is None and sub["bottleneck"] == "n/a"
+    assert sub["api_requests_per_submit"] == 1
+    assert results["scale"]["steps"][0]["burst"]["api_requests_per_status"] == 0
+    assert results["scale"]["recovery"]["unanswered"] == 0
+
+    lim = results["limit"]
+    assert lim["jobs"] == 12 and lim["api_requests_per_submit"] == 1
+    assert lim["sim_cpu_ms_per_submit"] is None and lim["server_requests_per_submit"] is None
+    assert lim["per_second"] > 0 and lim["cpu_ms_per_submit"] > 0
+    head = results["headline"]
+    assert head["submit_rate_vs_limit"] == pytest.approx(sub["per_second"] / lim["per_second"])
+    assert head["cpu_per_submit_vs_limit"] == pytest.approx(
+        sub["cpu_ms_per_submit"] / lim["cpu_ms_per_submit"])
+
+    rate = results["rate_limit"]
+    assert rate["server_requests"] is None and rate["requests"] >= 45
+    assert rate["max_in_1s"] <= rate["allowed_in_1s"] + 1
+    assert results["retry_after"] == {"measured": False,
+                                      "why": "needs the simulator's fault injection"}
+
+    text = (out / "results.txt").read_text()
+    assert "kgahp/limit" in text
+    assert f"{head['submit_rate_vs_limit']:.2f}" in text
+    assert f"{head['cpu_per_submit_vs_limit']:.2f}" in text
+    assert "sim CPU ms per pod" in text and "n/a" in text
+    assert "429 Retry-After: n/a" in text
