@@ -298,11 +298,12 @@ class SimApi:
     async def _body(self, request: web.Request, kind: str) -> Any:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         if ctype == "application/vnd.kubernetes.protobuf":
-            # The sim speaks JSON only. It answers as an apiserver does for a media type a
-            # resource lacks; client-go (kubectl >= 1.32 sends protobuf) then retries in JSON.
+            # The sim speaks JSON only (kubectl >= 1.32 sends imperative creates as protobuf).
+            # Answer as an apiserver does for a media type a resource lacks, not with a 400
+            # that blames the object.
             raise ApiStatusError(415, "UnsupportedMediaType",
-                                 f"the body of the request was in an unknown format - accepted "
-                                 f"media types include: application/json, application/yaml", {})
+                                 "the body of the request was in an unknown format - accepted "
+                                 "media types include: application/json, application/yaml", {})
         raw = await request.read()
         try:
             return json.loads(raw) if raw else {}
