@@ -124,6 +124,11 @@ class Service:
         # FailedMount messages by (namespace, pod); when each namespace's events were last read
         self._mount_errors: dict[tuple[str, str], str] = {}
         self._mounts_checked: dict[str, float] = {}
+        # (namespace, pod) whose Secrets are to go now that the job's result is recorded; and
+        # those already gone (in this process), so a watch event does not ask again
+        self._secrets_pending: set[tuple[str, str]] = set()
+        self._secrets_done: set[tuple[str, str]] = set()
+        self._secrets_guard = threading.Lock()
         self.timers = Timers()
         cache.add_listener(self._on_pod_event)
 
@@ -363,6 +368,9 @@ class Service:
         verdict = self._classify(pod, rec)
         self._act(pod, verdict, rec)
         state = verdict.state
+        now = self.store.get(job) if rec is not None else None
+        if now is not None and now.final is not None and now.attempt == _attempt(pod):
+            return self._reply(job_id, now.final)   # the first final recorded is the answer
         if verdict.action is lifecycle.Action.COLLECT:
             state = JobState(RUNNING, worker_node=(pod.get("spec") or {}).get("nodeName"))
         return self._reply(job_id, state)
@@ -387,7 +395,8 @@ class Service:
             main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
             deleted_by_kgahp=bool(rec and rec.cancelled),
             mount_error=self._mount_errors.get((str(meta.get("namespace")),
-                                                str(meta.get("name"))), ""))
+                                                str(meta.get("name"))), ""),
+            ever_started=bool(rec and rec.started and rec.attempt == _attempt(pod)))
 
     def _maybe_check_mounts(self, pod: dict) -> None:
         """A pod on a node that has not started its containers for a while may be waiting for
@@ -452,10 +461,53 @@ class Service:
         if verdict.action is lifecycle.Action.RECREATE:
             self._schedule("recreate", job, lambda: self._recreate(namespace, job, None))
         elif verdict.state.job_status == REMOVED:
-            self.store.record_final(job, rec.attempt, verdict.state)
-            log.warning("pod of job %s/%s vanished after it started; reporting it removed",
-                        namespace, job)
+            if self._record_final(namespace, job, rec.attempt, verdict.state,
+                                  "vanished after it started; reporting it removed"):
+                return verdict.state
+            final = (self.store.get(job) or rec).final
+            return final if final is not None else verdict.state
         return verdict.state
+
+    def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
+                      what: str) -> bool:
+        """Record the attempt's one final answer (the first recorded wins: the store refuses
+        later ones) and let its Secrets go: the finished pod no longer needs them."""
+        if not self.store.record_final(job, attempt, state):
+            log.debug("job %s/%s attempt %d already has its final answer; not recording %s",
+                      namespace, job, attempt, what)
+            return False
+        log.info("job %s/%s %s: JobStatus %d exit %s signal %s hold %s", namespace, job, what,
+                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
+        self._drop_secrets(namespace, names.pod_name(job, attempt))
+        return True
+
+    def _drop_secrets(self, namespace: str, pod_name: str) -> None:
+        key = (namespace, pod_name)
+        with self._secrets_guard:
+            if key in self._secrets_done:
+                return
+            self._secrets_pending.add(key)
+        self._schedule("secrets", f"{namespace}/{pod_name}",
+                       lambda: self._delete_secrets_of(namespace, pod_name))
+
+    def _delete_secrets_of(self, namespace: str, pod_name: str) -> None:
+        key = (namespace, pod_name)
+        with self._secrets_guard:
+            if key not in self._secrets_pending:
+                return
+        try:
+            gone = [s for s in (f"{pod_name}-input", f"{pod_name}-proxy")
+                    if self.kube.delete_secret(namespace, s)]
+        except ApiError as exc:
+            log.warning("could not delete the Secrets of pod %s/%s: %s", namespace, pod_name,
+                        exc)
+            return
+        with self._secrets_guard:
+            self._secrets_pending.discard(key)
+            self._secrets_done.add(key)
+        if gone:
+            log.info("deleted Secret(s) %s of finished pod %s/%s", ", ".join(gone), namespace,
+                     pod_name)
 
     # ------------------------------------------------------------------ reconciliation
     def _on_pod_event(self, kind: str, pod: dict) -> None:
@@ -485,12 +537,20 @@ class Service:
                 # The last state of a pod a node controller deleted (node lost, preemption)
                 # still says why: a disruption, so a new pod, not "removed".
                 verdict = self._classify(pod, rec)
-                if verdict.action is lifecycle.Action.RECREATE:
+                if verdict.action is lifecycle.Action.RECREATE or \
+                        verdict.state.job_status == REMOVED:
                     self._act(pod, verdict, rec)
                 else:
                     self._vanished(str(meta.get("namespace")), job, rec)
             return
         if rec is not None and rec.final is not None:
+            if rec.cancelled:   # still force-delete a cancelled pod stuck terminating
+                verdict = self._classify(pod, rec)
+                if verdict.action is lifecycle.Action.DELETE:
+                    self._act(pod, verdict, rec)
+            if _attempt(pod) == rec.attempt:
+                # a GAHP that stopped before deleting them: the Secrets go now
+                self._drop_secrets(str(meta.get("namespace")), str(meta.get("name")))
             self._schedule_cleanup(pod, rec)
             return
         self._act(pod, self._classify(pod, rec), rec)
@@ -503,7 +563,15 @@ class Service:
             self.store.update(job, started=True)
         if verdict.state.job_status == IDLE:
             self._maybe_check_mounts(pod)
+        if verdict.state.job_status == REMOVED and rec is not None and rec.final is None \
+                and _attempt(pod) == rec.attempt:
+            # deleted by someone else, or cancelled: that is the attempt's answer, now, before
+            # the kubelet's last status makes the pod look like it ended on its own
+            self._record_final(namespace, job, rec.attempt, verdict.state,
+                               f"removed ({verdict.reason})")
         action = verdict.action
+        if action is lifecycle.Action.COLLECT and rec is not None and rec.cancelled:
+            return   # a pod kgahp is deleting is never collected
         if action is lifecycle.Action.COLLECT:
             final = verdict.final or verdict.state
             self._schedule("collect", f"{namespace}/{name}",
@@ -529,8 +597,8 @@ class Service:
         if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
             rec = self.store.record_submit(job, namespace, _attempt(pod), "",
                                            restarts=lifecycle.restarts_of(pod))
-        if rec.final is not None:
-            return
+        if rec.final is not None or rec.cancelled:
+            return   # answered already, or kgahp is deleting it: never collected
         req = _request_from_pod(pod)
         state = final
         transfer = self.settings.transfer
@@ -555,9 +623,7 @@ class Service:
                 state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
                                  hold_reason=f"outputs of pod {namespace}/{name} could not be "
                                  f"fetched: {exc}", worker_node=final.worker_node)
-        self.store.record_final(job, rec.attempt, state)
-        log.info("job %s/%s finished: JobStatus %d exit %s signal %s hold %s", namespace, job,
-                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
+        self._record_final(namespace, job, rec.attempt, state, "finished")
         rec = self.store.get(job)
         if rec is not None:
             self._schedule_cleanup(pod, rec)
@@ -587,7 +653,10 @@ class Service:
                 # the create): make it now, under the recorded name, so a late one collides
                 attempt, restarts = rec.attempt, rec.restarts
             if not rec.ad:
-                self.store.record_final(job, rec.attempt, JobState(REMOVED))
+                self._record_final(namespace, job, rec.attempt, JobState(
+                    REMOVED, remove_reason=f"pod of job {namespace}/{job} was lost and its "
+                    f"submit ad is not known here, so it cannot be created again"),
+                    "lost, not recreatable")
                 return
             if old is None:
                 # "vanished" came from the cache or one read; a second pod is a worse mistake
@@ -608,10 +677,10 @@ class Service:
             except KgahpError as exc:
                 if isinstance(exc, ApiError) and exc.transient:
                     raise
-                self.store.record_final(job, rec.attempt, JobState(
+                self._record_final(namespace, job, rec.attempt, JobState(
                     HELD, hold_code=26, hold_subcode=0,
                     hold_reason=f"pod for job {namespace}/{job} was lost and could not be "
-                                f"created again: {exc}"))
+                                f"created again: {exc}"), "not recreatable")
         if old is not None:
             self._delete_pod(old)
         log.info("recreated job %s/%s after a disruption", namespace, job)
@@ -636,7 +705,7 @@ class Service:
                 self.kube.delete_pod(namespace, job)
                 return 0, "No error"
             with self._lock_for(job):
-                self.store.update(job, cancelled=True)
+                rec = self.store.update(job, cancelled=True)
                 pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
                 for pod in pods:
                     if not _meta(pod).get("deletionTimestamp"):
@@ -648,6 +717,11 @@ class Service:
                     self.kube.delete_secrets(namespace, self._job_selector(job))
                 except ApiError as exc:
                     log.warning("could not delete the secrets of %s: %s", job_id, exc)
+                if rec is not None:
+                    # the attempt's answer is "removed", whatever its pod's last status says
+                    self.store.record_final(job, rec.attempt, JobState(
+                        REMOVED, num_restarts=rec.restarts,
+                        remove_reason=lifecycle.CANCELLED_REASON))
             log.info("cancelled %s (%d pods)", job_id, len(pods))
             return 0, "No error"
         except ApiError as exc:
@@ -689,8 +763,27 @@ class Service:
         return 0, "Proxy renewed"
 
     # ------------------------------------------------------------------ shutdown
-    def close(self) -> None:
+    def close(self, secrets_deadline: float = 10.0) -> None:
         self.cache.stop()
         self.timers.stop()
         self._actions.shutdown(wait=False, cancel_futures=True)
+        self.finish_secret_cleanup(secrets_deadline)
+
+    def finish_secret_cleanup(self, deadline: float) -> int:
+        """Delete, now, the Secrets of jobs whose result is recorded but whose Secrets are still
+        there (the gridmanager stops the GAHP soon after its last job: nobody would come back
+        for them). Bounded by `deadline` seconds; returns how many pods are still left."""
+        until = time.monotonic() + deadline
+        with self._secrets_guard:
+            pending = sorted(self._secrets_pending)
+        for namespace, pod_name in pending:
+            if time.monotonic() > until:
+                break
+            self._delete_secrets_of(namespace, pod_name)
+        with self._secrets_guard:
+            left = len(self._secrets_pending)
+        if left:
+            log.warning("exiting with the Secrets of %d finished pod(s) not yet deleted; they "
+                        "go with their pods (KGAHP_POD_RETENTION)", left)
+        return left
 

@@ -134,12 +134,21 @@ class JobStore:
                 self._write(new)
             return dataclasses.replace(new)
 
-    def record_final(self, job: str, attempt: int, state: JobState) -> None:
+    def record_final(self, job: str, attempt: int, state: JobState) -> bool:
+        """Record the one final answer of `attempt`; True when this call recorded it.
+
+        The first final recorded is the answer: the gridmanager acts on the first one it reads,
+        so a later writer (a collect that lost the race with a DELETED event, or the reverse)
+        changes nothing. Only a new attempt (record_submit) clears it.
+        """
         with self._lock:
             rec = self._jobs.get(job)
             if rec is None or rec.attempt != attempt:
-                return   # a newer attempt superseded this one
+                return False   # a newer attempt superseded this one
+            if rec.final is not None:
+                return False   # already answered
             self._write(dataclasses.replace(rec, final=state, finished_at=time.time()))
+            return True
 
     def purge(self, older_than: float) -> int:
         """Forget finished jobs whose result is older than `older_than` (epoch seconds)."""

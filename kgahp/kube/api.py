@@ -280,6 +280,16 @@ class Kube:
             "PATCH", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", body=patch,
             content_type=MERGE_PATCH, timeout=self.timeout)))
 
+    def delete_secret(self, namespace: str, name: str) -> bool:
+        """Delete one secret; False when it was already gone."""
+        try:
+            self.call(f"deleting secret {namespace}/{name}", lambda: self.request(
+                "DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
+                timeout=self.timeout).read())
+            return True
+        except NotFoundError:
+            return False
+
     def delete_secrets(self, namespace: str, label_selector: str) -> None:
         self.call(f"deleting secrets in {namespace}", lambda: self.request(
             "DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets",
