@@ -105,7 +105,8 @@ class Service:
     """Implements the protocol server's Handlers."""
 
     def __init__(self, settings: Settings, kube: Kube, cache: PodCache, store: JobStore,
-                 templates: Templates, *, clock: Callable[[], float] = time.time) -> None:
+                 templates: Templates, *, clock: Callable[[], float] = time.time,
+                 legacy_store: Optional[JobStore] = None) -> None:
         self.settings = settings
         self.kube = kube
         self.cache = cache
@@ -116,6 +117,10 @@ class Service:
             names.LABEL_MANAGED_BY: "kgahp",
             names.LABEL_INSTANCE: names.label_value(settings.instance),
         }
+        legacy = settings.legacy_instance
+        self.legacy_labels = {names.LABEL_MANAGED_BY: "kgahp",
+                              names.LABEL_INSTANCE: names.label_value(legacy)} if legacy else None
+        self.legacy_store = legacy_store
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._scheduled: set[tuple[str, str]] = set()
@@ -139,6 +144,37 @@ class Service:
 
     def _job_selector(self, job: str) -> str:
         return label_selector({**self.instance_labels, names.LABEL_JOB: job})
+
+    def _adopt_legacy(self, namespace: str, job: str) -> list[dict]:
+        """Pods and the record an older kgahp made for `job` under the old default instance
+        label (the user name, shared by every GAHP of the user). Called only for a job this
+        GAHP knows nothing of, that its gridmanager names (by submit, status or cancel): job
+        names carry the schedd, so such a job is this GAHP's. Its pods are relabelled to this
+        instance and its record copied over; other GAHPs' jobs stay untouched."""
+        if self.legacy_labels is None:
+            return []
+        old = self.legacy_store.get(job) if self.legacy_store is not None else None
+        pods, _ = self.kube.list_pods(
+            namespace, label_selector({**self.legacy_labels, names.LABEL_JOB: job}))
+        if old is not None and old.namespace == namespace:
+            self.store.import_record(old)
+        adopted = []
+        for pod in pods:
+            name = str(_meta(pod).get("name"))
+            try:
+                pod = self.kube.patch_pod_labels(
+                    namespace, name, {names.LABEL_INSTANCE: self.instance_labels[
+                        names.LABEL_INSTANCE]})
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            self.cache.note(pod)
+            adopted.append(pod)
+        if adopted or old is not None:
+            log.info("took over job %s/%s from the old default instance %s (%d pods)",
+                     namespace, job, self.legacy_labels[names.LABEL_INSTANCE], len(adopted))
+        return adopted
 
     def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
         return 0, "No error", state.job_status, status_ad(job_id, state)
@@ -213,8 +249,11 @@ class Service:
             existing = self.cache.pods_for_job(namespace, job)
         else:
             existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
-        live = sorted((p for p in existing if _is_active(p)), key=_attempt)
         rec = self.store.get(job)
+        if not existing and rec is None and self.legacy_labels is not None:
+            existing = self._adopt_legacy(namespace, job)
+            rec = self.store.get(job)
+        live = sorted((p for p in existing if _is_active(p)), key=_attempt)
         if live:
             self._adopt(req, live[-1], job, namespace, ad_text, rec)
             log.info("submit: adopted live pod %s/%s for %s", namespace,
@@ -358,6 +397,11 @@ class Service:
                             or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
+                if pod is None and rec is None and not legacy and self.legacy_labels:
+                    pod = max(self._adopt_legacy(namespace, job), key=_attempt, default=None)
+                    rec = self.store.get(job)
+                    if rec is not None and rec.final is not None:
+                        return self._reply(job_id, rec.final)
             except ApiError as exc:
                 return 1, f"cannot read the pod of {job_id}: {exc}", 0, None
         if pod is None:
@@ -705,8 +749,10 @@ class Service:
                 self.kube.delete_pod(namespace, job)
                 return 0, "No error"
             with self._lock_for(job):
-                rec = self.store.update(job, cancelled=True)
                 pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
+                if not pods and self.store.get(job) is None and self.legacy_labels:
+                    pods = self._adopt_legacy(namespace, job)
+                rec = self.store.update(job, cancelled=True)
                 for pod in pods:
                     if not _meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(_meta(pod).get("name")))

@@ -123,6 +123,14 @@ class JobStore:
             self._write(rec)
             return dataclasses.replace(rec)
 
+    def import_record(self, rec: JobRecord) -> bool:
+        """Take over a record from another store (an older kgahp's), unless the job is known."""
+        with self._lock:
+            if rec.job in self._jobs:
+                return False
+            self._write(dataclasses.replace(rec))
+            return True
+
     def update(self, job: str, **changes: object) -> Optional[JobRecord]:
         """Change fields of an existing record (no-op when the job is unknown)."""
         with self._lock:

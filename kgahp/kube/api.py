@@ -186,6 +186,13 @@ class Kube:
         except NotFoundError:
             return None
 
+    def patch_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict:
+        """Merge-patch labels onto a pod (other fields untouched)."""
+        return self._json(self.call(f"relabelling pod {namespace}/{name}", lambda: self.request(
+            "PATCH", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
+            body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH,
+            timeout=self.timeout)))
+
     def list_pods(self, namespace: str, label_selector: str, *,
                   retry: bool = True) -> tuple[list[dict], str]:
         """All matching pods and the list's resourceVersion (pages of 500)."""
