@@ -534,14 +534,14 @@ class Service:
         self._schedule("secrets", f"{namespace}/{pod_name}",
                        lambda: self._delete_secrets_of(namespace, pod_name))
 
-    def _delete_secrets_of(self, namespace: str, pod_name: str) -> None:
+    def _delete_secrets_of(self, namespace: str, pod_name: str, retry: bool = True) -> None:
         key = (namespace, pod_name)
         with self._secrets_guard:
             if key not in self._secrets_pending:
                 return
         try:
             gone = [s for s in (f"{pod_name}-input", f"{pod_name}-proxy")
-                    if self.kube.delete_secret(namespace, s)]
+                    if self.kube.delete_secret(namespace, s, retry=retry)]
         except ApiError as exc:
             log.warning("could not delete the Secrets of pod %s/%s: %s", namespace, pod_name,
                         exc)
@@ -825,7 +825,7 @@ class Service:
         for namespace, pod_name in pending:
             if time.monotonic() > until:
                 break
-            self._delete_secrets_of(namespace, pod_name)
+            self._delete_secrets_of(namespace, pod_name, retry=False)   # exiting: one try
         with self._secrets_guard:
             left = len(self._secrets_pending)
         if left:

@@ -287,12 +287,12 @@ class Kube:
             "PATCH", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", body=patch,
             content_type=MERGE_PATCH, timeout=self.timeout)))
 
-    def delete_secret(self, namespace: str, name: str) -> bool:
+    def delete_secret(self, namespace: str, name: str, *, retry: bool = True) -> bool:
         """Delete one secret; False when it was already gone."""
         try:
             self.call(f"deleting secret {namespace}/{name}", lambda: self.request(
                 "DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
-                timeout=self.timeout).read())
+                timeout=self.timeout).read(), retry=retry)
             return True
         except NotFoundError:
             return False
