@@ -853,8 +853,9 @@ def vanished(*, ever_started: bool, restarts: int, settings: LifecycleSettings,
     count = restarts + 1
     if rule.name == "vanished-started":
         state = JobState(job_status=REMOVED, num_restarts=restarts, remove_reason=one_line(
-            f"Pod {ref} disappeared after the job started, deleted by someone other than "
-            f"kgahp; the job did not finish on its own and its outputs were not collected"))
+            f"{'Pod ' + ref if name else 'The pod of the job'} disappeared after the job "
+            f"started, deleted by someone other than kgahp; the job did not finish on its own "
+            f"and its outputs were not collected"))
         return Verdict(state, Action.NONE, None,
                        f"{ref} deleted by someone else after it started", rule.name)
     if rule.name == "vanished-unstarted-hold":

@@ -500,8 +500,15 @@ class Service:
         if rec is None or rec.cancelled:
             # Nothing kgahp knows of: it cannot have finished well, so never COMPLETED.
             return JobState(REMOVED)
+        with self._scheduled_guard:
+            recreating = ("recreate", job) in self._scheduled
+        if recreating:
+            # a disrupted pod (an eviction) can be gone before its successor is recorded:
+            # that is a job being moved, not one deleted
+            return JobState(IDLE, num_restarts=rec.restarts + 1)
         verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
-                                     settings=self.settings.lifecycle)
+                                     settings=self.settings.lifecycle, namespace=namespace,
+                                     name=names.pod_name(job, rec.attempt))
         if verdict.action is lifecycle.Action.RECREATE:
             self._schedule("recreate", job, lambda: self._recreate(namespace, job, None))
         elif verdict.state.job_status == REMOVED:
