@@ -2,7 +2,8 @@
 kgahp.lifecycle.classify.
 
 Pods start from statuses recorded from a real kube-apiserver v1.28
-(tests/data/k8s-recordings-v1.28) and are bent into each situation by the small builders below.
+(tests/data/k8s-recordings-v1.28) and
+are bent into each situation by the small builders below.
 """
 
 from __future__ import annotations
