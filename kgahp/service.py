@@ -414,7 +414,11 @@ class Service:
         state = verdict.state
         now = self.store.get(job) if rec is not None else None
         if now is not None and now.final is not None and now.attempt == _attempt(pod):
-            return self._reply(job_id, now.final)   # the first final recorded is the answer
+            # the first final recorded is the answer, whatever this look at the pod says; a
+            # completion is answered by the next status (which may first show RUNNING once)
+            if now.final.job_status != COMPLETED:
+                return self._reply(job_id, now.final)
+            state = JobState(RUNNING, worker_node=now.final.worker_node)
         if verdict.action is lifecycle.Action.COLLECT:
             state = JobState(RUNNING, worker_node=(pod.get("spec") or {}).get("nodeName"))
         return self._reply(job_id, state)
