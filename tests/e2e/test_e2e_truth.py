@@ -10,6 +10,8 @@ only when its own process ended: none of these may ever answer 4 or a Hold 12.
 from __future__ import annotations
 
 import getpass
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +20,7 @@ import pytest
 from harness import Gahp, managed_objects, wait_until
 from kubernetes import client
 
+from kgahp.driver import condor_env
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
 
 
@@ -245,3 +248,15 @@ def test_two_gahps_of_one_owner_in_one_namespace_leave_each_other_alone(make_gah
     assert any(p["metadata"]["name"].startswith(a.split("/")[2]) for p in first.pods())
     for gahp, other in ((first, b), (second, a)):
         assert other.split("/")[2] not in gahp.log.read_text()
+    # the admin's view, as the first GAHP's owner on its schedd: its own jobs, or everyone's
+    running = second.submit("owner_b_2.0", KubernetesImage="sim.invalid/sleep")
+    second.wait_status(running, {RUNNING})
+    env = condor_env({k: v for k, v in first.knobs.items() if not k.startswith("_CONDOR_")})
+    env["_CONDOR_SCHEDD_NAME"] = first.knobs["_CONDOR_SCHEDD_NAME"]
+    mine = subprocess.run([sys.executable, "-m", "kgahp", "status"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    everyone = subprocess.run([sys.executable, "-m", "kgahp", "status", "--all-instances"],
+                              env=env, capture_output=True, text=True, timeout=60)
+    assert mine.returncode == 0 and everyone.returncode == 0, mine.stderr + everyone.stderr
+    assert a in mine.stdout and running not in mine.stdout
+    assert a in everyone.stdout and running in everyone.stdout
