@@ -151,12 +151,12 @@ class Service:
         GAHP knows nothing of, that its gridmanager names (by submit, status or cancel): job
         names carry the schedd, so such a job is this GAHP's. Its pods are relabelled to this
         instance and its record copied over; other GAHPs' jobs stay untouched."""
-        if self.legacy_labels is None:
+        old = self._legacy_record(job)
+        if old is None or self.legacy_labels is None:
             return []
-        old = self.legacy_store.get(job) if self.legacy_store is not None else None
         pods, _ = self.kube.list_pods(
             namespace, label_selector({**self.legacy_labels, names.LABEL_JOB: job}))
-        if old is not None and old.namespace == namespace:
+        if old.namespace == namespace:
             self.store.import_record(old)
         adopted = []
         for pod in pods:
@@ -171,10 +171,17 @@ class Service:
                 raise
             self.cache.note(pod)
             adopted.append(pod)
-        if adopted or old is not None:
+        if adopted or old.namespace == namespace:
             log.info("took over job %s/%s from the old default instance %s (%d pods)",
                      namespace, job, self.legacy_labels[names.LABEL_INSTANCE], len(adopted))
         return adopted
+
+    def _legacy_record(self, job: str) -> Optional[JobRecord]:
+        """The older kgahp's record of `job` (an in-memory look-up: no request for the jobs
+        an older kgahp never made, so new submits cost nothing extra)."""
+        if self.legacy_labels is None or self.legacy_store is None:
+            return None
+        return self.legacy_store.get(job)
 
     def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
         return 0, "No error", state.job_status, status_ad(job_id, state)
@@ -250,7 +257,7 @@ class Service:
         else:
             existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
         rec = self.store.get(job)
-        if not existing and rec is None and self.legacy_labels is not None:
+        if not existing and rec is None and self._legacy_record(job) is not None:
             existing = self._adopt_legacy(namespace, job)
             rec = self.store.get(job)
         live = sorted((p for p in existing if _is_active(p)), key=_attempt)
@@ -397,7 +404,7 @@ class Service:
                             or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
-                if pod is None and rec is None and not legacy and self.legacy_labels:
+                if pod is None and rec is None and not legacy and self._legacy_record(job):
                     pod = max(self._adopt_legacy(namespace, job), key=_attempt, default=None)
                     rec = self.store.get(job)
                     if rec is not None and rec.final is not None:
@@ -572,6 +579,10 @@ class Service:
         if kind == "DELETED" or _phase(pod) != "Pending":
             key = (str(meta.get("namespace")), str(meta.get("name")))
             self._mount_errors.pop(key, None)
+            if kind == "DELETED":
+                with self._secrets_guard:   # its Secrets went with it (owner references)
+                    self._secrets_done.discard(key)
+                    self._secrets_pending.discard(key)
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -761,7 +772,7 @@ class Service:
                 return 0, "No error"
             with self._lock_for(job):
                 pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
-                if not pods and self.store.get(job) is None and self.legacy_labels:
+                if not pods and self.store.get(job) is None and self._legacy_record(job):
                     pods = self._adopt_legacy(namespace, job)
                 rec = self.store.update(job, cancelled=True)
                 for pod in pods:
