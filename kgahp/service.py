@@ -131,7 +131,7 @@ class Service:
         self._mounts_checked: dict[str, float] = {}
         # (namespace, pod) whose Secrets are to go now that the job's result is recorded; and
         # those already gone (in this process), so a watch event does not ask again
-        self._secrets_pending: set[tuple[str, str]] = set()
+        self._secrets_pending: dict[tuple[str, str], tuple[str, ...]] = {}
         self._secrets_done: set[tuple[str, str]] = set()
         self._secrets_guard = threading.Lock()
         self.timers = Timers()
@@ -531,41 +531,51 @@ class Service:
         return verdict.state
 
     def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
-                      what: str) -> bool:
+                      what: str, pod: Optional[dict] = None) -> bool:
         """Record the attempt's one final answer (the first recorded wins: the store refuses
-        later ones) and let its Secrets go: the finished pod no longer needs them."""
+        later ones) and let `pod`'s Secrets go: the finished pod no longer needs them."""
         if not self.store.record_final(job, attempt, state):
             log.debug("job %s/%s attempt %d already has its final answer; not recording %s",
                       namespace, job, attempt, what)
             return False
         log.info("job %s/%s %s: JobStatus %d exit %s signal %s hold %s", namespace, job, what,
                  state.job_status, state.exit_code, state.exit_signal, state.hold_code)
-        self._drop_secrets(namespace, names.pod_name(job, attempt))
+        if pod is not None and _attempt(pod) == attempt:
+            self._drop_secrets(pod)
         return True
 
-    def _drop_secrets(self, namespace: str, pod_name: str) -> None:
+    def _drop_secrets(self, pod: dict) -> None:
+        """Schedule the deletion of the job's own Secrets that `pod` mounts (`<pod>-input`,
+        `<pod>-proxy`; never a Secret of the admin's template). None mounted: no request."""
+        meta = _meta(pod)
+        namespace, pod_name = str(meta.get("namespace")), str(meta.get("name"))
+        own = tuple(sorted({
+            str((v.get("secret") or {}).get("secretName"))
+            for v in (pod.get("spec") or {}).get("volumes") or []
+            if isinstance(v, dict) and str((v.get("secret") or {}).get(
+                "secretName") or "") in (f"{pod_name}-input", f"{pod_name}-proxy")}))
         key = (namespace, pod_name)
         with self._secrets_guard:
-            if key in self._secrets_done:
+            if not own or key in self._secrets_done:
                 return
-            self._secrets_pending.add(key)
+            self._secrets_pending[key] = own
         self._schedule("secrets", f"{namespace}/{pod_name}",
                        lambda: self._delete_secrets_of(namespace, pod_name))
 
     def _delete_secrets_of(self, namespace: str, pod_name: str, retry: bool = True) -> None:
         key = (namespace, pod_name)
         with self._secrets_guard:
-            if key not in self._secrets_pending:
-                return
+            secrets = self._secrets_pending.get(key)
+        if not secrets:
+            return
         try:
-            gone = [s for s in (f"{pod_name}-input", f"{pod_name}-proxy")
-                    if self.kube.delete_secret(namespace, s, retry=retry)]
+            gone = [s for s in secrets if self.kube.delete_secret(namespace, s, retry=retry)]
         except ApiError as exc:
             log.warning("could not delete the Secrets of pod %s/%s: %s", namespace, pod_name,
                         exc)
             return
         with self._secrets_guard:
-            self._secrets_pending.discard(key)
+            self._secrets_pending.pop(key, None)
             self._secrets_done.add(key)
         if gone:
             log.info("deleted Secret(s) %s of finished pod %s/%s", ", ".join(gone), namespace,
@@ -582,7 +592,7 @@ class Service:
             if kind == "DELETED":
                 with self._secrets_guard:   # its Secrets went with it (owner references)
                     self._secrets_done.discard(key)
-                    self._secrets_pending.discard(key)
+                    self._secrets_pending.pop(key, None)
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -616,7 +626,7 @@ class Service:
                     self._act(pod, verdict, rec)
             if _attempt(pod) == rec.attempt:
                 # a GAHP that stopped before deleting them: the Secrets go now
-                self._drop_secrets(str(meta.get("namespace")), str(meta.get("name")))
+                self._drop_secrets(pod)
             self._schedule_cleanup(pod, rec)
             return
         self._act(pod, self._classify(pod, rec), rec)
@@ -634,7 +644,7 @@ class Service:
             # deleted by someone else, or cancelled: that is the attempt's answer, now, before
             # the kubelet's last status makes the pod look like it ended on its own
             self._record_final(namespace, job, rec.attempt, verdict.state,
-                               f"removed ({verdict.reason})")
+                               f"removed ({verdict.reason})", pod)
         action = verdict.action
         if action is lifecycle.Action.COLLECT and rec is not None and rec.cancelled:
             return   # a pod kgahp is deleting is never collected
@@ -689,7 +699,7 @@ class Service:
                 state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
                                  hold_reason=f"outputs of pod {namespace}/{name} could not be "
                                  f"fetched: {exc}", worker_node=final.worker_node)
-        self._record_final(namespace, job, rec.attempt, state, "finished")
+        self._record_final(namespace, job, rec.attempt, state, "finished", pod)
         rec = self.store.get(job)
         if rec is not None:
             self._schedule_cleanup(pod, rec)
