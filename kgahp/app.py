@@ -30,8 +30,16 @@ def build_service(settings: Settings, *, start: bool = True) -> Service:
     purged = store.purge(time.time() - settings.lifecycle.result_retention)
     if purged:
         log.info("forgot %d results older than the retention", purged)
+    legacy = None
+    if settings.legacy_instance:
+        # the store of an older kgahp that named every GAHP of this user alike: its jobs are
+        # taken over one by one, when this GAHP's gridmanager asks about them
+        path = os.path.join(settings.state_dir,
+                            f"jobs-{names.label_value(settings.legacy_instance)}.sqlite")
+        if os.path.exists(path):
+            legacy = JobStore(path)
     templates = load_templates(settings.pod)
-    service = Service(settings, kube, cache, store, templates)
+    service = Service(settings, kube, cache, store, templates, legacy_store=legacy)
     if start:
         cache.start()
     return service

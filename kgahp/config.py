@@ -10,8 +10,10 @@ rewrites both; tests/docs checks they agree).
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
@@ -40,7 +42,7 @@ KNOBS: tuple[Knob, ...] = (
     Knob("BURST", "40", "Client-side API burst allowance"),
     Knob("API_TIMEOUT", "30", "Seconds before one API request is abandoned"),
     Knob("INSTANCE", "", "Name that tells this GAHP's pods from others' (label value); "
-         "empty = the user name kgahp runs as"),
+         "empty = <user>-<hash of the schedd served (SCHEDD_NAME, else FULL_HOSTNAME)>"),
     # --- server
     Knob("WORKERS", "16", "Threads doing API work for submit/cancel/refresh"),
     Knob("MAX_QUEUED", "1000", "Requests waiting for a worker before the GAHP answers "
@@ -328,10 +330,20 @@ class Settings:
     transfer: TransferSettings = field(default_factory=TransferSettings)
     condor_log_dir: str = ""     # HTCondor's $(LOG), for the default log file
     user: str = ""               # the account kgahp runs as (the job owner)
+    schedd: str = ""             # the schedd this GAHP serves (SCHEDD_NAME, else FULL_HOSTNAME)
 
     @property
     def instance(self) -> str:
-        return self.kube.instance or self.user or "kgahp"
+        return self.kube.instance or default_instance(self.user, self.schedd)
+
+    @property
+    def legacy_instance(self) -> Optional[str]:
+        """The instance name kgahp used by default before it told schedds apart (the user
+        name), when that differs from today's default; None when KGAHP_INSTANCE is set."""
+        if self.kube.instance:
+            return None
+        old = self.user or "kgahp"
+        return old if old != self.instance else None
 
     @property
     def state_dir(self) -> str:
@@ -347,6 +359,22 @@ class Settings:
         if self.condor_log_dir:
             return os.path.join(self.condor_log_dir, f"KGahpLog.{self.user or 'kgahp'}")
         return ""
+
+
+def default_instance(user: str, schedd: str) -> str:
+    """The default instance label: the owner plus a short hash of the schedd the GAHP serves.
+
+    Two GAHPs of one owner (two schedds, or two CEs mapping users to one account) then never
+    share it, and it is the same at every restart. A valid label value (at most 63 characters):
+    the readable user part is cut, never the hash. Without a schedd name: the user name alone.
+    """
+    owner = user or "kgahp"
+    if not schedd:
+        return owner
+    digest = hashlib.sha256(schedd.encode("utf-8", "replace")).hexdigest()[:8]
+    head = re.sub(r"[^A-Za-z0-9_.-]+", "-", owner)[:63 - len(digest) - 1]
+    head = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", head)
+    return f"{head}-{digest}" if head else digest
 
 
 def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
@@ -455,7 +483,7 @@ assert set(_MAP) == _KNOB_NAMES, "every knob needs a mapping"
 
 
 def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = "",
-                          user: str = "") -> Settings:
+                          user: str = "", schedd: str = "") -> Settings:
     """Build Settings from `{knob name without prefix: text}`; missing knobs take defaults.
 
     Raises ConfigError naming the knob when a value cannot be used.
@@ -506,6 +534,7 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
         transfer=transfer,
         condor_log_dir=condor_log_dir,
         user=user,
+        schedd=schedd,
     )
 
 
@@ -525,6 +554,7 @@ def load_settings(overrides: Optional[Mapping[str, str]] = None) -> Settings:
     """
     values: dict[str, str] = {}
     log_dir = ""
+    schedd = ""
     try:
         import htcondor2
 
@@ -534,15 +564,21 @@ def load_settings(overrides: Optional[Mapping[str, str]] = None) -> Settings:
             if v is not None:
                 values[knob.name] = str(v)
         log_dir = str(param.get("LOG") or "")
+        # the schedd whose gridmanager runs this GAHP: its configured name, else the host's
+        schedd = str(param.get("SCHEDD_NAME") or param.get("FULL_HOSTNAME") or "")
     except Exception:  # htcondor2 without any config file: env overrides still count
         for knob in KNOBS:
             v = os.environ.get(f"_CONDOR_{PREFIX}{knob.name}")
             if v is not None:
                 values[knob.name] = v
+        schedd = os.environ.get("_CONDOR_SCHEDD_NAME", "")
+    if not schedd:
+        schedd = socket.getfqdn()
     if log_dir and not os.path.isdir(log_dir):
         log_dir = ""
     values.update(overrides or {})
-    return settings_from_mapping(values, condor_log_dir=log_dir, user=_current_user())
+    return settings_from_mapping(values, condor_log_dir=log_dir, user=_current_user(),
+                                 schedd=schedd)
 
 
 def describe(settings: Settings) -> dict[str, Any]:

@@ -44,6 +44,8 @@ THROTTLED_PULL = "pull qps exceeded"
 MISSING_INPUT = re.compile(
     r'(secret|configmap) "(?P<name>[^"]*)" not found|couldn\'t find key', re.IGNORECASE)
 
+CANCELLED_REASON = "Job cancelled through kgahp (BLAH_JOB_CANCEL); its pod was deleted"
+
 MAX_HOLD_REASON = 999
 MAX_KUBE_MESSAGE = 400
 
@@ -84,6 +86,7 @@ class Container:
     terminated_reason: str = ""
     terminated_message: str = ""
     memory_limit: str = ""
+    finished_at: Optional[float] = None          # state.terminated.finishedAt
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class Pod:
     created: Optional[float]
     start_time: Optional[float]
     deletion_at: Optional[float]                 # deletionTimestamp (already includes the grace)
+    deletion_grace: Optional[int]                # deletionGracePeriodSeconds
     active_deadline: Optional[int]
     main: Optional[Container]
     init_containers: tuple[Container, ...]
@@ -163,6 +167,7 @@ def _container(spec: Mapping[str, Any], status: Mapping[str, Any], init: bool) -
         terminated_reason=str((terminated or {}).get("reason") or ""),
         terminated_message=str((terminated or {}).get("message") or ""),
         memory_limit=str(limits.get("memory") or ""),
+        finished_at=parse_time((terminated or {}).get("finishedAt")),
     )
 
 
@@ -193,6 +198,7 @@ def read_pod(pod: Mapping[str, Any], main_container: str = "job") -> Pod:
 
     cpus, memory, disk = requested("cpu"), requested("memory"), requested("ephemeral-storage")
     deadline = spec.get("activeDeadlineSeconds")
+    grace = meta.get("deletionGracePeriodSeconds")
     return Pod(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
@@ -205,6 +211,8 @@ def read_pod(pod: Mapping[str, Any], main_container: str = "job") -> Pod:
         created=parse_time(meta.get("creationTimestamp")),
         start_time=parse_time(status.get("startTime")),
         deletion_at=parse_time(meta.get("deletionTimestamp")),
+        deletion_grace=int(grace) if isinstance(grace, (int, float, str)) and
+        str(grace).lstrip("-").isdigit() else None,
         active_deadline=int(deadline) if deadline is not None else None,
         main=main,
         init_containers=tuple(inits),
@@ -225,6 +233,7 @@ class Context:
     restarts: int
     deleted_by_kgahp: bool
     mount_error: str = ""      # newest FailedMount event message, when the caller watches events
+    ever_started: bool = False  # an earlier look saw the job's container run
 
 
 def one_line(text: str, limit: int = MAX_KUBE_MESSAGE) -> str:
@@ -373,6 +382,72 @@ def _disrupted(pod: Pod, ctx: Context, why: str, action: Action) -> Verdict:
 
 # ---------------------------------------------------------------------------------------------
 # The rules. Each `applies` is a pure predicate; order matters: first match wins.
+
+
+def _deletion_requested_at(pod: Pod) -> Optional[float]:
+    """When the DELETE was sent: deletionTimestamp is that moment plus the grace period."""
+    if pod.deletion_at is None:
+        return None
+    return pod.deletion_at - max(0, pod.deletion_grace or 0)
+
+
+def _ended_before_deletion(pod: Pod) -> bool:
+    """The job's own process had ended before anyone asked for the pod's deletion.
+
+    A kubelet finishing a graceful deletion deletes again with grace 0, which moves
+    deletionTimestamp to that moment: a container it stopped with SIGTERM/SIGKILL then looks
+    finished "before" it. Such an exit (143/137) under a grace-0 deletion is counted as caused
+    by the deletion. Otherwise a container that finished more than a second before the request
+    ended on its own (a finished pod deleted later).
+    """
+    main = pod.main
+    requested = _deletion_requested_at(pod)
+    if not pod.finished or main is None or not main.terminated or main.finished_at is None \
+            or requested is None:
+        return False
+    if (pod.deletion_grace or 0) == 0 and _signal_of(main) in (9, 15):
+        return False
+    return main.finished_at < requested - 1
+
+
+def _deleted_elsewhere(pod: Pod, ctx: Context) -> bool:
+    """Being deleted, not by kgahp, not a disruption Kubernetes marks as such, and the job had
+    not ended on its own before: the deletion ended the job."""
+    return pod.deletion_at is not None and not ctx.deleted_by_kgahp and \
+        _disruption(pod) is None and not _ended_before_deletion(pod)
+
+
+def _job_started(pod: Pod, ctx: Context) -> bool:
+    main = pod.main
+    return ctx.ever_started or pod.phase == "Running" or (
+        main is not None and (main.running or main.terminated))
+
+
+def _v_deleted_elsewhere(pod: Pod, ctx: Context) -> Verdict:
+    requested = _deletion_requested_at(pod)
+    grace = pod.deletion_grace
+    how = "forced (grace 0)" if grace == 0 and not pod.finished else (
+        f"grace {grace} s" if grace is not None else "grace unknown")
+    when = datetime.fromtimestamp(requested, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+        if requested is not None else "?"
+    stuck = not pod.finished and ctx.now > (pod.deletion_at or ctx.now) + \
+        ctx.settings.unknown_grace
+    found = vanished(ever_started=_job_started(pod, ctx), restarts=ctx.restarts,
+                     settings=ctx.settings, namespace=pod.namespace, name=pod.name)
+    state = found.state
+    if state.job_status == REMOVED:
+        state = replace(_state(pod, ctx, REMOVED), remove_reason=one_line(
+            f"Pod {pod.ref} was deleted by someone other than kgahp (requested {when}, {how}; "
+            f"kubectl delete, a namespace deletion or a cleanup script) while the job ran, so "
+            f"the job did not finish on its own and its outputs were not collected"))
+    action = Action.DELETE if stuck else found.action
+    return Verdict(state, action, None, f"deleted by someone else ({how}, requested {when}): "
+                   f"{found.reason}")
+
+
+def _v_cancelled(pod: Pod, ctx: Context) -> Verdict:
+    state = replace(_state(pod, ctx, REMOVED), remove_reason=CANCELLED_REASON)
+    return Verdict(state, Action.NONE, None, "cancelled by kgahp (BLAH_JOB_CANCEL)")
 
 
 def _stuck_terminating(pod: Pod, ctx: Context) -> bool:
@@ -659,10 +734,15 @@ def _not_own(pred: Predicate) -> Predicate:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("deleted-elsewhere", "Pod deleted by someone else (kubectl delete, graceful or forced, "
+         "namespace deletion) before its job ended: 3 Removed if it started, else created again; "
+         "never Completed", _deleted_elsewhere, _v_deleted_elsewhere),
     Rule("stuck-terminating", "Pod stuck Terminating past its grace + KGAHP_UNKNOWN_GRACE",
          _not_own(_stuck_terminating), _v_stuck_terminating),
     Rule("stuck-terminating-own-delete", "Pod kgahp deleted, stuck Terminating past the grace",
          lambda p, c: c.deleted_by_kgahp and _stuck_terminating(p, c), _v_stuck_own_delete),
+    Rule("cancelled", "Job kgahp cancelled (BLAH_JOB_CANCEL): 3 Removed, never collected",
+         lambda p, c: c.deleted_by_kgahp and p.deletion_at is not None, _v_cancelled),
     Rule("node-lost", "Phase Unknown longer than KGAHP_UNKNOWN_GRACE",
          _not_own(_unknown_too_long), _v_node_lost),
     Rule("phase-unknown", "Phase Unknown (node unreachable), within KGAHP_UNKNOWN_GRACE",
@@ -723,17 +803,20 @@ def restarts_of(pod: Mapping[str, Any]) -> int:
 
 def classify(pod: Mapping[str, Any], *, now: float, settings: LifecycleSettings,
              main_container: str = "job", restarts: int = 0,
-             deleted_by_kgahp: bool = False, mount_error: str = "") -> Verdict:
+             deleted_by_kgahp: bool = False, mount_error: str = "",
+             ever_started: bool = False) -> Verdict:
     """What to report for `pod` at time `now` (epoch seconds), and what to do about it.
 
     `restarts` is the number of disruptions so far (the pod's kgahp.htcondor.org/restarts
     annotation); `deleted_by_kgahp` says kgahp itself asked for the pod's deletion, so its
     termination is not a disruption. `mount_error` is the message of the newest FailedMount
     event of the pod (mount failures show only as events; the pod just stays ContainerCreating).
+    `ever_started` says an earlier look saw the job run (a deleted pod then is not recreated).
     """
     facts = read_pod(pod, main_container)
     ctx = Context(now=now, settings=settings, restarts=max(0, restarts),
-                  deleted_by_kgahp=deleted_by_kgahp, mount_error=mount_error)
+                  deleted_by_kgahp=deleted_by_kgahp, mount_error=mount_error,
+                  ever_started=ever_started)
     for rule in RULES:
         if rule.applies(facts, ctx):
             return replace(rule.verdict(facts, ctx), rule=rule.name)
@@ -769,7 +852,10 @@ def vanished(*, ever_started: bool, restarts: int, settings: LifecycleSettings,
     rule = next(r for r in VANISHED_RULES if r.applies(ever_started, restarts, settings))
     count = restarts + 1
     if rule.name == "vanished-started":
-        state = JobState(job_status=REMOVED, num_restarts=restarts)
+        state = JobState(job_status=REMOVED, num_restarts=restarts, remove_reason=one_line(
+            f"{'Pod ' + ref if name else 'The pod of the job'} disappeared after the job "
+            f"started, deleted by someone other than kgahp; the job did not finish on its own "
+            f"and its outputs were not collected"))
         return Verdict(state, Action.NONE, None,
                        f"{ref} deleted by someone else after it started", rule.name)
     if rule.name == "vanished-unstarted-hold":

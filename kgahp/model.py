@@ -77,3 +77,4 @@ class JobState:
     remote_user_cpu: Optional[float] = None
     remote_sys_cpu: Optional[float] = None
     exit_reason: Optional[str] = None
+    remove_reason: Optional[str] = None       # why a job is reported REMOVED (3)

@@ -97,7 +97,8 @@ class Service:
     """Implements the protocol server's Handlers."""
 
     def __init__(self, settings: Settings, kube: Kube, cache: PodCache, store: JobStore,
-                 templates: Templates, *, clock: Callable[[], float] = time.time) -> None:
+                 templates: Templates, *, clock: Callable[[], float] = time.time,
+                 legacy_store: Optional[JobStore] = None) -> None:
         self.settings = settings
         self.kube = kube
         self.cache = cache
@@ -108,6 +109,10 @@ class Service:
             names.LABEL_MANAGED_BY: "kgahp",
             names.LABEL_INSTANCE: names.label_value(settings.instance),
         }
+        legacy = settings.legacy_instance
+        self.legacy_labels = {names.LABEL_MANAGED_BY: "kgahp",
+                              names.LABEL_INSTANCE: names.label_value(legacy)} if legacy else None
+        self.legacy_store = legacy_store
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._scheduled: set[tuple[str, str]] = set()
@@ -119,6 +124,11 @@ class Service:
         # (job, attempt) whose RUNNING a status answer has shown
         self._running_shown: set[tuple[str, int]] = set()
         self._running_guard = threading.Lock()
+        # (namespace, pod) whose Secrets are to go now that the job's result is recorded; and
+        # those already gone (in this process), so a watch event does not ask again
+        self._secrets_pending: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._secrets_done: set[tuple[str, str]] = set()
+        self._secrets_guard = threading.Lock()
         self.timers = Timers()
         cache.add_listener(self._on_pod_event)
 
@@ -129,6 +139,44 @@ class Service:
 
     def _job_selector(self, job: str) -> str:
         return label_selector({**self.instance_labels, names.LABEL_JOB: job})
+
+    def _adopt_legacy(self, namespace: str, job: str) -> list[dict]:
+        """Pods and the record an older kgahp made for `job` under the old default instance
+        label (the user name, shared by every GAHP of the user). Called only for a job this
+        GAHP knows nothing of, that its gridmanager names (by submit, status or cancel): job
+        names carry the schedd, so such a job is this GAHP's. Its pods are relabelled to this
+        instance and its record copied over; other GAHPs' jobs stay untouched."""
+        old = self._legacy_record(job)
+        if old is None or self.legacy_labels is None:
+            return []
+        pods, _ = self.kube.list_pods(
+            namespace, label_selector({**self.legacy_labels, names.LABEL_JOB: job}))
+        if old.namespace == namespace:
+            self.store.import_record(old)
+        adopted = []
+        for pod in pods:
+            name = str(_meta(pod).get("name"))
+            try:
+                pod = self.kube.patch_pod_labels(
+                    namespace, name, {names.LABEL_INSTANCE: self.instance_labels[
+                        names.LABEL_INSTANCE]})
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            self.cache.note(pod)
+            adopted.append(pod)
+        if adopted or old.namespace == namespace:
+            log.info("took over job %s/%s from the old default instance %s (%d pods)",
+                     namespace, job, self.legacy_labels[names.LABEL_INSTANCE], len(adopted))
+        return adopted
+
+    def _legacy_record(self, job: str) -> Optional[JobRecord]:
+        """The older kgahp's record of `job` (an in-memory look-up: no request for the jobs
+        an older kgahp never made, so new submits cost nothing extra)."""
+        if self.legacy_labels is None or self.legacy_store is None:
+            return None
+        return self.legacy_store.get(job)
 
     def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
         return 0, "No error", state.job_status, status_ad(job_id, state)
@@ -203,8 +251,11 @@ class Service:
             existing = self.cache.pods_for_job(namespace, job)
         else:
             existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
-        live = sorted((p for p in existing if _is_active(p)), key=_attempt)
         rec = self.store.get(job)
+        if not existing and rec is None and self._legacy_record(job) is not None:
+            existing = self._adopt_legacy(namespace, job)
+            rec = self.store.get(job)
+        live = sorted((p for p in existing if _is_active(p)), key=_attempt)
         if live:
             self._adopt(req, live[-1], job, namespace, ad_text, rec)
             log.info("submit: adopted live pod %s/%s for %s", namespace,
@@ -336,6 +387,11 @@ class Service:
                             or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
+                if pod is None and rec is None and not legacy and self._legacy_record(job):
+                    pod = max(self._adopt_legacy(namespace, job), key=_attempt, default=None)
+                    rec = self.store.get(job)
+                    if rec is not None and rec.final is not None:
+                        return self._reply(job_id, rec.final)
             except ApiError as exc:
                 return 1, f"cannot read the pod of {job_id}: {exc}", 0, None
         if pod is None:
@@ -346,6 +402,13 @@ class Service:
         verdict = self._classify(pod, rec)
         self._act(pod, verdict, rec)
         state = verdict.state
+        now = self.store.get(job) if rec is not None else None
+        if now is not None and now.final is not None and now.attempt == _attempt(pod):
+            # the first final recorded is the answer, whatever this look at the pod says; a
+            # completion is answered by the next status (which may first show RUNNING once)
+            if now.final.job_status != COMPLETED:
+                return self._reply(job_id, now.final)
+            state = JobState(RUNNING, worker_node=now.final.worker_node)
         if verdict.action is lifecycle.Action.COLLECT:
             state = JobState(RUNNING, worker_node=(pod.get("spec") or {}).get("nodeName"))
         if state.job_status == RUNNING and rec is not None:
@@ -392,7 +455,8 @@ class Service:
             main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
             deleted_by_kgahp=bool(rec and rec.cancelled),
             mount_error=self._mount_errors.get((str(meta.get("namespace")),
-                                                str(meta.get("name"))), ""))
+                                                str(meta.get("name"))), ""),
+            ever_started=bool(rec and rec.started and rec.attempt == _attempt(pod)))
 
     def _maybe_check_mounts(self, pod: dict) -> None:
         """A pod on a node that has not started its containers for a while may be waiting for
@@ -452,15 +516,75 @@ class Service:
         if rec is None or rec.cancelled:
             # Nothing kgahp knows of: it cannot have finished well, so never COMPLETED.
             return JobState(REMOVED)
+        with self._scheduled_guard:
+            recreating = ("recreate", job) in self._scheduled
+        if recreating:
+            # a disrupted pod (an eviction) can be gone before its successor is recorded:
+            # that is a job being moved, not one deleted
+            return JobState(IDLE, num_restarts=rec.restarts + 1)
         verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
-                                     settings=self.settings.lifecycle)
+                                     settings=self.settings.lifecycle, namespace=namespace,
+                                     name=names.pod_name(job, rec.attempt))
         if verdict.action is lifecycle.Action.RECREATE:
             self._schedule("recreate", job, lambda: self._recreate(namespace, job, None))
         elif verdict.state.job_status == REMOVED:
-            self.store.record_final(job, rec.attempt, verdict.state)
-            log.warning("pod of job %s/%s vanished after it started; reporting it removed",
-                        namespace, job)
+            if self._record_final(namespace, job, rec.attempt, verdict.state,
+                                  "vanished after it started; reporting it removed"):
+                return verdict.state
+            final = (self.store.get(job) or rec).final
+            return final if final is not None else verdict.state
         return verdict.state
+
+    def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
+                      what: str, pod: Optional[dict] = None) -> bool:
+        """Record the attempt's one final answer (the first recorded wins: the store refuses
+        later ones) and let `pod`'s Secrets go: the finished pod no longer needs them."""
+        if not self.store.record_final(job, attempt, state):
+            log.debug("job %s/%s attempt %d already has its final answer; not recording %s",
+                      namespace, job, attempt, what)
+            return False
+        log.info("job %s/%s %s: JobStatus %d exit %s signal %s hold %s", namespace, job, what,
+                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
+        if pod is not None and _attempt(pod) == attempt:
+            self._drop_secrets(pod)
+        return True
+
+    def _drop_secrets(self, pod: dict) -> None:
+        """Schedule the deletion of the job's own Secrets that `pod` mounts (`<pod>-input`,
+        `<pod>-proxy`; never a Secret of the admin's template). None mounted: no request."""
+        meta = _meta(pod)
+        namespace, pod_name = str(meta.get("namespace")), str(meta.get("name"))
+        own = tuple(sorted({
+            str((v.get("secret") or {}).get("secretName"))
+            for v in (pod.get("spec") or {}).get("volumes") or []
+            if isinstance(v, dict) and str((v.get("secret") or {}).get(
+                "secretName") or "") in (f"{pod_name}-input", f"{pod_name}-proxy")}))
+        key = (namespace, pod_name)
+        with self._secrets_guard:
+            if not own or key in self._secrets_done:
+                return
+            self._secrets_pending[key] = own
+        self._schedule("secrets", f"{namespace}/{pod_name}",
+                       lambda: self._delete_secrets_of(namespace, pod_name))
+
+    def _delete_secrets_of(self, namespace: str, pod_name: str, retry: bool = True) -> None:
+        key = (namespace, pod_name)
+        with self._secrets_guard:
+            secrets = self._secrets_pending.get(key)
+        if not secrets:
+            return
+        try:
+            gone = [s for s in secrets if self.kube.delete_secret(namespace, s, retry=retry)]
+        except ApiError as exc:
+            log.warning("could not delete the Secrets of pod %s/%s: %s", namespace, pod_name,
+                        exc)
+            return
+        with self._secrets_guard:
+            self._secrets_pending.pop(key, None)
+            self._secrets_done.add(key)
+        if gone:
+            log.info("deleted Secret(s) %s of finished pod %s/%s", ", ".join(gone), namespace,
+                     pod_name)
 
     # ------------------------------------------------------------------ reconciliation
     def _on_pod_event(self, kind: str, pod: dict) -> None:
@@ -470,6 +594,10 @@ class Service:
         if kind == "DELETED" or _phase(pod) != "Pending":
             key = (str(meta.get("namespace")), str(meta.get("name")))
             self._mount_errors.pop(key, None)
+            if kind == "DELETED":
+                with self._secrets_guard:   # its Secrets went with it (owner references)
+                    self._secrets_done.discard(key)
+                    self._secrets_pending.pop(key, None)
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -490,12 +618,20 @@ class Service:
                 # The last state of a pod a node controller deleted (node lost, preemption)
                 # still says why: a disruption, so a new pod, not "removed".
                 verdict = self._classify(pod, rec)
-                if verdict.action is lifecycle.Action.RECREATE:
+                if verdict.action is lifecycle.Action.RECREATE or \
+                        verdict.state.job_status == REMOVED:
                     self._act(pod, verdict, rec)
                 else:
                     self._vanished(str(meta.get("namespace")), job, rec)
             return
         if rec is not None and rec.final is not None:
+            if rec.cancelled:   # still force-delete a cancelled pod stuck terminating
+                verdict = self._classify(pod, rec)
+                if verdict.action is lifecycle.Action.DELETE:
+                    self._act(pod, verdict, rec)
+            if _attempt(pod) == rec.attempt:
+                # a GAHP that stopped before deleting them: the Secrets go now
+                self._drop_secrets(pod)
             self._schedule_cleanup(pod, rec)
             return
         self._act(pod, self._classify(pod, rec), rec)
@@ -508,7 +644,15 @@ class Service:
             self.store.update(job, started=True)
         if verdict.state.job_status == IDLE:
             self._maybe_check_mounts(pod)
+        if verdict.state.job_status == REMOVED and rec is not None and rec.final is None \
+                and _attempt(pod) == rec.attempt:
+            # deleted by someone else, or cancelled: that is the attempt's answer, now, before
+            # the kubelet's last status makes the pod look like it ended on its own
+            self._record_final(namespace, job, rec.attempt, verdict.state,
+                               f"removed ({verdict.reason})", pod)
         action = verdict.action
+        if action is lifecycle.Action.COLLECT and rec is not None and rec.cancelled:
+            return   # a pod kgahp is deleting is never collected
         if action is lifecycle.Action.COLLECT:
             final = verdict.final or verdict.state
             self._schedule("collect", f"{namespace}/{name}",
@@ -534,8 +678,8 @@ class Service:
         if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
             rec = self.store.record_submit(job, namespace, _attempt(pod), "",
                                            restarts=lifecycle.restarts_of(pod))
-        if rec.final is not None:
-            return
+        if rec.final is not None or rec.cancelled:
+            return   # answered already, or kgahp is deleting it: never collected
         req = _request_from_pod(pod)
         state = final
         transfer = self.settings.transfer
@@ -563,9 +707,7 @@ class Service:
                                  f"fetched: {exc}", worker_node=final.worker_node)
         if req is not None:
             state = self._with_cpu(state, namespace, name, text)
-        self.store.record_final(job, rec.attempt, state)
-        log.info("job %s/%s finished: JobStatus %d exit %s signal %s hold %s", namespace, job,
-                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
+        self._record_final(namespace, job, rec.attempt, state, "finished", pod)
         rec = self.store.get(job)
         if rec is not None:
             self._schedule_cleanup(pod, rec)
@@ -614,7 +756,10 @@ class Service:
                 # the create): make it now, under the recorded name, so a late one collides
                 attempt, restarts = rec.attempt, rec.restarts
             if not rec.ad:
-                self.store.record_final(job, rec.attempt, JobState(REMOVED))
+                self._record_final(namespace, job, rec.attempt, JobState(
+                    REMOVED, remove_reason=f"pod of job {namespace}/{job} was lost and its "
+                    f"submit ad is not known here, so it cannot be created again"),
+                    "lost, not recreatable")
                 return
             if old is None:
                 # "vanished" came from the cache or one read; a second pod is a worse mistake
@@ -635,10 +780,10 @@ class Service:
             except KgahpError as exc:
                 if isinstance(exc, ApiError) and exc.transient:
                     raise
-                self.store.record_final(job, rec.attempt, JobState(
+                self._record_final(namespace, job, rec.attempt, JobState(
                     HELD, hold_code=26, hold_subcode=0,
                     hold_reason=f"pod for job {namespace}/{job} was lost and could not be "
-                                f"created again: {exc}"))
+                                f"created again: {exc}"), "not recreatable")
         if old is not None:
             self._delete_pod(old)
         log.info("recreated job %s/%s after a disruption", namespace, job)
@@ -663,8 +808,10 @@ class Service:
                 self.kube.delete_pod(namespace, job)
                 return 0, "No error"
             with self._lock_for(job):
-                self.store.update(job, cancelled=True)
                 pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
+                if not pods and self.store.get(job) is None and self._legacy_record(job):
+                    pods = self._adopt_legacy(namespace, job)
+                rec = self.store.update(job, cancelled=True)
                 for pod in pods:
                     if not _meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(_meta(pod).get("name")))
@@ -675,6 +822,11 @@ class Service:
                     self.kube.delete_secrets(namespace, self._job_selector(job))
                 except ApiError as exc:
                     log.warning("could not delete the secrets of %s: %s", job_id, exc)
+                if rec is not None:
+                    # the attempt's answer is "removed", whatever its pod's last status says
+                    self.store.record_final(job, rec.attempt, JobState(
+                        REMOVED, num_restarts=rec.restarts,
+                        remove_reason=lifecycle.CANCELLED_REASON))
             log.info("cancelled %s (%d pods)", job_id, len(pods))
             return 0, "No error"
         except ApiError as exc:
@@ -716,8 +868,27 @@ class Service:
         return 0, "Proxy renewed"
 
     # ------------------------------------------------------------------ shutdown
-    def close(self) -> None:
+    def close(self, secrets_deadline: float = 10.0) -> None:
         self.cache.stop()
         self.timers.stop()
         self._actions.shutdown(wait=False, cancel_futures=True)
+        self.finish_secret_cleanup(secrets_deadline)
+
+    def finish_secret_cleanup(self, deadline: float) -> int:
+        """Delete, now, the Secrets of jobs whose result is recorded but whose Secrets are still
+        there (the gridmanager stops the GAHP soon after its last job: nobody would come back
+        for them). Bounded by `deadline` seconds; returns how many pods are still left."""
+        until = time.monotonic() + deadline
+        with self._secrets_guard:
+            pending = sorted(self._secrets_pending)
+        for namespace, pod_name in pending:
+            if time.monotonic() > until:
+                break
+            self._delete_secrets_of(namespace, pod_name, retry=False)   # exiting: one try
+        with self._secrets_guard:
+            left = len(self._secrets_pending)
+        if left:
+            log.warning("exiting with the Secrets of %d finished pod(s) not yet deleted; they "
+                        "go with their pods (KGAHP_POD_RETENTION)", left)
+        return left
 

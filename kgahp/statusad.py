@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import classad2
 
-from kgahp.model import HELD, JobState
+from kgahp.model import HELD, REMOVED, JobState
 
 # ClassAd attribute ← JobState field, sent only when the field is set. RemoteWallClockTime is
 # deliberately absent: the gridmanager counts wall time itself and would double it.
@@ -36,6 +36,9 @@ HOLD_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("HoldReasonSubCode", "hold_subcode"),
 )
 
+# Why kgahp reports 3: HTCondor's own name for the reason a job left the queue.
+REMOVE_ATTRIBUTES: tuple[tuple[str, str], ...] = (("RemoveReason", "remove_reason"),)
+
 
 def classad_safe(text: str) -> str:
     """A string classad2 can hold: no NUL (refused) and no lone surrogate (crashes classad2)."""
@@ -51,7 +54,8 @@ def _usable(value: Any) -> bool:
 def status_attributes(job_id: str, state: JobState) -> dict[str, Any]:
     """The attributes of the status ad as plain Python values (unset ones left out)."""
     attributes: dict[str, Any] = {"BatchJobId": job_id, "JobStatus": state.job_status}
-    pairs = OPTIONAL_ATTRIBUTES + (HOLD_ATTRIBUTES if state.job_status == HELD else ())
+    pairs = OPTIONAL_ATTRIBUTES + (HOLD_ATTRIBUTES if state.job_status == HELD else ()) + (
+        REMOVE_ATTRIBUTES if state.job_status == REMOVED else ())
     for attribute, field_name in pairs:
         value: Optional[Any] = getattr(state, field_name)
         if _usable(value):

@@ -123,6 +123,14 @@ class JobStore:
             self._write(rec)
             return dataclasses.replace(rec)
 
+    def import_record(self, rec: JobRecord) -> bool:
+        """Take over a record from another store (an older kgahp's), unless the job is known."""
+        with self._lock:
+            if rec.job in self._jobs:
+                return False
+            self._write(dataclasses.replace(rec))
+            return True
+
     def update(self, job: str, **changes: object) -> Optional[JobRecord]:
         """Change fields of an existing record (no-op when the job is unknown)."""
         with self._lock:
@@ -134,12 +142,21 @@ class JobStore:
                 self._write(new)
             return dataclasses.replace(new)
 
-    def record_final(self, job: str, attempt: int, state: JobState) -> None:
+    def record_final(self, job: str, attempt: int, state: JobState) -> bool:
+        """Record the one final answer of `attempt`; True when this call recorded it.
+
+        The first final recorded is the answer: the gridmanager acts on the first one it reads,
+        so a later writer (a collect that lost the race with a DELETED event, or the reverse)
+        changes nothing. Only a new attempt (record_submit) clears it.
+        """
         with self._lock:
             rec = self._jobs.get(job)
             if rec is None or rec.attempt != attempt:
-                return   # a newer attempt superseded this one
+                return False   # a newer attempt superseded this one
+            if rec.final is not None:
+                return False   # already answered
             self._write(dataclasses.replace(rec, final=state, finished_at=time.time()))
+            return True
 
     def purge(self, older_than: float) -> int:
         """Forget finished jobs whose result is older than `older_than` (epoch seconds)."""

@@ -73,8 +73,12 @@ class Gahp:
         self.driver = self.start()
 
     def start(self) -> GahpDriver:
+        # knobs spelled _CONDOR_<NAME> are other HTCondor settings (e.g. the SCHEDD_NAME a GAHP
+        # serves), passed as they are
+        env = condor_env({k: v for k, v in self.knobs.items() if not k.startswith("_CONDOR_")})
+        env.update({k: v for k, v in self.knobs.items() if k.startswith("_CONDOR_")})
         with open(self.stderr_path, "ab") as err:
-            driver = GahpDriver(env=condor_env(self.knobs), stderr=err)
+            driver = GahpDriver(env=env, stderr=err)
         driver.handshake()
         self.driver = driver
         self.starts += 1

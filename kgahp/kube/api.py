@@ -186,6 +186,13 @@ class Kube:
         except NotFoundError:
             return None
 
+    def patch_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict:
+        """Merge-patch labels onto a pod (other fields untouched)."""
+        return self._json(self.call(f"relabelling pod {namespace}/{name}", lambda: self.request(
+            "PATCH", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
+            body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH,
+            timeout=self.timeout)))
+
     def list_pods(self, namespace: str, label_selector: str, *,
                   retry: bool = True) -> tuple[list[dict], str]:
         """All matching pods and the list's resourceVersion (pages of 500)."""
@@ -279,6 +286,16 @@ class Kube:
         return self._json(self.call(f"updating secret {namespace}/{name}", lambda: self.request(
             "PATCH", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", body=patch,
             content_type=MERGE_PATCH, timeout=self.timeout)))
+
+    def delete_secret(self, namespace: str, name: str, *, retry: bool = True) -> bool:
+        """Delete one secret; False when it was already gone."""
+        try:
+            self.call(f"deleting secret {namespace}/{name}", lambda: self.request(
+                "DELETE", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}",
+                timeout=self.timeout).read(), retry=retry)
+            return True
+        except NotFoundError:
+            return False
 
     def delete_secrets(self, namespace: str, label_selector: str) -> None:
         self.call(f"deleting secrets in {namespace}", lambda: self.request(

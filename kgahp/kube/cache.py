@@ -48,6 +48,11 @@ def slim(pod: dict) -> dict:
                            for c in spec.get("containers") or []],
             "initContainers": [{k: c[k] for k in _CONTAINER_KEEP if k in c}
                                for c in spec.get("initContainers") or []],
+            # which Secrets it mounts: a finished job's own go as soon as its result is in
+            "volumes": [{"name": v.get("name"), "secret": {
+                "secretName": (v.get("secret") or {}).get("secretName")}}
+                for v in spec.get("volumes") or []
+                if isinstance(v, dict) and isinstance(v.get("secret"), dict)],
         },
         "status": pod.get("status") or {},
     }

@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 ADMIN_USER = "kubernetes-admin"
 RESTRICTED_USER = "sim-user"
 ANONYMOUS = "system:anonymous"
-SUBRESOURCES = {"pods": {"status", "log", "binding"}, "namespaces": {"status"},
+SUBRESOURCES = {"pods": {"status", "log", "binding", "eviction"}, "namespaces": {"status"},
                 "nodes": {"status"}}
 VERSION_INFO = {
     "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
@@ -321,6 +321,8 @@ class SimApi:
             return await serve_log(request, self.store, route, self.log_path)
         if route.subresource == "binding":
             return await self._binding(request, route, pretty)
+        if route.subresource == "eviction":
+            return await self._eviction(request, route, pretty)
         if verb == "get":
             obj = self.store.get(route.resource, route.namespace, route.name)
             if tables.wants_table(request.headers.get("Accept", "")):
@@ -658,6 +660,39 @@ class SimApi:
         self.store.update("pods", route.namespace, route.name, bind, copy=False)
         return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {},
                            "status": "Success", "code": 201}, 201, pretty)
+
+    async def _eviction(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
+        """POST pods/NAME/eviction (27a, 27a2, 27b, 27c, 27f, 27g): the apiserver first marks the
+        pod DisruptionTarget=True (EvictionByEvictionAPI), then deletes it as a default DELETE
+        does (graceful for a bound pod, at once for an unbound one). No PodDisruptionBudgets
+        here: every eviction is allowed."""
+        if request.method != "POST":
+            raise ApiStatusError(405, "MethodNotAllowed", "the server does not allow this "
+                                 "method on the requested resource", {})
+        body = await self._body(request, "Eviction")
+        named = ((body or {}).get("metadata") or {}).get("name") if isinstance(body, dict) \
+            else None
+        self.store.get("pods", route.namespace, route.name)   # 404 when missing (27c)
+        if named and named != route.name:
+            raise ApiStatusError(400, "BadRequest",
+                                 "name in URL does not match name in Eviction object")
+        grace = ((body or {}).get("deleteOptions") or {}).get("gracePeriodSeconds") \
+            if isinstance(body, dict) else None
+
+        def mark(obj: dict) -> None:
+            conditions = obj.setdefault("status", {}).setdefault("conditions", [])
+            conditions[:] = [c for c in conditions if c.get("type") != "DisruptionTarget"]
+            conditions.append({"type": "DisruptionTarget", "status": "True",
+                               "lastProbeTime": None, "lastTransitionTime": now_rfc3339(),
+                               "reason": "EvictionByEvictionAPI",
+                               "message": "Eviction API: evicting"})
+
+        self.store.update("pods", route.namespace, route.name, mark, copy=False)
+        self.store.delete("pods", route.namespace, route.name,
+                          grace_seconds=int(grace) if grace is not None else None)
+        return self._json({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                           "status": "Success", "code": 201}, 201, pretty)
+
 
 async def _strip_server_header(request: web.Request, response: web.StreamResponse) -> None:
     """kube-apiserver sends no Server header; some clients log it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,6 +23,7 @@ from kubernetes.client import ApiClient
 
 from kgahp.config import LifecycleSettings
 from kgahp.lifecycle import (
+    CANCELLED_REASON,
     RULES,
     VANISHED_RULES,
     Action,
@@ -124,12 +126,28 @@ def with_image(pod: Pod, image: str) -> Pod:
     return pod
 
 
-def with_exit(pod: Pod, code: int, reason: str, phase: str = "Failed") -> Pod:
+def with_exit(pod: Pod, code: int, reason: str, phase: str = "Failed",
+              finished: str = "2026-11-21T14:26:47Z") -> Pod:
     pod["status"]["phase"] = phase
     main_status(pod)["state"] = {"terminated": {
         "exitCode": code, "reason": reason, "startedAt": "2026-11-21T14:26:45Z",
-        "finishedAt": "2026-11-21T14:26:47Z"}}
+        "finishedAt": finished}}
     return pod
+
+
+def deleted_at(pod: Pod, requested: str, grace: int) -> Pod:
+    """A DELETE sent at `requested` with `grace` seconds, as the API server marks it (23d2)."""
+    at = parse_time(requested) or 0.0
+    pod["metadata"]["deletionTimestamp"] = datetime.fromtimestamp(
+        at + grace, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    pod["metadata"]["deletionGracePeriodSeconds"] = grace
+    return pod
+
+
+def deleted_by_taint_manager() -> Pod:
+    """A pod on a lost node, deleted by the taint manager (it marks DisruptionTarget first)."""
+    return with_condition(being_deleted(), "DisruptionTarget", "True", "DeletionByTaintManager",
+                          "Taint manager: deleting due to NoExecute taint")
 
 
 def with_init_exit(pod: Pod, code: int, message: str = "") -> Pod:
@@ -229,6 +247,8 @@ class Case:
     final: Optional[dict[str, Any]] = None        # expected fields of Verdict.final
     expect: dict[str, Any] = field(default_factory=dict)  # expected fields of Verdict.state
     hold_mentions: tuple[str, ...] = ()           # substrings of HoldReason
+    ever_started: bool = False
+    remove_mentions: tuple[str, ...] = ()         # substrings of RemoveReason
 
 
 def _held(code: int, subcode: int = 0) -> dict[str, Any]:
@@ -326,7 +346,7 @@ CASES: tuple[Case, ...] = (
     Case("running", running, "running", RUNNING,
          expect={"worker_node": "sim-node-1", "cpus_provisioned": 0.25, "memory_provisioned": 32,
                  "disk_provisioned": None, "num_restarts": 0}),
-    Case("running-being-deleted-within-grace", being_deleted, "running", RUNNING,
+    Case("running-being-deleted-within-grace", being_deleted, "deleted-elsewhere", REMOVED,
          now=DELETION_AT + 10),
     # Succeeded → 4, ExitCode 0 (after outputs are collected)
     Case("succeeded", succeeded, "succeeded", RUNNING, Action.COLLECT,
@@ -407,11 +427,12 @@ CASES: tuple[Case, ...] = (
     Case("disruption-target-false-ignored",
          lambda: with_condition(running(), "DisruptionTarget", "False", "PreemptionByScheduler"),
          "running", RUNNING),
+    Case("cancel-not-yet-deleting", running, "running", RUNNING, deleted_by_kgahp=True),
     Case("own-delete-is-not-a-disruption",
          lambda: with_condition(with_exit(being_deleted(), 143, "Error"), "DisruptionTarget",
                                 "True", "EvictionByEvictionAPI"),
-         "killed-by-signal", RUNNING, Action.COLLECT, deleted_by_kgahp=True,
-         now=DELETION_AT, final={"exit_signal": 15}),
+         "cancelled", REMOVED, deleted_by_kgahp=True, now=DELETION_AT,
+         expect={"remove_reason": CANCELLED_REASON}),
     # Phase Unknown / stuck terminating: keep the last state, then node lost (+ force delete)
     Case("phase-unknown-within-grace",
          lambda: with_condition(with_phase(running(), "Unknown"), "Ready", "False"),
@@ -424,12 +445,49 @@ CASES: tuple[Case, ...] = (
          lambda: with_condition(with_phase(running(), "Unknown"), "Ready", "False"),
          "node-lost", HELD, now=NOT_READY_AT + 61, restarts=3,
          lifecycle=LifecycleSettings(unknown_grace=60), expect=_held(26)),
-    Case("terminating-within-grace", being_deleted, "running", RUNNING,
-         now=DELETION_AT + 300),
-    Case("stuck-terminating", being_deleted, "stuck-terminating", IDLE, Action.DELETE,
-         now=DELETION_AT + 301, expect={"num_restarts": 1}),
-    Case("stuck-terminating-over-limit", being_deleted, "stuck-terminating", HELD, Action.DELETE,
-         now=DELETION_AT + 301, restarts=3, expect=_held(26)),
+    Case("taint-manager-terminating-within-grace", deleted_by_taint_manager, "disruption",
+         IDLE, Action.RECREATE, now=DELETION_AT + 300),
+    Case("stuck-terminating", deleted_by_taint_manager, "stuck-terminating", IDLE,
+         Action.DELETE, now=DELETION_AT + 301, expect={"num_restarts": 1}),
+    Case("stuck-terminating-over-limit", deleted_by_taint_manager, "stuck-terminating", HELD,
+         Action.DELETE, now=DELETION_AT + 301, restarts=3, expect=_held(26)),
+    # Deleted by someone other than kgahp (issue 12): never Completed, never "signal 15"
+    Case("deleted-elsewhere-graceful-running", being_deleted, "deleted-elsewhere", REMOVED,
+         now=DELETION_AT - 29, remove_mentions=("deleted by someone other than kgahp",
+                                                "grace 30 s", "osg/kg-ce1-1234-0")),
+    Case("deleted-elsewhere-graceful-143", lambda: with_exit(
+        deleted_at(running(), "2026-11-21T14:26:46Z", 30), 143, "Error",
+        finished="2026-11-21T14:26:47Z"), "deleted-elsewhere", REMOVED, now=T0 + 3),
+    Case("deleted-elsewhere-kubelet-grace-0-143", lambda: with_exit(
+        deleted_at(running(), "2026-11-21T14:26:50Z", 0), 143, "Error",
+        finished="2026-11-21T14:26:47Z"), "deleted-elsewhere", REMOVED, now=T0 + 6),
+    Case("deleted-elsewhere-short-grace-137", lambda: with_exit(
+        deleted_at(running(), "2026-11-21T14:26:46Z", 1), 137, "Error",
+        finished="2026-11-21T14:26:47Z"), "deleted-elsewhere", REMOVED, now=T0 + 3),
+    Case("deleted-elsewhere-trapped-term-exit-0", lambda: with_exit(
+        deleted_at(running(), "2026-11-21T14:26:46Z", 30), 0, "Completed", "Succeeded",
+        finished="2026-11-21T14:26:47Z"), "deleted-elsewhere", REMOVED, now=T0 + 3),
+    Case("deleted-elsewhere-forced", lambda: deleted_at(running(), "2026-11-21T14:26:50Z", 0),
+         "deleted-elsewhere", REMOVED, now=T0 + 6, remove_mentions=("forced (grace 0)",)),
+    Case("deleted-elsewhere-before-start", lambda: deleted_at(
+        creating(), "2026-11-21T14:26:50Z", 30), "deleted-elsewhere", IDLE, Action.RECREATE,
+        now=T0 + 6, expect={"num_restarts": 1}),
+    Case("deleted-elsewhere-before-start-over-limit", lambda: deleted_at(
+        creating(), "2026-11-21T14:26:50Z", 30), "deleted-elsewhere", HELD, now=T0 + 6,
+        restarts=3, expect=_held(26)),
+    Case("deleted-elsewhere-seen-running-before", lambda: deleted_at(
+        creating(), "2026-11-21T14:26:50Z", 0), "deleted-elsewhere", REMOVED, now=T0 + 6,
+        ever_started=True),
+    Case("deleted-elsewhere-stuck", being_deleted, "deleted-elsewhere", REMOVED, Action.DELETE,
+         now=DELETION_AT + 301),
+    Case("eviction-api", lambda: with_condition(
+        deleted_at(running(), "2026-11-21T14:26:50Z", 30), "DisruptionTarget", "True",
+        "EvictionByEvictionAPI", "Eviction API: evicting"), "disruption", IDLE, Action.RECREATE,
+        now=T0 + 6, expect={"num_restarts": 1}),
+    Case("finished-then-deleted-grace-0", lambda: with_exit(
+        deleted_at(running(), "2026-11-21T14:30:00Z", 0), 3, "Error",
+        finished="2026-11-21T14:26:47Z"), "exited", RUNNING, Action.COLLECT, now=T0 + 600,
+        final={"exit_code": 3}),
     Case("stuck-terminating-own-delete", being_deleted, "stuck-terminating-own-delete", RUNNING,
          Action.DELETE, now=DELETION_AT + 301, deleted_by_kgahp=True,
          expect={"num_restarts": 0}),
@@ -453,7 +511,8 @@ CASES: tuple[Case, ...] = (
 
 def _run(case: Case) -> Verdict:
     return classify(case.pod(), now=case.now, settings=case.lifecycle, restarts=case.restarts,
-                    deleted_by_kgahp=case.deleted_by_kgahp, mount_error=case.mount_error)
+                    deleted_by_kgahp=case.deleted_by_kgahp, mount_error=case.mount_error,
+                    ever_started=case.ever_started)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -464,6 +523,10 @@ def test_row(case: Case) -> None:
     assert verdict.action is case.action
     for name, value in case.expect.items():
         assert getattr(verdict.state, name) == value, name
+    for text in case.remove_mentions:
+        assert text in (verdict.state.remove_reason or ""), verdict.state.remove_reason
+    if case.status == REMOVED:
+        assert verdict.state.remove_reason
     if case.action is Action.COLLECT:
         assert verdict.final is not None and verdict.final.job_status == COMPLETED
         for name, value in (case.final or {}).items():
@@ -492,7 +555,8 @@ def test_invariants(case: Case) -> None:
         assert state.hold_code is None and state.hold_reason is None
     expected_restarts = case.restarts + (
         1 if verdict.action is Action.RECREATE or verdict.rule in (
-            "stuck-terminating", "disruption", "node-lost") else 0)
+            "stuck-terminating", "disruption", "node-lost") or (
+            verdict.rule == "deleted-elsewhere" and state.job_status != REMOVED) else 0)
     assert state.num_restarts == expected_restarts
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
+from pathlib import Path
+from typing import Optional
 
 from kubernetes import client, watch
 from test_nodes_support import (
@@ -21,6 +24,8 @@ from test_nodes_support import (
 )
 
 from kgahp.sim import SimCluster
+
+RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "k8s-recordings-v1.36"
 
 
 def test_process_logs_env_and_exit_code(sim: SimCluster) -> None:
@@ -221,6 +226,111 @@ def test_graceful_deletion_watch_sequence(sim: SimCluster) -> None:
                      terminated(pod).exit_code if terminated(pod) else None))
     assert seen == [("MODIFIED", 2, "Running", None), ("MODIFIED", 2, "Failed", 143),
                     ("MODIFIED", 0, "Failed", 143), ("DELETED", 0, "Failed", 143)]
+
+
+def test_graceful_deletion_matches_v136_recording_23d2(sim: SimCluster) -> None:
+    """23d2 (v1.36): after a default DELETE of a Running pod, the MODIFIED with the deletion
+    (still Running), the termination status (Failed, 143, deletion fields kept), the kubelet's
+    grace-0 MODIFIED and the DELETED, in that order, all still carrying the terminated state."""
+    recorded = _summaries(RECORDINGS / "23d2-watch-graceful-delete-every-event.json")
+    after_delete = [e for e in recorded if e[1] is not None]
+    assert [(t, g is not None and g > 0, p, x) for t, g, p, x, _ in after_delete] == [
+        ("MODIFIED", True, "Running", None), ("MODIFIED", True, "Failed", 143),
+        ("MODIFIED", False, "Failed", 143), ("DELETED", False, "Failed", 143)]
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest("seq36", ["sleep", "30"]))
+    running = wait_pod(api, "seq36", phase_in("Running"))
+    api.delete_namespaced_pod("seq36", NAMESPACE)
+    seen = _watch_summaries(api, "seq36", running.metadata.resource_version)
+    assert [(t, g is not None and g > 0, p, x) for t, g, p, x, _ in seen] == [
+        (t, g is not None and g > 0, p, x) for t, g, p, x, _ in after_delete]
+
+
+def test_eviction_api_matches_v136_recordings_27(sim: SimCluster) -> None:
+    """27a/27a2/27b: the eviction answers 201 Success, marks the pod DisruptionTarget=True
+    (EvictionByEvictionAPI) in its own MODIFIED, then deletes it gracefully; the kubelet ends
+    it (143) and the condition stays to the DELETED."""
+    recorded = json.loads((RECORDINGS / "27a-evict-running-pod-201.json").read_text())
+    api = core(sim)
+    api.create_namespaced_pod(NAMESPACE, pod_manifest("evictme", ["sleep", "30"]))
+    running = wait_pod(api, "evictme", phase_in("Running"))
+    assert _evict(api, "evictme", "evictme") == (recorded["response"]["status"],
+                                                 recorded["response"]["body"])
+    seen = _watch_summaries(api, "evictme", running.metadata.resource_version)
+    want = [(e["type"], e.get("deletionGracePeriodSeconds"), e["phase"],
+             "DisruptionTarget" in [c[0] for c in e["conditions"]])
+            for e in json.loads((RECORDINGS / "27b-watch-eviction.json").read_text())["events"]
+            if e["type"] != "ADDED" and "DisruptionTarget" in [c[0] for c in e["conditions"]]]
+    assert want[0] == ("MODIFIED", None, "Running", True)
+    got = [(t, g, p, d) for t, g, p, _x, d in seen]
+    assert [(t, g is not None and g > 0, p, d) for t, g, p, d in got] == [
+        (t, g is not None and g > 0, p, d) for t, g, p, d in want]
+    target = next(c for c in json.loads((RECORDINGS / "27a2-get-evicted-pod-disruptiontarget"
+                                         ".json").read_text())["response"]["body"]["status"][
+        "conditions"] if c["type"] == "DisruptionTarget")
+    assert (target["reason"], target["message"]) == ("EvictionByEvictionAPI",
+                                                     "Eviction API: evicting")
+
+
+def test_eviction_api_errors_and_unscheduled_pod_match_v136_recordings(sim: SimCluster) -> None:
+    api = core(sim)
+
+    def evict(url_name: str, body_name: str) -> tuple[int, dict]:
+        return _evict(api, url_name, body_name)
+
+    missing = json.loads((RECORDINGS / "27c-evict-missing-pod-404.json").read_text())
+    status, body = evict("nope", "nope")
+    assert (status, body["reason"]) == (404, missing["response"]["body"]["reason"])
+    assert body["message"] == 'pods "nope" not found'
+    api.create_namespaced_pod(NAMESPACE, pod_manifest("pending", ["sleep", "30"],
+                                                      nodeSelector={"no": "such-node"}))
+    mismatch = json.loads((RECORDINGS / "27f-evict-name-mismatch-400.json").read_text())
+    status, body = evict("pending", "other-name")
+    assert (status, body["message"]) == (400, mismatch["response"]["body"]["message"])
+    unscheduled = json.loads((RECORDINGS / "27g-evict-unscheduled-pod-201.json").read_text())
+    status, body = evict("pending", "pending")
+    assert (status, body) == (201, unscheduled["response"]["body"])
+    assert gone(api, "pending")    # deleted at once (27g's subsequent GET is 404)
+
+
+def _evict(api: client.CoreV1Api, url_name: str, body_name: str) -> tuple[int, dict]:
+    """POST pods/<url_name>/eviction through the official client: (status, body)."""
+    body = {"apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": body_name, "namespace": NAMESPACE}}
+    try:
+        answer = api.create_namespaced_pod_eviction(url_name, NAMESPACE, body,
+                                                    _preload_content=False)
+        return answer.status, json.loads(answer.data)
+    except client.ApiException as error:
+        return error.status, json.loads(error.body)
+
+
+def _summaries(path: Path) -> list[tuple[str, Optional[int], str, Optional[int], bool]]:
+    out = []
+    for event in json.loads(path.read_text())["events"]:
+        obj = event["line"]["object"]
+        statuses = (obj.get("status") or {}).get("containerStatuses") or [{}]
+        ended = (statuses[0].get("state") or {}).get("terminated") or {}
+        out.append((event["type"], obj["metadata"].get("deletionGracePeriodSeconds"),
+                    obj["status"].get("phase"), ended.get("exitCode"),
+                    any(c["type"] == "DisruptionTarget"
+                        for c in obj["status"].get("conditions") or [])))
+    return out
+
+
+def _watch_summaries(api: client.CoreV1Api, name: str, rv: str
+                     ) -> list[tuple[str, Optional[int], str, Optional[int], bool]]:
+    seen = []
+    for event in watch.Watch().stream(api.list_namespaced_pod, NAMESPACE,
+                                      field_selector=f"metadata.name={name}", timeout_seconds=4,
+                                      resource_version=rv):
+        pod = event["object"]
+        seen.append((event["type"], pod.metadata.deletion_grace_period_seconds,
+                     pod.status.phase, terminated(pod).exit_code if terminated(pod) else None,
+                     any(c.type == "DisruptionTarget" for c in pod.status.conditions or [])))
+        if event["type"] == "DELETED":
+            break
+    return seen
 
 
 def test_restart_policy_always_crash_loops(sim: SimCluster) -> None:
