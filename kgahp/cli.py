@@ -127,7 +127,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(USAGE, end="")
         return 0
     if command == "sim":
-        from kgahp.sim.cli import main as sim_main
+        from kgahp_sim.cli import main as sim_main
 
         return sim_main(rest)
     if command == "render":

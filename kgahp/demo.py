@@ -81,7 +81,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
 
-    from kgahp.sim import SimCluster, SimConfig
+    from kgahp_sim import SimCluster, SimConfig
 
     workdir = tempfile.mkdtemp(prefix="kgahp-demo-")
     iwd = os.path.join(workdir, "jobs")

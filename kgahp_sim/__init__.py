@@ -5,11 +5,11 @@ The product never imports this package.
 
 from __future__ import annotations
 
-from kgahp.sim.cluster import SimCluster
-from kgahp.sim.faults import Faults
-from kgahp.sim.simconfig import SimConfig
-from kgahp.sim.stats import RequestStats
-from kgahp.sim.store import ApiStatusError, Store, WatchEvent
+from kgahp_sim.cluster import SimCluster
+from kgahp_sim.faults import Faults
+from kgahp_sim.simconfig import SimConfig
+from kgahp_sim.stats import RequestStats
+from kgahp_sim.store import ApiStatusError, Store, WatchEvent
 
 __all__ = ["ApiStatusError", "Faults", "RequestStats", "SimCluster", "SimConfig", "Store",
            "WatchEvent"]

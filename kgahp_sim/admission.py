@@ -27,8 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from kgahp.sim.store import ApiStatusError, Store
-from kgahp.sim.validation import Cause, bad, invalid
+from kgahp_sim.store import ApiStatusError, Store
+from kgahp_sim.validation import Cause, bad, invalid
 
 LABEL_PREFIX = "pod-security.kubernetes.io/"
 MODES = ("enforce", "audit", "warn")

@@ -19,21 +19,21 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from kgahp.sim import admission, discovery, tables, validation
-from kgahp.sim.defaulting import (
+from kgahp_sim import admission, discovery, tables, validation
+from kgahp_sim.defaulting import (
     GROUP_OF,
     KIND_OF,
     api_version,
     default_secret,
     keep_qos_class,
 )
-from kgahp.sim.faults import FaultRule, Faults, status_for
-from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from kgahp.sim.podlogs import serve_log
-from kgahp.sim.selectors import SelectorError, field_matcher, label_matcher
-from kgahp.sim.simconfig import SimConfig
-from kgahp.sim.stats import RequestStats
-from kgahp.sim.store import (
+from kgahp_sim.faults import FaultRule, Faults, status_for
+from kgahp_sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from kgahp_sim.podlogs import serve_log
+from kgahp_sim.selectors import SelectorError, field_matcher, label_matcher
+from kgahp_sim.simconfig import SimConfig
+from kgahp_sim.stats import RequestStats
+from kgahp_sim.store import (
     CLUSTER_SCOPED,
     RESOURCES,
     ApiStatusError,
@@ -43,8 +43,8 @@ from kgahp.sim.store import (
     not_found,
     now_rfc3339,
 )
-from kgahp.sim.watchstream import WatchStream
-from kgahp.sim.wire import BASE_HEADERS, Route, dump, int_param, parse_route, truthy
+from kgahp_sim.watchstream import WatchStream
+from kgahp_sim.wire import BASE_HEADERS, Route, dump, int_param, parse_route, truthy
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class SimApi:
                 403, "Forbidden",
                 f'forbidden: User "{ANONYMOUS}" cannot get path "{path}"', {})
         if path.startswith("/openapi/"):
-            from kgahp.sim import openapi
+            from kgahp_sim import openapi
 
             answer = openapi.serve(request, path)
             if answer is not None:

@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Optional
 
-from kgahp.sim.simconfig import SimConfig
+from kgahp_sim.simconfig import SimConfig
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -41,7 +41,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    from kgahp.sim.cluster import SimCluster
+    from kgahp_sim.cluster import SimCluster
 
     config = SimConfig(nodes=args.nodes, cpu=args.cpu, memory=args.memory, gpus=args.gpus,
                        workdir=args.workdir, run_processes=not args.no_processes,

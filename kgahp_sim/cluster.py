@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import shutil
 import tempfile
@@ -15,23 +14,16 @@ from typing import Any, Callable, TypeVar
 import yaml
 from aiohttp import web
 
-from kgahp.sim.api import SimApi
-from kgahp.sim.faults import Faults
-from kgahp.sim.simconfig import SimConfig
-from kgahp.sim.stats import RequestStats
-from kgahp.sim.store import Store
+from kgahp_sim import controllers
+from kgahp_sim.api import SimApi
+from kgahp_sim.faults import Faults
+from kgahp_sim.nodes import pod_log_path
+from kgahp_sim.simconfig import SimConfig
+from kgahp_sim.stats import RequestStats
+from kgahp_sim.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _load_controllers() -> Any | None:
-    """The controllers module, if present (the API works without it)."""
-    try:
-        return importlib.import_module("kgahp.sim.controllers")
-    except ImportError:
-        log.warning("kgahp.sim.controllers not available: pods will never be scheduled")
-        return None
 
 
 class SimCluster:
@@ -79,11 +71,8 @@ class SimCluster:
         return self
 
     async def _serve(self) -> None:
-        controllers = _load_controllers()
-        log_path = None
-        if controllers is not None:
-            def log_path(ns: str, pod: str, container: str) -> Path:
-                return Path(controllers.pod_log_path(self.config, ns, pod, container))
+        def log_path(ns: str, pod: str, container: str) -> Path:
+            return pod_log_path(self.config, ns, pod, container)
         api = SimApi(self.store, self.config, stats=self.stats, faults=self.faults,
                      future_rv_wait=self.future_rv_wait, log_path=log_path,
                      anonymous_admin=self.anonymous_admin)
@@ -100,8 +89,7 @@ class SimCluster:
         self.port = sockets[0].getsockname()[1]
         self.url = f"http://{self.host}:{self.port}"
         api.address = f"{self.host}:{self.port}"
-        if controllers is not None:
-            self._tasks = list(await controllers.start(self.store, self.config))
+        self._tasks = list(await controllers.start(self.store, self.config))
 
     def stop(self) -> None:
         loop = self._loop

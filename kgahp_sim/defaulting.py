@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kgahp.sim.quantity import QuantityError, parse_quantity
+from kgahp_sim.quantity import QuantityError, parse_quantity
 
 META_ORDER = (
     "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kgahp.sim.store import Store, WatchEvent
+    from kgahp_sim.store import Store, WatchEvent
 
 log = logging.getLogger(__name__)
 

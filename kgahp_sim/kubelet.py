@@ -22,16 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
-from kgahp.sim import outcomes as oc
-from kgahp.sim.controllers import (
-    node_name,
-    node_ready_condition,
-    now_rfc3339,
-    pod_dir,
-    pod_log_path,
-    record_event,
-)
-from kgahp.sim.runtime import (
+from kgahp_sim import outcomes as oc
+from kgahp_sim.events import record_event
+from kgahp_sim.nodes import node_name, node_ready_condition, pod_dir, pod_log_path
+from kgahp_sim.runtime import (
     ConfigMissing,
     LocalProcess,
     ProcessSpec,
@@ -44,10 +38,11 @@ from kgahp.sim.runtime import (
     volume_files,
     write_volume,
 )
+from kgahp_sim.store import now_rfc3339
 
 if TYPE_CHECKING:
-    from kgahp.sim.simconfig import SimConfig
-    from kgahp.sim.store import Store, WatchEvent
+    from kgahp_sim.simconfig import SimConfig
+    from kgahp_sim.store import Store, WatchEvent
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ kube-apiserver serves them, for the API surface the sim implements, so `kubectl 
 The documents are the recorded ones (tests/data/k8s-recordings-v1.36/26*) cut down to the
 paths the sim serves and the definitions those reach; groups with no recorded v3 document
 (authentication, authorization, scheduling.k8s.io) get one derived from the recorded v2 one.
-`python -m kgahp.sim.openapi RECORDINGS` rebuilds them into kgahp/data, and a test checks the
+`python -m kgahp_sim.openapi RECORDINGS` rebuilds them into kgahp_sim/data, and a test checks the
 shipped copies are exactly that. kubectl 1.28/1.29 ask for v2 in protobuf, which is not served
 (406): they need a 1.30+ kubectl, or --validate=false.
 HTTP behaviour follows the same recordings: the v3 index lists each group-version's URL with
@@ -219,13 +219,13 @@ class Document:
 
 @cache
 def _document(name: str) -> Document:
-    data = resources.files("kgahp").joinpath("data", name).read_bytes()
+    data = resources.files("kgahp_sim").joinpath("data", name).read_bytes()
     return Document(gzip.decompress(data))
 
 
 def served_v3() -> dict[str, str]:
     """{group-version: data file} of the v3 documents served now."""
-    from kgahp.sim import discovery
+    from kgahp_sim import discovery
 
     out = dict(DATA_V3)
     for gv, name in DERIVED_V3.items():
@@ -298,4 +298,4 @@ def build(recordings: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]), Path(__file__).resolve().parents[1] / "data")
+    build(Path(sys.argv[1]), Path(__file__).resolve().parent / "data")

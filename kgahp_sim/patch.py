@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kgahp.sim.store import clone
+from kgahp_sim.store import clone
 
 # Strategic-merge keys of the lists kgahp and the kubelet touch (patchMergeKey in the Go types);
 # lists not named here are replaced wholesale, as Kubernetes does (e.g. containerStatuses).

@@ -8,9 +8,9 @@ from typing import Callable
 
 from aiohttp import web
 
-from kgahp.sim import validation
-from kgahp.sim.store import ApiStatusError, Store, now_rfc3339
-from kgahp.sim.wire import BASE_HEADERS, Route, int_param, truthy
+from kgahp_sim import validation
+from kgahp_sim.store import ApiStatusError, Store, now_rfc3339
+from kgahp_sim.wire import BASE_HEADERS, Route, int_param, truthy
 
 LogPath = Callable[[str, str, str], Path]
 FOLLOW_POLL = 0.1  # seconds between looks at a followed log file

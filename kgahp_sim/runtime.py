@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from kgahp.sim.quantity import QuantityError, parse_quantity
+from kgahp_sim.quantity import QuantityError, parse_quantity
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Optional
 
-from kgahp.sim.controllers import now_rfc3339, record_event
-from kgahp.sim.quantity import QuantityError
-from kgahp.sim.quantity import parse_quantity as exact_quantity
+from kgahp_sim.events import record_event
+from kgahp_sim.quantity import QuantityError
+from kgahp_sim.quantity import parse_quantity as exact_quantity
+from kgahp_sim.store import now_rfc3339
 
 if TYPE_CHECKING:
-    from kgahp.sim.simconfig import SimConfig
-    from kgahp.sim.store import Store, WatchEvent
+    from kgahp_sim.simconfig import SimConfig
+    from kgahp_sim.store import Store, WatchEvent
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-from kgahp.sim.defaulting import (
+from kgahp_sim.defaulting import (
     BUILTIN_PRIORITY_CLASSES,
     GENERATION_RESOURCES,
     GROUP_OF,
@@ -29,7 +29,7 @@ from kgahp.sim.defaulting import (
     order_object,
     qualified,
 )
-from kgahp.sim.selectors import field_matcher, label_matcher
+from kgahp_sim.selectors import field_matcher, label_matcher
 
 RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes", "priorityclasses")
 CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "priorityclasses"})

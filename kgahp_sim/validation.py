@@ -15,7 +15,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
-from kgahp.sim.defaulting import (
+from kgahp_sim.defaulting import (
     BUILTIN_PRIORITY_CLASSES,
     CONTAINER_ORDER,
     GROUP_OF,
@@ -23,8 +23,8 @@ from kgahp.sim.defaulting import (
     META_ORDER,
     POD_SPEC_ORDER,
 )
-from kgahp.sim.quantity import QuantityError, parse_quantity
-from kgahp.sim.store import ApiStatusError
+from kgahp_sim.quantity import QuantityError, parse_quantity
+from kgahp_sim.store import ApiStatusError
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -10,12 +10,12 @@ import asyncio
 
 from aiohttp import web
 
-from kgahp.sim import validation
-from kgahp.sim.defaulting import KIND_OF
-from kgahp.sim.faults import FaultRule
-from kgahp.sim.selectors import SelectorError, field_matcher, label_matcher
-from kgahp.sim.store import CLUSTER_SCOPED, ApiStatusError, Store, WatchEvent
-from kgahp.sim.wire import BASE_HEADERS, Route, dump, int_param, truthy
+from kgahp_sim import validation
+from kgahp_sim.defaulting import KIND_OF
+from kgahp_sim.faults import FaultRule
+from kgahp_sim.selectors import SelectorError, field_matcher, label_matcher
+from kgahp_sim.store import CLUSTER_SCOPED, ApiStatusError, Store, WatchEvent
+from kgahp_sim.wire import BASE_HEADERS, Route, dump, int_param, truthy
 
 
 def bookmark(resource: str, rv: int) -> dict:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kgahp.sim.store import ApiStatusError
+from kgahp_sim.store import ApiStatusError
 
 BASE_HEADERS = {"Cache-Control": "no-cache, private"}
 

@@ -22,7 +22,7 @@ import classad2
 
 from kgahp.driver import GahpDriver, ProtocolViolation, condor_env
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
-from kgahp.sim import SimCluster, SimConfig
+from kgahp_sim import SimCluster, SimConfig
 
 MANAGED = "app.kubernetes.io/managed-by=kgahp"
 GM_RESPONSE_TIMEOUT = 20.0

@@ -20,10 +20,10 @@ from typing import Any, Optional
 import pytest
 import urllib3
 
-from kgahp.sim import openapi
+from kgahp_sim import openapi
 
 REC = Path(__file__).resolve().parents[1] / "data" / "k8s-recordings-v1.36"
-DATA = Path(openapi.__file__).resolve().parents[1] / "data"
+DATA = Path(openapi.__file__).resolve().parent / "data"
 
 
 def _recording(name: str) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def test_v3_index_lists_hash_pinned_urls(http: Any) -> None:
     for header in ("Content-Type", "Cache-Control"):
         assert resp.headers[header] == recorded["headers"][header]
     index = json.loads(resp.data)
-    from kgahp.sim import discovery
+    from kgahp_sim import discovery
 
     groups = {g["name"] for g in discovery.group_list()["groups"]}
     assert set(index["paths"]) == {"api/v1"} | {f"apis/{g}/v1" for g in groups}
@@ -202,7 +202,7 @@ def kubectl_sim(tmp_path: Path) -> Iterator[tuple[str, str]]:
     binary = _kubectl()
     if binary is None or os.environ.get("KGAHP_TEST_KUBECONFIG"):
         pytest.skip("needs kubectl >= 1.30 and the simulator")
-    from kgahp.sim import SimCluster, SimConfig
+    from kgahp_sim import SimCluster, SimConfig
 
     cluster = SimCluster(SimConfig(workdir=str(tmp_path / "sim"), schedule_delay=0.01,
                                    start_delay=0.05), anonymous_admin=True).start()
