@@ -16,7 +16,7 @@ from typing import Optional
 import classad2
 import yaml
 
-from kgahp.driver import GahpDriver, condor_env
+from kgahp.testing import GahpDriver, condor_env
 
 STATUS_NAMES = {1: "IDLE", 2: "RUNNING", 3: "REMOVED", 4: "COMPLETED", 5: "HELD"}
 

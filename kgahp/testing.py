@@ -1,9 +1,10 @@
-"""Drive a kgahp process exactly as HTCondor's gridmanager does: the same argv (none), pipes,
-CR LF, escaping, handshake, async mode with `R` notifications and RESULTS batches.
+"""Test kit: drive a kgahp process exactly as HTCondor's gridmanager does: the same argv (none),
+pipes, CR LF, escaping, handshake, async mode with `R` notifications and RESULTS batches.
 
-Used by `kgahp demo`, the end-to-end tests and the benchmarks, so all three exercise the real
-executable through the real protocol. It also checks what the gridmanager would crash on
-(wrong token counts, non-`S` immediate replies, replies slower than its 20 s limit).
+Public so that `kgahp demo`, the end-to-end tests and the benchmarks all exercise the real
+executable through the real protocol with the same client, through its public methods only.
+It also checks what the gridmanager would crash on (wrong token counts, non-`S` immediate
+replies, replies slower than its 20 s limit). Nothing in the GAHP itself imports it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,28 @@ class GahpDriver:
             self.replies += 1
             return reply
 
+    def raw_request(self, line: bytes) -> list[str]:
+        """Send bytes as one request line (CR LF added) and return the immediate reply's tokens,
+        without encoding or checking them (for fuzzers). `R` notifications are still swallowed."""
+        with self._lock:
+            assert self.proc.stdin is not None
+            t0 = time.monotonic()
+            self.proc.stdin.write(line + b"\r\n")
+            self.proc.stdin.flush()
+            reply = self._next_line()
+            self.max_reply_seconds = max(self.max_reply_seconds, time.monotonic() - t0)
+            self.replies += 1
+            return reply
+
+    def wait_notice(self, timeout: float) -> bool:
+        """Sleep until kgahp's next `R` notice or `timeout` seconds (the gridmanager's select
+        loop); True if one came. RESULTS (poll_results) re-arms it."""
+        return self._r_seen.wait(timeout)
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid)
+
     # ---- the gridmanager's conversation
     def handshake(self) -> list[str]:
         commands = self.command("COMMANDS")
@@ -133,6 +156,18 @@ class GahpDriver:
                         f"{RESULT_TOKENS[command]}: {tokens} (the gridmanager would core-dump)")
                 self.results[reqid] = tokens
             return count
+
+    def drain_results(self) -> list[list[str]]:
+        """RESULTS without the bookkeeping of poll_results: every line, unchecked (for fuzzers
+        that send requests the driver did not track)."""
+        with self._lock:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b"RESULTS\r\n")
+            self.proc.stdin.flush()
+            head = self._next_line()
+            if len(head) < 2 or head[0] != "S" or not head[1].isdigit():
+                raise ProtocolViolation(f"RESULTS answered {head}")
+            return [self._next_line() for _ in range(int(head[1]))]
 
     def wait(self, reqids: Sequence[int], timeout: float = 300.0) -> dict[int, list[str]]:
         """Wait, as the gridmanager does (on R, or polling), until every request has a result."""
