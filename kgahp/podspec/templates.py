@@ -14,7 +14,6 @@ means a minimal pod with one container named `job`. `KGAHP_QUEUE_CONFIG` is a YA
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -22,7 +21,7 @@ import yaml
 
 from kgahp.config import PREFIX, PodSettings
 from kgahp.errors import ConfigError
-from kgahp.podspec.names import is_dns_label, is_label_value
+from kgahp.k8snames import is_dns_label, is_dns_subdomain, is_label_value
 
 MAIN_CONTAINER = "job"
 # Init containers named so are kgahp's own helpers (the stage-in copy): budgeted by the
@@ -36,7 +35,6 @@ DEFAULT_BASE: dict[str, Any] = {
 }
 _POD_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue"})
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 @dataclass(frozen=True)
@@ -117,8 +115,7 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
     if namespace is not None and not is_dns_label(namespace):
         raise ConfigError(f"{where}: namespace {namespace!r} is not a valid namespace name")
     priority = _opt_str(entry, "priorityClassName", where)
-    if priority is not None and not (
-            len(priority) <= 253 and _DNS_SUBDOMAIN_RE.fullmatch(priority)):
+    if priority is not None and not is_dns_subdomain(priority):
         raise ConfigError(f"{where}: priorityClassName {priority!r} is not a valid name")
     kueue = _opt_str(entry, "kueueQueue", where)
     if kueue is not None and not (kueue and is_label_value(kueue)):
