@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kgahp_sim.api import VERSION_INFO
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -41,7 +43,7 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     # what kgahp's own request log counted is what the server counted
     assert life["client_requests"] == life["requests"]
     assert results["meta"]["cluster"] == "sim"
-    assert results["meta"]["server_version"] == "v1.28.0"
+    assert results["meta"]["server_version"] == VERSION_INFO["gitVersion"]   # the sim's /version
 
     scale = results["scale"]
     assert [s["tracked"] for s in scale["steps"]] == [60]
