@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from kgahp.cli import main
-from kgahp.config import (
-    KNOBS,
-    PREFIX,
+from kgahp.config import KNOBS, PREFIX
+from kgahp.knob_reference import (
     REFERENCE_FILES,
     REGENERATE_COMMAND,
     markdown_cell,

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from kgahp.config import config_snippet
+from kgahp.knob_reference import config_snippet
 from kgahp.model import RUNNING
 from kgahp.testing import GahpDriver, condor_env
 
