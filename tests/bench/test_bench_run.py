@@ -67,7 +67,10 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
 
     rate = results["rate_limit"]
     assert rate["requests"] >= 60
-    assert rate["server_requests"] == rate["requests"]
+    # The server's counter is process-wide: a request still in flight from the previous phase's
+    # GAHP, or its exit clean-up, can land inside this window on a loaded machine (seen once:
+    # 60 sent, 61 counted). kgahp's own log never shows fewer requests than the server saw.
+    assert rate["requests"] <= rate["server_requests"] <= rate["requests"] + 2
     assert rate["max_in_1s"] <= rate["allowed_in_1s"] + 1    # kgahp's own send times
     assert rate["seconds"] >= (rate["requests"] - rate["burst"]) / rate["qps"] * 0.8
 
