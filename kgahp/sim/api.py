@@ -643,6 +643,12 @@ class SimApi:
         body = await self._body(request, "Binding")
         node = ((body or {}).get("target") or {}).get("name", "")
         pod = self.store.get("pods", route.namespace, route.name)
+        if pod["spec"].get("schedulingGates"):   # 24b
+            raise ApiStatusError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{route.name}": pod '
+                f'{route.name} has non-empty .spec.schedulingGates',
+                {"name": route.name, "kind": "pods/binding"})
         if pod["spec"].get("nodeName"):
             raise ApiStatusError(
                 409, "Conflict",

@@ -208,6 +208,13 @@ def default_pod(pod: dict) -> None:
     status = pod.get("status") or {}
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(spec)} if not status.get(
         "phase") else {**status, "qosClass": qos_class(spec)}
+    if spec.get("schedulingGates") and not status.get("phase"):
+        # the apiserver itself marks a gated pod at create (24a)
+        from kgahp.sim.gates import gated_condition
+        from kgahp.sim.store import now_rfc3339
+
+        pod["status"] = {"phase": "Pending", "conditions": [gated_condition(now_rfc3339())],
+                         "qosClass": qos_class(spec)}
 
 
 def keep_qos_class(resource: str, current: dict, updated: dict) -> None:
