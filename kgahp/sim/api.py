@@ -376,6 +376,10 @@ class SimApi:
             for w in warnings:
                 resp.headers.add("Warning", "299 - " + json.dumps(w))
             return resp
+        if route.resource == "pods":
+            from kgahp.sim import kueue
+
+            kueue.mutate_pod(self.config, body)   # the stand-in's webhook, when enabled
         validate_admission = admission.admit_create(self.store, route.resource, route.namespace,
                                                     body)
         warnings += validation.validate_create(route.resource, body)

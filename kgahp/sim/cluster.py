@@ -153,6 +153,12 @@ class SimCluster:
 
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout=30)
 
+    def kueue_preempt(self, namespace: str, name: str) -> None:
+        """The Kueue stand-in preempts this admitted pod (TerminationTarget, then DELETE)."""
+        from kgahp.sim import kueue
+
+        self.call(lambda: kueue.preempt(self.store, namespace, name))
+
     def compact(self) -> None:
         """Force 410 Gone for any watch or list from an older resourceVersion."""
         self.call(self.store.compact)

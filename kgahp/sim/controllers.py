@@ -147,11 +147,15 @@ async def start(store: Store, config: SimConfig) -> list[asyncio.Task[Any]]:
     scheduler = Scheduler(store, config)
     kubelet = Kubelet(store, config)
     collector = GarbageCollector(store)
+    from kgahp.sim.kueue import KueueStandIn
+
+    kueue = KueueStandIn(store, config)
 
     async def dispatch() -> None:
         while True:
             event = await queue.get()
-            for observer in (scheduler.observe, kubelet.observe, collector.observe):
+            for observer in (scheduler.observe, kubelet.observe, collector.observe,
+                             kueue.observe):
                 try:
                     observer(event)
                 except Exception:   # one bad object must not stop the control plane

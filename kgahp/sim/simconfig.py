@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -23,3 +23,6 @@ class SimConfig:
     # Images whose own user is root (shell patterns, matched against the image as written and
     # with ':latest' added): under runAsNonRoot without a runAsUser the kubelet refuses them.
     root_images: tuple[str, ...] = ()
+    # The Kueue stand-in (kgahp.sim.kueue): LocalQueue name -> quota {"cpu", "memory", "pods"};
+    # empty = no Kueue (the queue-name label is then just a label, as without Kueue).
+    kueue_queues: dict[str, dict[str, str]] = field(default_factory=dict)
