@@ -114,6 +114,10 @@ class SimApi:
             return ADMIN_USER
         if token == self.config.restricted_token:
             return RESTRICTED_USER
+        if token in self.config.tokens:
+            from kgahp.sim import tokens
+
+            return ADMIN_USER if tokens.valid(self.config, token) else None
         return None
 
     @staticmethod

@@ -26,3 +26,6 @@ class SimConfig:
     # The Kueue stand-in (kgahp.sim.kueue): LocalQueue name -> quota {"cpu", "memory", "pods"};
     # empty = no Kueue (the queue-name label is then just a label, as without Kueue).
     kueue_queues: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Extra admin bearer tokens (kgahp.sim.tokens): token -> expiry (epoch seconds, 0 = never);
+    # an expired or unknown token gets 401, as from a real apiserver.
+    tokens: dict[str, float] = field(default_factory=dict)
