@@ -135,7 +135,7 @@ async def start(store: Store, config: SimConfig) -> list[asyncio.Task[Any]]:
 
     ensure_workdir(config)
     queue = store.subscribe()   # before creating anything, so every object is seen once
-    for resource in ("nodes", "secrets", "configmaps", "pods"):
+    for resource in ("nodes", "secrets", "configmaps", "pods", "jobs"):
         existing, _ = store.list(resource, None)
         for obj in existing:
             queue.put_nowait(WatchEvent("ADDED", resource, obj["metadata"].get("namespace"), obj,
@@ -150,12 +150,15 @@ async def start(store: Store, config: SimConfig) -> list[asyncio.Task[Any]]:
     from kgahp.sim.kueue import KueueStandIn
 
     kueue = KueueStandIn(store, config)
+    from kgahp.sim.jobs import JobController
+
+    jobs = JobController(store)
 
     async def dispatch() -> None:
         while True:
             event = await queue.get()
             for observer in (scheduler.observe, kubelet.observe, collector.observe,
-                             kueue.observe):
+                             kueue.observe, jobs.observe):
                 try:
                     observer(event)
                 except Exception:   # one bad object must not stop the control plane

@@ -31,7 +31,8 @@ from kgahp.sim.defaulting import (
 )
 from kgahp.sim.selectors import field_matcher, label_matcher
 
-RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes", "priorityclasses")
+RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes", "priorityclasses",
+             "jobs")
 CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "priorityclasses"})
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's generateName alphabet
 

@@ -437,6 +437,10 @@ def _causes_for(resource: str, obj: dict) -> list[Cause]:
                               name_check=check_label)
     if resource == "priorityclasses":
         return priority_class_causes(obj)
+    if resource == "jobs":
+        from kgahp.sim.jobs import job_causes
+
+        return job_causes(obj)
     return check_metadata(obj.get("metadata") or {}, namespaced=resource != "nodes")
 
 
@@ -483,6 +487,10 @@ def validate_update(resource: str, current: dict, new: dict) -> None:
         for key in ("value", "preemptionPolicy"):
             if new.get(key) != current.get(key):
                 causes.append(forbidden(key, "may not be changed in an update."))
+    if resource == "jobs":
+        from kgahp.sim.jobs import update_causes
+
+        causes += update_causes(current, new)
     if resource == "secrets":
         old_type = current.get("type") or "Opaque"
         new_type = new.get("type") or "Opaque"
