@@ -85,10 +85,12 @@ class TokenFile:
 
 class Reauthenticator:
     """What Kube does on a 401: get fresh credentials, then say whether a retry is worth it
-    (only when the token now differs from the one the failed request carried)."""
+    (only when the token now differs from the one the failed request carried). Renewals are
+    serialised: threads refused with the same old token renew once, the others find the new
+    token already in place and just retry."""
 
     def __init__(self, cfg: Any, renew: Callable[[Any], None], *,
-                 min_interval: float = 1.0) -> None:
+                 min_interval: float = 0.0) -> None:
         self.cfg = cfg
         self.renew = renew
         self.min_interval = min_interval
