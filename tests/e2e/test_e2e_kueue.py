@@ -82,3 +82,16 @@ def test_kueue_preemption_recreates_and_is_never_completed(kueue_gahp):
     time.sleep(1.0)                                      # and it stays a live job
     status, ad = kueue_gahp.status(job_id)
     assert status == RUNNING and ad.eval("NumRestarts") == 1
+
+
+def test_cancel_of_a_gated_job_leaves_no_pod(kueue_gahp):
+    blocker = kueue_gahp.submit("kueue_c_1.0", KubernetesImage="sim.invalid/sleep", Queue="kq")
+    kueue_gahp.wait_status(blocker, {RUNNING})
+    gated = kueue_gahp.submit("kueue_c_2.0", KubernetesImage="sim.invalid/ok", Queue="kq")
+    assert kueue_gahp.status(gated)[0] == IDLE
+    for job_id in (gated, blocker):
+        assert kueue_gahp.driver.cancel(job_id) == (0, "No error")
+    # Kueue's finalizer holds each deleted pod until the stand-in releases it; then it goes
+    wait_until(lambda: kueue_gahp.pods() == [], 60, "every pod gone after the cancels")
+    for job_id in (gated, blocker):
+        assert kueue_gahp.wait_status(job_id, {REMOVED}, timeout=30)[0] == REMOVED

@@ -100,3 +100,10 @@ def test_queue_flag_parsing():
         parse_queue_flag("lq=gpu=1")
     with pytest.raises(ValueError):
         parse_queue_flag("=cpu=1")
+
+
+def test_kgahp_sim_flag_refuses_a_bad_quota(capsys):
+    from kgahp.sim.cli import main
+
+    assert main(["--kueue-queue", "lq=gpu=1"]) == 2
+    assert "--kueue-queue" in capsys.readouterr().err
