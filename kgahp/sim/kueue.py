@@ -140,7 +140,8 @@ class KueueStandIn:
         phase = (pod.get("status") or {}).get("phase")
         deleting = bool(meta.get("deletionTimestamp"))
         running = bool((pod.get("spec") or {}).get("nodeName")) and phase not in TERMINAL
-        if phase in TERMINAL or (deleting and not running):
+        done_deleting = deleting and int(meta.get("deletionGracePeriodSeconds") or 0) == 0
+        if phase in TERMINAL or (deleting and not running) or done_deleting:
             uid = meta.get("uid")
 
             def drop(obj: dict[str, Any]) -> None:
