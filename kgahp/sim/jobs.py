@@ -384,18 +384,12 @@ class JobController:
         status.setdefault("ready", 0)
         conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
         finished = _has(status, "Complete") or _has(status, "Failed")
-        # count pods that ended and drop their tracking finalizer (22c2)
-        for pod in pods:
-            phase = (pod.get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed") and TRACKING_FINALIZER in (
-                    pod["metadata"].get("finalizers") or ()):
-                key = "succeeded" if phase == "Succeeded" else "failed"
-                status[key] = int(status.get(key) or 0) + 1
-                self._drop_tracking(pod)
         live = [p for p in pods if (p.get("status") or {}).get("phase") not in
                 ("Succeeded", "Failed")]
         active = [p for p in live if not p["metadata"].get("deletionTimestamp")]
         terminating = [p for p in live if p["metadata"].get("deletionTimestamp")]
+        if self._track(job, status, pods, active, before):
+            return      # recorded as uncounted first; counted on the next pass (22b)
         if finished:
             for pod in active:
                 self._delete_pod(pod)
@@ -465,6 +459,61 @@ class JobController:
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in (p.get("status") or {}).get("conditions") or ()))
         self._write_if_changed(namespace, name, status, before)
+
+    def _track(self, job: dict[str, Any], status: dict[str, Any], pods: list[dict[str, Any]],
+               active: list[dict[str, Any]], before: str) -> bool:
+        """The real controller's two steps for an ended pod (22b, 22c2): first its uid goes
+        into status.uncountedTerminatedPods (with SuccessCriteriaMet/FailureTarget when that
+        decides the Job) and the tracking finalizer is removed; then, on a later pass, the
+        uid moves into the succeeded/failed count. True when the first step was written."""
+        meta, spec = job["metadata"], job.get("spec") or {}
+        uncounted: dict[str, list[str]] = status["uncountedTerminatedPods"]
+        by_uid = {p["metadata"].get("uid"): p for p in pods}
+        for key in ("succeeded", "failed"):
+            waiting = uncounted.get(key) or []
+            done = [u for u in waiting if u not in by_uid or TRACKING_FINALIZER not in (
+                by_uid[u]["metadata"].get("finalizers") or ())]
+            if done:
+                status[key] = int(status.get(key) or 0) + len(done)
+                left = [u for u in waiting if u not in done]
+                if left:
+                    uncounted[key] = left
+                else:
+                    uncounted.pop(key, None)
+        ended = [p for p in pods if (p.get("status") or {}).get("phase") in
+                 ("Succeeded", "Failed") and TRACKING_FINALIZER in (
+                     p["metadata"].get("finalizers") or ())]
+        fresh = [p for p in ended if p["metadata"].get("uid") not in
+                 (uncounted.get("succeeded") or []) + (uncounted.get("failed") or [])]
+        if not fresh:
+            for pod in ended:              # recorded before: finish removing the finalizer
+                self._drop_tracking(pod)
+            return False
+        for pod in fresh:
+            key = "succeeded" if pod["status"]["phase"] == "Succeeded" else "failed"
+            uncounted.setdefault(key, []).append(pod["metadata"].get("uid"))
+        succeeded = int(status.get("succeeded") or 0) + len(uncounted.get("succeeded") or [])
+        failed = int(status.get("failed") or 0) + len(uncounted.get("failed") or [])
+        completions = spec.get("completions")
+        conditions = status["conditions"]
+        if completions is not None and succeeded >= int(completions) and not _has(
+                status, "SuccessCriteriaMet"):
+            conditions.append(_condition("SuccessCriteriaMet", "True", "CompletionsReached",
+                                         COMPLETE_MESSAGE))
+        elif failed > int(spec.get("backoffLimit", 6)) and not _has(status, "FailureTarget"):
+            conditions.append(_condition("FailureTarget", "True", "BackoffLimitExceeded",
+                                         BACKOFF_MESSAGE))
+        if active:
+            status["active"] = len(active)
+        else:
+            status.pop("active", None)
+        status["ready"] = sum(1 for p in active if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (p.get("status") or {}).get("conditions") or ()))
+        self._write_if_changed(meta.get("namespace") or "", meta["name"], status, before)
+        for pod in ended:
+            self._drop_tracking(pod)
+        return True
 
     def _conclude(self, job: dict[str, Any], status: dict[str, Any], reason: str, message: str,
                   active: list[dict[str, Any]], terminating: list[dict[str, Any]]) -> None:

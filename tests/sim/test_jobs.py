@@ -253,3 +253,27 @@ def test_job_api_errors_are_kubernetes_errors(sim):
         batch.read_namespaced_job("missing", "default")
     assert err.value.status == 404
     assert json.loads(err.value.body)["message"] == 'jobs.batch "missing" not found'
+
+
+def test_22b_status_writes_follow_the_real_controller(jobs):
+    """The Job's MODIFIED events carry the same status shapes as 22b: started (active 1),
+    ready, the ended pod as uncounted with SuccessCriteriaMet, then counted and Complete."""
+    created = _create(jobs, "rec36-job-ok", "sim.invalid/ok:1500ms")
+    _wait(lambda: (j := _job(jobs, "rec36-job-ok")) and any(
+        c[0] == "Complete" for c in _conditions(j)))
+    resp = jobs.send({"method": "GET", "path": JOBS, "headers": {}}, body=None, query={
+        "watch": "1", "resourceVersion": str(int(created["metadata"]["resourceVersion"]) - 1),
+        "timeoutSeconds": "1", "fieldSelector": "metadata.name=rec36-job-ok"})
+    events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]
+
+    def shape(status: dict) -> tuple:
+        return (tuple(sorted(status)), tuple(c["type"] for c in status.get("conditions", ())),
+                tuple(sorted(status.get("uncountedTerminatedPods", {}))),
+                status.get("active"), status.get("ready"), status.get("succeeded"))
+
+    got = [(e["type"], shape(e["object"]["status"])) for e in events]
+    want = [(e["line"]["type"], shape(e["line"]["object"]["status"]))
+            for e in load("22b")["events"]
+            if e.get("line") and e["line"]["type"] in ("ADDED", "MODIFIED")
+            and not e["line"]["object"]["metadata"].get("deletionTimestamp")]
+    assert got == want
