@@ -53,7 +53,7 @@ ADMIN_USER = "kubernetes-admin"
 RESTRICTED_USER = "sim-user"
 ANONYMOUS = "system:anonymous"
 SUBRESOURCES = {"pods": {"status", "log", "binding", "eviction"}, "namespaces": {"status"},
-                "nodes": {"status"}}
+                "nodes": {"status"}, "jobs": {"status"}}
 VERSION_INFO = {
     "major": "1", "minor": "36", "emulationMajor": "1", "emulationMinor": "36",
     "minCompatibilityMajor": "1", "minCompatibilityMinor": "35", "gitVersion": "v1.36.2",
@@ -114,6 +114,10 @@ class SimApi:
             return ADMIN_USER
         if token == self.config.restricted_token:
             return RESTRICTED_USER
+        if token in self.config.tokens:
+            from kgahp_sim import tokens
+
+            return ADMIN_USER if tokens.valid(self.config, token) else None
         return None
 
     @staticmethod
@@ -376,6 +380,10 @@ class SimApi:
             for w in warnings:
                 resp.headers.add("Warning", "299 - " + json.dumps(w))
             return resp
+        if route.resource == "pods":
+            from kgahp_sim import kueue
+
+            kueue.mutate_pod(self.config, body)   # the stand-in's webhook, when enabled
         validate_admission = admission.admit_create(self.store, route.resource, route.namespace,
                                                     body)
         warnings += validation.validate_create(route.resource, body)
@@ -495,6 +503,8 @@ class SimApi:
 
     async def _delete(self, request: web.Request, route: Route, pretty: bool) -> web.Response:
         options = await self._delete_options(request)
+        if route.resource == "jobs":
+            return self._delete_job(route, options, pretty)
         obj, removed = self.store.delete(
             route.resource, route.namespace, route.name,
             grace_seconds=options.get("gracePeriodSeconds"),
@@ -511,6 +521,21 @@ class SimApi:
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                   "details": details}
         return self._json(status, 200, pretty)
+
+    def _delete_job(self, route: Route, options: dict, pretty: bool) -> web.Response:
+        """batch/v1 Jobs: propagation by finalizers (22g, 22h, 22i); Orphan by default."""
+        from kgahp_sim import jobs
+
+        obj, removed, warnings = jobs.delete(
+            self.store, route.namespace, route.name, options["propagationPolicy"],
+            uid_precondition=(options.get("preconditions") or {}).get("uid"),
+            dry_run=options.get("dryRun") == ["All"])
+        if removed:
+            status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                      "details": {"name": route.name, "group": "batch", "kind": "jobs",
+                                  "uid": obj["metadata"].get("uid")}}
+            return self._json(status, 200, pretty, warnings)
+        return self._json(obj, 200, pretty, warnings)
 
     async def _delete_collection(self, request: web.Request, route: Route,
                                  pretty: bool) -> web.Response:
@@ -643,6 +668,12 @@ class SimApi:
         body = await self._body(request, "Binding")
         node = ((body or {}).get("target") or {}).get("name", "")
         pod = self.store.get("pods", route.namespace, route.name)
+        if pod["spec"].get("schedulingGates"):   # 24b
+            raise ApiStatusError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on pods/binding "{route.name}": pod '
+                f'{route.name} has non-empty .spec.schedulingGates',
+                {"name": route.name, "kind": "pods/binding"})
         if pod["spec"].get("nodeName"):
             raise ApiStatusError(
                 409, "Conflict",

@@ -33,6 +33,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="an image (shell pattern) whose own user is root: under "
                              "runAsNonRoot without runAsUser the kubelet refuses it "
                              "(repeatable)")
+    parser.add_argument("--kueue-queue", action="append", default=[],
+                        metavar="NAME=cpu=N,memory=Q,pods=N",
+                        help="run the Kueue stand-in with this LocalQueue and quota: pods "
+                             "labelled kueue.x-k8s.io/queue-name=NAME wait gated until the "
+                             "quota allows (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -42,10 +47,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     from kgahp_sim.cluster import SimCluster
+    from kgahp_sim.kueue import parse_queue_flag
 
+    try:
+        queues = dict(parse_queue_flag(text) for text in args.kueue_queue)
+    except ValueError as err:
+        print(f"kgahp sim: --kueue-queue: {err}", file=sys.stderr)
+        return 2
     config = SimConfig(nodes=args.nodes, cpu=args.cpu, memory=args.memory, gpus=args.gpus,
                        workdir=args.workdir, run_processes=not args.no_processes,
-                       root_images=tuple(args.root_image))
+                       root_images=tuple(args.root_image), kueue_queues=queues)
     cluster = SimCluster(config, host=args.host, port=args.port,
                          anonymous_admin=args.anonymous_admin).start()
     stop = threading.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import ssl
 import tempfile
 import threading
 from concurrent.futures import Future
@@ -28,8 +29,10 @@ T = TypeVar("T")
 
 class SimCluster:
     def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0,
-                 *, future_rv_wait: float = 3.0, anonymous_admin: bool = False) -> None:
+                 *, future_rv_wait: float = 3.0, anonymous_admin: bool = False,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config or SimConfig()
+        self.ssl_context = ssl_context   # serve https (in-cluster clients insist on it)
         self.host = host
         self.port = port
         self.future_rv_wait = future_rv_wait
@@ -82,12 +85,14 @@ class SimCluster:
         self._runner = web.AppRunner(api.app(), access_log=None, handle_signals=False,
                                      handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024,
+                           ssl_context=self.ssl_context)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1]
-        self.url = f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
         api.address = f"{self.host}:{self.port}"
         self._tasks = list(await controllers.start(self.store, self.config))
 
@@ -140,6 +145,18 @@ class SimCluster:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(invoke(), self._loop).result(timeout=30)
+
+    def kueue_preempt(self, namespace: str, name: str) -> None:
+        """The Kueue stand-in preempts this admitted pod (TerminationTarget, then DELETE)."""
+        from kgahp_sim import kueue
+
+        self.call(lambda: kueue.preempt(self.store, namespace, name))
+
+    def issue_token(self, ttl: float | None = None) -> str:
+        """A new admin bearer token that the API accepts for `ttl` seconds (None: always)."""
+        from kgahp_sim import tokens
+
+        return self.call(lambda: tokens.issue(self.config, ttl))
 
     def compact(self) -> None:
         """Force 410 Gone for any watch or list from an older resourceVersion."""

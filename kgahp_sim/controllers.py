@@ -11,7 +11,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from kgahp_sim.gc import GarbageCollector
+from kgahp_sim.jobs import JobController
 from kgahp_sim.kubelet import Kubelet
+from kgahp_sim.kueue import KueueStandIn
 from kgahp_sim.nodes import ensure_workdir, node_name, node_object
 from kgahp_sim.scheduler import Scheduler
 from kgahp_sim.store import WatchEvent
@@ -27,7 +29,7 @@ async def start(store: Store, config: SimConfig) -> list[asyncio.Task[Any]]:
     """Create the Node objects and start scheduler, kubelet and GC; their tasks."""
     ensure_workdir(config)
     queue = store.subscribe()   # before creating anything, so every object is seen once
-    for resource in ("nodes", "secrets", "configmaps", "pods"):
+    for resource in ("nodes", "secrets", "configmaps", "pods", "jobs"):
         existing, _ = store.list(resource, None)
         for obj in existing:
             queue.put_nowait(WatchEvent("ADDED", resource, obj["metadata"].get("namespace"), obj,
@@ -39,11 +41,14 @@ async def start(store: Store, config: SimConfig) -> list[asyncio.Task[Any]]:
     scheduler = Scheduler(store, config)
     kubelet = Kubelet(store, config)
     collector = GarbageCollector(store)
+    kueue = KueueStandIn(store, config)
+    jobs = JobController(store)
 
     async def dispatch() -> None:
         while True:
             event = await queue.get()
-            for observer in (scheduler.observe, kubelet.observe, collector.observe):
+            for observer in (scheduler.observe, kubelet.observe, collector.observe,
+                             kueue.observe, jobs.observe):
                 try:
                     observer(event)
                 except Exception:   # one bad object must not stop the control plane

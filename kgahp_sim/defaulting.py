@@ -42,11 +42,12 @@ TOP_ORDER = ("kind", "apiVersion", "metadata", "spec", "immutable", "data", "str
 KIND_OF = {
     "pods": "Pod", "secrets": "Secret", "configmaps": "ConfigMap", "events": "Event",
     "namespaces": "Namespace", "nodes": "Node", "priorityclasses": "PriorityClass",
+    "jobs": "Job",
 }
 # resources outside the core group, and their group (all served at version v1)
-GROUP_OF = {"priorityclasses": "scheduling.k8s.io"}
+GROUP_OF = {"priorityclasses": "scheduling.k8s.io", "jobs": "batch"}
 # v1.36 keeps metadata.generation on these (pods: bumped by spec changes and by DELETE)
-GENERATION_RESOURCES = frozenset({"pods", "priorityclasses"})
+GENERATION_RESOURCES = frozenset({"pods", "priorityclasses", "jobs"})
 
 
 def api_version(resource: str) -> str:
@@ -208,6 +209,13 @@ def default_pod(pod: dict) -> None:
     status = pod.get("status") or {}
     pod["status"] = {"phase": "Pending", "qosClass": qos_class(spec)} if not status.get(
         "phase") else {**status, "qosClass": qos_class(spec)}
+    if spec.get("schedulingGates") and not status.get("phase"):
+        # the apiserver itself marks a gated pod at create (24a)
+        from kgahp_sim.gates import gated_condition
+        from kgahp_sim.store import now_rfc3339
+
+        pod["status"] = {"phase": "Pending", "conditions": [gated_condition(now_rfc3339())],
+                         "qosClass": qos_class(spec)}
 
 
 def keep_qos_class(resource: str, current: dict, updated: dict) -> None:
@@ -245,8 +253,14 @@ def default_priority_class(pc: dict) -> None:
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
 
+def default_job(job: dict) -> None:
+    from kgahp_sim.jobs import default_job as job_defaults  # batch/v1 (kgahp_sim.jobs)
+
+    job_defaults(job)
+
+
 DEFAULTERS = {"pods": default_pod, "namespaces": default_namespace, "secrets": default_secret,
-              "priorityclasses": default_priority_class}
+              "priorityclasses": default_priority_class, "jobs": default_job}
 
 
 def apply_defaults(resource: str, obj: dict) -> dict:

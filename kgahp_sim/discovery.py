@@ -26,6 +26,11 @@ CORE_V1_RESOURCES = [
 ]
 
 _GROUP_RESOURCES = {
+    "batch": [
+        {"name": "jobs", "singularName": "job", "namespaced": True, "kind": "Job",
+         "verbs": _RW, "categories": ["all"], "storageVersionHash": "mudhfqk/qZY="},
+        {"name": "jobs/status", "singularName": "", "namespaced": True, "kind": "Job",
+         "verbs": ["get", "patch", "update"]}],
     "authorization.k8s.io": [
         {"name": "selfsubjectaccessreviews", "singularName": "selfsubjectaccessreview",
          "namespaced": False, "kind": "SelfSubjectAccessReview", "verbs": ["create"]}],

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 # Owner kinds the sim serves; owners of other kinds cannot be checked and are left alone.
 KNOWN_KINDS = {"Pod": "pods", "Secret": "secrets", "ConfigMap": "configmaps",
-               "Namespace": "namespaces", "Node": "nodes", "Event": "events"}
+               "Namespace": "namespaces", "Node": "nodes", "Event": "events", "Job": "jobs"}
 
 Ref = tuple[str, str, str]   # (resource, namespace, name)
 

@@ -489,7 +489,8 @@ class PodWorker:
             self.store.delete("pods", self.namespace, self.name, grace_seconds=0,
                               uid_precondition=self.uid)
         left = self.store_pod()
-        if left is not None and left["metadata"].get("uid") == self.uid:
+        if left is not None and left["metadata"].get("uid") == self.uid \
+                and not left["metadata"].get("finalizers"):   # finalizers hold it (23b2)
             with contextlib.suppress(Exception):
                 self.store.remove("pods", self.namespace, self.name)
 

@@ -2,7 +2,8 @@
 kube-apiserver serves them, for the API surface the sim implements, so `kubectl create -f`,
 `apply` and `explain` work with validation on.
 
-The documents are the recorded ones (tests/data/k8s-recordings-v1.36/26*) cut down to the
+The documents are the recorded ones (tests/data/k8s-recordings-v1.36/26*: v2, v3 core/v1 and
+batch/v1) cut down to the
 paths the sim serves and the definitions those reach; groups with no recorded v3 document
 (authentication, authorization, scheduling.k8s.io) get one derived from the recorded v2 one.
 `python -m kgahp_sim.openapi RECORDINGS` rebuilds them into kgahp_sim/data, and a test checks the
@@ -28,7 +29,8 @@ from typing import Any, Optional
 from aiohttp import web
 
 DATA_V2 = "sim-openapi-v2.json.gz"
-DATA_V3 = {"api/v1": "sim-openapi-v3-api-v1.json.gz"}
+DATA_V3 = {"api/v1": "sim-openapi-v3-api-v1.json.gz",
+           "apis/batch/v1": "sim-openapi-v3-apis-batch-v1.json.gz"}
 # Group-versions with no recorded v3 document: derived from the recorded v2 one (v3_from_v2),
 # and listed in the index only while the sim's discovery serves the group.
 DERIVED_V3 = {f"apis/{group}/v1": f"sim-openapi-v3-apis-{group}-v1.json.gz"
@@ -42,7 +44,9 @@ SERVED_PATHS = re.compile(
     rf"(?:{_CORE}|/api/|/api/v1/|/apis/|/version/"
     r"|/apis/authorization\.k8s\.io/(?:v1/(?:selfsubjectaccessreviews)?)?"
     r"|/apis/authentication\.k8s\.io/(?:v1/(?:selfsubjectreviews)?)?"
-    r"|/apis/scheduling\.k8s\.io/(?:v1/(?:(?:watch/)?priorityclasses(?:/\{name\})?)?)?)")
+    r"|/apis/scheduling\.k8s\.io/(?:v1/(?:(?:watch/)?priorityclasses(?:/\{name\})?)?)?"
+    r"|/apis/batch/(?:v1/(?:(?:watch/)?(?:namespaces/\{namespace\}/)?jobs"
+    r"(?:/\{name\}(?:/status)?)?)?)?)")
 NO_CACHE = {"Cache-Control": "no-cache, private"}
 PROTOBUF = "application/com.github.proto-openapi.spec"
 
@@ -285,7 +289,9 @@ def serve(request: web.Request, path: str) -> Optional[web.Response]:
 def build(recordings: Path, out: Path) -> None:
     """Write the trimmed documents from the recorded ones (26b: v3 core/v1, 26d: v2)."""
     sources = {DATA_V2: ("26d-openapi-v2.body.json.gz", trim_v2),
-               DATA_V3["api/v1"]: ("26b-openapi-v3-api-v1.body.json.gz", trim_v3)}
+               DATA_V3["api/v1"]: ("26b-openapi-v3-api-v1.body.json.gz", trim_v3),
+               DATA_V3["apis/batch/v1"]: ("26c-openapi-v3-apis-batch-v1.body.json.gz",
+                                          trim_v3)}
     for name, (source, trim) in sources.items():
         with gzip.open(recordings / source) as handle:
             doc = json.load(handle)

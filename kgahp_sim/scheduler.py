@@ -214,6 +214,9 @@ class Scheduler:
                 self._placed[key] = (node, pod_requests(pod.get("spec") or {}))
         elif (pod.get("spec") or {}).get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME \
                 and not pod["metadata"].get("deletionTimestamp"):
+            if (pod.get("spec") or {}).get("schedulingGates"):
+                self._pending.pop(key, None)   # gated: not the scheduler's until ungated (24)
+                return
             if key not in self._pending:
                 self._pending[key] = (pod, PodNeeds.from_object(pod))
                 self._wake.set()

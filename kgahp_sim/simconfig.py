@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -23,3 +23,9 @@ class SimConfig:
     # Images whose own user is root (shell patterns, matched against the image as written and
     # with ':latest' added): under runAsNonRoot without a runAsUser the kubelet refuses them.
     root_images: tuple[str, ...] = ()
+    # The Kueue stand-in (kgahp_sim.kueue): LocalQueue name -> quota {"cpu", "memory", "pods"};
+    # empty = no Kueue (the queue-name label is then just a label, as without Kueue).
+    kueue_queues: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Extra admin bearer tokens (kgahp_sim.tokens): token -> expiry (epoch seconds, 0 = never);
+    # an expired or unknown token gets 401, as from a real apiserver.
+    tokens: dict[str, float] = field(default_factory=dict)

@@ -31,7 +31,8 @@ from kgahp_sim.defaulting import (
 )
 from kgahp_sim.selectors import field_matcher, label_matcher
 
-RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes", "priorityclasses")
+RESOURCES = ("pods", "secrets", "configmaps", "events", "namespaces", "nodes", "priorityclasses",
+             "jobs")
 CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "priorityclasses"})
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's generateName alphabet
 
@@ -121,6 +122,13 @@ def now_rfc3339(offset_seconds: float = 0) -> str:
 def clone(value: object) -> object:
     """Deep copy for JSON-shaped data (pickle's C implementation: the fastest available)."""
     return pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+
+
+def _finalized(obj: dict) -> bool:
+    """Deleted, no finalizer left and no grace period still running."""
+    meta = obj.get("metadata", {})
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers") and int(
+        meta.get("deletionGracePeriodSeconds") or 0) == 0
 
 
 def _clone_obj(obj: dict) -> dict:
@@ -270,6 +278,11 @@ class Store:
         new["metadata"]["resourceVersion"] = current["metadata"].get("resourceVersion")
         if new == current:
             return _clone_obj(current) if copy else current
+        if current["metadata"].get("finalizers") and _finalized(new):
+            # the last finalizer of a deleted object went: it goes at once, DELETED with no
+            # MODIFIED before it; the event carries the last stored state (23a6, 23a7, 23b4)
+            self.remove(resource, namespace, name)
+            return _clone_obj(new) if copy else new
         new = order_object(new)
         rv = self._next_rv()
         new["metadata"]["resourceVersion"] = str(rv)
@@ -314,6 +327,17 @@ class Store:
             return self._delete_namespace(current, name, dry_run)
         if dry_run:
             return _clone_obj(current), True
+        if current["metadata"].get("finalizers"):
+            if current["metadata"].get("deletionTimestamp"):
+                return _clone_obj(current), False
+
+            def mark_deleted(obj: dict) -> None:
+                obj["metadata"]["deletionTimestamp"] = now_rfc3339()
+                obj["metadata"]["deletionGracePeriodSeconds"] = 0
+                if "generation" in obj["metadata"]:
+                    obj["metadata"]["generation"] = int(obj["metadata"]["generation"]) + 1
+
+            return self.update(resource, namespace, name, mark_deleted), False
         self.remove(resource, namespace, name)
         return _clone_obj(current), True
 
@@ -343,8 +367,8 @@ class Store:
             pod["metadata"]["generation"] = int(pod["metadata"].get("generation") or 1) + 1
 
         marked = self.update("pods", namespace, name, mark)
-        if grace > 0:
-            return marked, False
+        if grace > 0 or marked["metadata"].get("finalizers"):
+            return marked, False   # finalizers keep it, with deletionTimestamp (23a2, 23b2)
         self.remove("pods", namespace, name)
         marked["metadata"]["resourceVersion"] = str(self.rv)
         return marked, True

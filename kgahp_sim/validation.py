@@ -97,7 +97,7 @@ def not_supported(field: str, value: Any, supported: list[str]) -> Cause:
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> ApiStatusError:
     """The 422 the apiserver answers for these causes."""
-    parts = [f"{c.field}: {c.message}" for c in causes]
+    parts = list(dict.fromkeys(f"{c.field}: {c.message}" for c in causes))  # Go dedups (23a5)
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     details: dict = {}
     if name:
@@ -360,6 +360,9 @@ def pod_causes(pod: dict) -> list[Cause]:
     if deadline is not None and not (1 <= int(deadline) <= 2147483647):
         causes.append(bad("spec.activeDeadlineSeconds", deadline,
                           "must be between 1 and 2147483647, inclusive"))
+    from kgahp_sim import gates
+
+    causes += gates.create_causes(pod)
     return causes
 
 
@@ -434,6 +437,10 @@ def _causes_for(resource: str, obj: dict) -> list[Cause]:
                               name_check=check_label)
     if resource == "priorityclasses":
         return priority_class_causes(obj)
+    if resource == "jobs":
+        from kgahp_sim.jobs import job_causes
+
+        return job_causes(obj)
     return check_metadata(obj.get("metadata") or {}, namespaced=resource != "nodes")
 
 
@@ -451,7 +458,8 @@ def _mutable_view(spec: dict) -> dict:
     for key in ("containers", "initContainers"):
         for c in view.get(key) or []:
             c.pop("image", None)
-    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"):
+    for key in ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds",
+                "schedulingGates"):   # gates: removals only, checked in gates.update_causes
         view.pop(key, None)
     return view
 
@@ -464,6 +472,9 @@ def validate_update(resource: str, current: dict, new: dict) -> None:
         if _mutable_view(old_spec) != _mutable_view(new_spec):
             diff = _spec_diff(old_spec, new_spec)
             causes.append(forbidden("spec", POD_UPDATE_MSG + "\n" + diff))
+        from kgahp_sim import gates
+
+        causes += gates.update_causes(current, new)
     if resource in ("secrets", "configmaps") and current.get("immutable"):
         for key in ("data", "stringData", "binaryData"):
             if new.get(key) != current.get(key) and not (key == "stringData"
@@ -476,6 +487,10 @@ def validate_update(resource: str, current: dict, new: dict) -> None:
         for key in ("value", "preemptionPolicy"):
             if new.get(key) != current.get(key):
                 causes.append(forbidden(key, "may not be changed in an update."))
+    if resource == "jobs":
+        from kgahp_sim.jobs import update_causes
+
+        causes += update_causes(current, new)
     if resource == "secrets":
         old_type = current.get("type") or "Opaque"
         new_type = new.get("type") or "Opaque"

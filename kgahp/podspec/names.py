@@ -27,6 +27,7 @@ LABEL_OWNER = "kgahp.htcondor.org/owner"
 LABEL_PROJECT = "kgahp.htcondor.org/project"
 LABEL_QUEUE = "kgahp.htcondor.org/queue"
 LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_KUEUE_PRIORITY = "kueue.x-k8s.io/priority-class"   # a Kueue WorkloadPriorityClass
 
 # --- annotation keys (values are the full, unsanitised text)
 ANN_JOB_DIRECTORY = "kgahp.htcondor.org/job-directory"

@@ -8,7 +8,8 @@ means a minimal pod with one container named `job`. `KGAHP_QUEUE_CONFIG` is a YA
         template: {spec: {tolerations: [...]}}   # inline pod overlay, or a path to a YAML file
         namespace: gpu-jobs
         priorityClassName: batch-high
-        kueueQueue: gpu-local
+        kueueQueue: gpu-local               # Kueue LocalQueue (kueue.x-k8s.io/queue-name)
+        kueuePriorityClass: batch-urgent    # WorkloadPriorityClass (kueue.x-k8s.io/priority-class)
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ DEFAULT_BASE: dict[str, Any] = {
     "spec": {"containers": [{"name": MAIN_CONTAINER}]},
 }
 _POD_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
-_QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue"})
+_QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue",
+                         "kueuePriorityClass"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class QueueConfig:
     namespace: Optional[str] = None
     priority_class: Optional[str] = None
     kueue_queue: Optional[str] = None
+    kueue_priority_class: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,16 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
     kueue = _opt_str(entry, "kueueQueue", where)
     if kueue is not None and not (kueue and is_label_value(kueue)):
         raise ConfigError(f"{where}: kueueQueue {kueue!r} is not a valid label value")
+    kueue_priority = _opt_str(entry, "kueuePriorityClass", where)
+    if kueue_priority is not None:
+        if kueue is None:
+            raise ConfigError(f"{where}: kueuePriorityClass needs kueueQueue (Kueue reads the "
+                              "priority class only of pods it manages)")
+        if not (kueue_priority and is_label_value(kueue_priority)):
+            raise ConfigError(f"{where}: kueuePriorityClass {kueue_priority!r} is not a valid "
+                              "label value")
     return QueueConfig(template=template, namespace=namespace, priority_class=priority,
-                       kueue_queue=kueue)
+                       kueue_queue=kueue, kueue_priority_class=kueue_priority)
 
 
 def _opt_str(entry: dict[str, Any], key: str, where: str) -> Optional[str]:
