@@ -31,6 +31,7 @@ from kgahp.sim.controllers import (
     pod_log_path,
     record_event,
 )
+from kgahp.sim.quantity import QuantityError, parse_quantity
 from kgahp.sim.runtime import (
     ConfigMissing,
     LocalProcess,
@@ -91,6 +92,16 @@ class ContainerModel:
     def exit_code(self) -> Optional[int]:
         terminated = self.state.get("terminated")
         return None if terminated is None else int(terminated["exitCode"])
+
+
+def memory_limit_bytes(container: Mapping[str, Any]) -> int:
+    """The container's memory limit in bytes; 0 when it has none."""
+    limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+    if limit is None:
+        return 0
+    with contextlib.suppress(QuantityError):
+        return int(parse_quantity(limit))
+    return 0
 
 
 def image_id(image: str) -> str:
@@ -657,10 +668,17 @@ class PodWorker:
             process, started_at = await self.start_container(model)
             if process is None:
                 return False
+            limit = memory_limit_bytes(self.specs[model.name])
+            watcher = (asyncio.ensure_future(process.enforce_memory_limit(limit))
+                       if isinstance(process, LocalProcess) and limit else None)
             code = await process.wait()
+            oom_killed = False
+            if watcher is not None:
+                oom_killed = await watcher
             self.processes.pop(model.name, None)
             outcome = self.outcomes.get(model.name)
-            reason = "OOMKilled" if outcome is not None and outcome.kind == oc.OOM else None
+            reason = "OOMKilled" if oom_killed or (
+                outcome is not None and outcome.kind == oc.OOM) else None
             if model.start_error is not None:
                 reason = "StartError"
             model.state = terminated_state(code, started_at, reason=reason,

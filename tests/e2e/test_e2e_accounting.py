@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import Gahp, wait_until
+from harness import TEST_IMAGE, Gahp, exits, wait_until
 
 from kgahp.driver import condor_env
 from kgahp.model import COMPLETED, RUNNING
@@ -52,13 +52,13 @@ def _raw(sim: Any, kind: str, namespace: str = "default") -> list[dict[str, Any]
     return list(json.loads(resp.data)["items"])
 
 
-@pytest.mark.parametrize("memory", [1, 16, 32])
+@pytest.mark.parametrize("memory", [8, 16, 32])   # 1 MiB: no runtime starts a shell in it
 def test_small_jobs_in_api_mode_run_with_exactly_what_they_asked(make_gahp, memory: int):
     g: Gahp = make_gahp(TRANSFER_MODE="api")
     _write(g.iwd / "in.txt", "small input\n")
     _write(g.iwd / "small.sh", "#!/bin/sh\ncat in.txt\n", 0o755)
     job_id = g.submit(f"small{memory}_1.0", Cmd=str(g.iwd / "small.sh"), StageCmd=True,
-                      KubernetesImage="busybox:1.36", RequestMemory=memory, RequestCpus=1,
+                      KubernetesImage=TEST_IMAGE, RequestMemory=memory, RequestCpus=1,
                       TransferInput="in.txt", Out="small.out")
     _, ad = g.wait_status(job_id, {COMPLETED}, timeout=60)
     assert ad.eval("ExitCode") == 0
@@ -128,7 +128,7 @@ def test_render_prints_exactly_what_submit_creates(make_gahp, tmp_path):
 
 
 def test_a_job_shorter_than_one_poll_is_seen_running_once(gahp):
-    job_id = gahp.submit("short_1.0", KubernetesImage="sim.invalid/exit3:100ms")
+    job_id = gahp.submit("short_1.0", **exits(3))
     wait_until(lambda: any((p.get("status") or {}).get("phase") == "Failed"
                            for p in gahp.pods()), 30, "the pod to finish")
     time.sleep(1.0)                  # the GAHP has collected the result by now
@@ -145,7 +145,9 @@ def test_a_job_shorter_than_one_poll_is_seen_running_once(gahp):
 
 
 @pytest.mark.parametrize("mode", ["api", "shared"])
-def test_cpu_seconds_of_the_job_are_reported(make_gahp, tmp_path, mode: str):
+def test_cpu_seconds_of_the_job_are_reported(make_gahp, sim, tmp_path, mode: str):
+    sim.require_sim("simulator only: the payload is a Python script of this host's "
+                    "(and shared mode mounts a host path of this machine)")
     shared = tmp_path / "shared"
     shared.mkdir()
     knobs = {"TRANSFER_MODE": mode}
@@ -155,7 +157,7 @@ def test_cpu_seconds_of_the_job_are_reported(make_gahp, tmp_path, mode: str):
     iwd = shared / "job" if mode == "shared" else g.iwd
     _write(iwd / "burn.py", BURN, 0o755)
     job_id = g.submit(f"burn{mode}_1.0", Cmd=str(iwd / "burn.py"), Iwd=str(iwd),
-                      StageCmd=True, KubernetesImage="busybox:1.36", Out="burn.out")
+                      StageCmd=True, KubernetesImage=TEST_IMAGE, Out="burn.out")
     _, ad = g.wait_status(job_id, {COMPLETED}, timeout=120)
     assert ad.eval("ExitCode") == 0
     reported = ad.eval("RemoteUserCpu") + ad.eval("RemoteSysCpu")
