@@ -331,15 +331,18 @@ def _resolve_program(argv0: str, env: Mapping[str, str], cwd: str) -> Optional[s
     return shutil.which(argv0, path=env.get("PATH", os.defpath))
 
 
-_RSS_BY_GROUP: dict[int, int] = {}
-_RSS_TAKEN_AT = [0.0]
+# (when taken, resident bytes by process group); replaced whole, so threads of several
+# simulated clusters in one process never read a half-built snapshot
+_rss_snapshot: tuple[float, dict[int, int]] = (0.0, {})
 
 
 def group_rss_bytes(pgid: int, max_age: float = 0.05) -> int:
     """Resident memory of every process in a process group (a container's processes: each
     runs in its own session). One /proc scan serves every container for `max_age` seconds."""
+    global _rss_snapshot
     now = time.monotonic()
-    if now - _RSS_TAKEN_AT[0] > max_age:
+    taken_at, by_group = _rss_snapshot
+    if now - taken_at > max_age:
         totals: dict[int, int] = {}
         page = os.sysconf("SC_PAGE_SIZE")
         for entry in os.scandir("/proc"):
@@ -352,10 +355,9 @@ def group_rss_bytes(pgid: int, max_age: float = 0.05) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             totals[group] = totals.get(group, 0) + rss
-        _RSS_BY_GROUP.clear()
-        _RSS_BY_GROUP.update(totals)
-        _RSS_TAKEN_AT[0] = now
-    return _RSS_BY_GROUP.get(pgid, 0)
+        _rss_snapshot = (now, totals)
+        by_group = totals
+    return by_group.get(pgid, 0)
 
 
 class LocalProcess:
