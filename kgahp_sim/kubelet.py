@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 from kgahp_sim import outcomes as oc
 from kgahp_sim.events import record_event
 from kgahp_sim.nodes import node_name, node_ready_condition, pod_dir, pod_log_path
+from kgahp_sim.quantity import QuantityError, parse_quantity
 from kgahp_sim.runtime import (
     ConfigMissing,
     LocalProcess,
@@ -86,6 +87,16 @@ class ContainerModel:
     def exit_code(self) -> Optional[int]:
         terminated = self.state.get("terminated")
         return None if terminated is None else int(terminated["exitCode"])
+
+
+def memory_limit_bytes(container: Mapping[str, Any]) -> int:
+    """The container's memory limit in bytes; 0 when it has none."""
+    limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+    if limit is None:
+        return 0
+    with contextlib.suppress(QuantityError):
+        return int(parse_quantity(limit))
+    return 0
 
 
 def image_id(image: str) -> str:
@@ -653,10 +664,17 @@ class PodWorker:
             process, started_at = await self.start_container(model)
             if process is None:
                 return False
+            limit = memory_limit_bytes(self.specs[model.name])
+            watcher = (asyncio.ensure_future(process.enforce_memory_limit(limit))
+                       if isinstance(process, LocalProcess) and limit else None)
             code = await process.wait()
+            oom_killed = False
+            if watcher is not None:
+                oom_killed = await watcher
             self.processes.pop(model.name, None)
             outcome = self.outcomes.get(model.name)
-            reason = "OOMKilled" if outcome is not None and outcome.kind == oc.OOM else None
+            reason = "OOMKilled" if oom_killed or (
+                outcome is not None and outcome.kind == oc.OOM) else None
             if model.start_error is not None:
                 reason = "StartError"
             model.state = terminated_state(code, started_at, reason=reason,

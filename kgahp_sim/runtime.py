@@ -16,6 +16,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,6 +331,35 @@ def _resolve_program(argv0: str, env: Mapping[str, str], cwd: str) -> Optional[s
     return shutil.which(argv0, path=env.get("PATH", os.defpath))
 
 
+# (when taken, resident bytes by process group); replaced whole, so threads of several
+# simulated clusters in one process never read a half-built snapshot
+_rss_snapshot: tuple[float, dict[int, int]] = (0.0, {})
+
+
+def group_rss_bytes(pgid: int, max_age: float = 0.05) -> int:
+    """Resident memory of every process in a process group (a container's processes: each
+    runs in its own session). One /proc scan serves every container for `max_age` seconds."""
+    global _rss_snapshot
+    now = time.monotonic()
+    taken_at, by_group = _rss_snapshot
+    if now - taken_at > max_age:
+        totals: dict[int, int] = {}
+        page = os.sysconf("SC_PAGE_SIZE")
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+                group, rss = int(fields[2]), int(fields[21]) * page  # pgrp, rss (pages)
+            except (OSError, IndexError, ValueError):
+                continue
+            totals[group] = totals.get(group, 0) + rss
+        _rss_snapshot = (now, totals)
+        by_group = totals
+    return by_group.get(pgid, 0)
+
+
 class LocalProcess:
     """One running container process, in its own process group so every child gets the signal."""
 
@@ -392,6 +422,16 @@ class LocalProcess:
     def kill(self) -> None:
         if not self.exited:
             self._signal_group(signal.SIGKILL)
+
+    async def enforce_memory_limit(self, limit_bytes: int, interval: float = 0.05) -> bool:
+        """What the container's memory cgroup does: SIGKILL once the processes together hold
+        more than the limit. True when it killed (the kubelet then says OOMKilled)."""
+        while not self.exited:
+            if group_rss_bytes(self.pid) > limit_bytes:
+                self.kill()
+                return True
+            await asyncio.sleep(interval)
+        return False
 
     async def stop(self, grace_seconds: float) -> int:
         """SIGTERM, then SIGKILL once the grace period has passed (at once for 0); the exit code."""

@@ -1,7 +1,11 @@
 """Shared fixtures: `sim` (a running simulated cluster) and `sim_kubeconfig`.
 
 With KGAHP_TEST_KUBECONFIG=/path set, `sim` wraps that real cluster instead; tests that need
-sim-only powers (stats, faults, compaction, the store) call `sim.require_sim()` and are skipped.
+sim-only powers (stats, faults, compaction, the store, eviction on demand, host paths) call
+`sim.require_sim(why)` and are skipped, saying why. The e2e jobs run real commands in
+KGAHP_TEST_IMAGE (default busybox:1.36: it needs sh, sleep and kill, and runs as root, which the
+Pod Security test relies on). A `kgahp sim --kubeconfig FILE --root-image 'busybox*'` started
+apart is such a cluster too, which is how the real-cluster paths are tried without one.
 """
 
 from __future__ import annotations

@@ -10,8 +10,11 @@ pytest fixtures.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
+import secrets
+import shlex
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -21,6 +24,7 @@ from typing import Any, Callable, Optional
 import classad2
 
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
+from kgahp.podspec.names import LABEL_INSTANCE
 from kgahp.testing import GahpDriver, condor_env
 from kgahp_sim import SimCluster, SimConfig
 
@@ -29,6 +33,47 @@ GM_RESPONSE_TIMEOUT = 20.0
 TERMINAL = (COMPLETED, HELD, REMOVED)
 STATUS_NAMES = {IDLE: "IDLE", RUNNING: "RUNNING", REMOVED: "REMOVED", COMPLETED: "COMPLETED",
                 HELD: "HELD", 0: "ERROR"}
+
+
+# The image the e2e jobs run in. Outcomes are ordered with real commands in it (`sh -c 'exit 3'`),
+# so the same tests run on the simulator (which runs them as local processes) and on any cluster
+# named by KGAHP_TEST_KUBECONFIG. It needs a POSIX sh, sleep and kill (busybox has them).
+TEST_IMAGE = os.environ.get("KGAHP_TEST_IMAGE", "busybox:1.36")
+# Per test run: on a real cluster, pods and instances of one run never meet another run's.
+RUN = secrets.token_hex(3)
+_GAHP_NUMBERS = itertools.count()
+
+
+def sh(script: str, **attrs: object) -> dict[str, object]:
+    """Job ad attributes that run `sh -c script` in the test image (what a real cluster runs)."""
+    return {"Cmd": "/bin/sh", "Arguments": "-c " + shlex.quote(script),
+            "KubernetesImage": TEST_IMAGE, **attrs}
+
+
+def exits(code: int, after: float = 0) -> dict[str, object]:
+    """A job that exits with `code`, after `after` seconds."""
+    return sh(f"sleep {after:g}; exit {code}" if after else f"exit {code}")
+
+
+def succeeds(after: float = 0) -> dict[str, object]:
+    return sh(f"sleep {after:g}; echo hi" if after else "echo hi")
+
+
+def sleeps(seconds: int = 600) -> dict[str, object]:
+    """A job that runs until cancelled (or its deadline)."""
+    return sh(f"sleep {seconds}")
+
+
+def killed_by(signal_name: str = "TERM") -> dict[str, object]:
+    """A job whose process dies by a signal. Not `kill $$`: in a container the shell is PID 1,
+    which the kernel protects from signals it has no handler for. A child killed by the signal
+    makes the container exit 128+n, which is all a kubelet reports of a signal death."""
+    return sh(f"sleep 600 & kill -{signal_name} $!; wait $!")
+
+
+def allocates_past_limit(request_memory_mb: int) -> dict[str, object]:
+    """A job that doubles a shell string until the memory limit stops it (OOM kill)."""
+    return sh("x=a; while :; do x=$x$x; done", RequestMemory=request_memory_mb)
 
 
 def fuzz_examples(ci: int) -> int:
@@ -50,6 +95,7 @@ class Gahp:
 
     def __init__(self, sim: Any, tmp: Path, knobs: dict[str, str]) -> None:
         self.sim = sim
+        self.real = not getattr(sim, "is_sim", True)
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.iwd = tmp / "iwd"
@@ -62,13 +108,19 @@ class Gahp:
             "STATE_DIR": str(self.state),
             "LOG": str(self.log),
             "DEBUG": "DEBUG",
-            "DEFAULT_IMAGE": "busybox:1.36",
+            "DEFAULT_IMAGE": TEST_IMAGE,
             "TRANSFER_MODE": "none",
             "IMAGE_PULL_GRACE": "1",
             "CONFIG_ERROR_GRACE": "1",
             "POD_RETENTION": "600",
             **knobs,
         }
+        if self.real:
+            # A shared cluster keeps other runs' pods (POD_RETENTION) and names are derived from
+            # the job directory: a per-GAHP prefix and instance keep this test's pods its own.
+            token = f"{RUN}{next(_GAHP_NUMBERS)}"
+            self.knobs["POD_NAME_PREFIX"] = f"kg-{token}"
+            self.knobs["INSTANCE"] = f"{self.knobs.get('INSTANCE') or 'kgtest'}-{token}"
         self.starts = 0
         self.driver = self.start()
 
@@ -141,7 +193,36 @@ class Gahp:
             time.sleep(interval)
 
     def pods(self, namespace: Optional[str] = None) -> list[dict]:
-        return managed_objects(self.sim, "pods", namespace)
+        """This GAHP's pods (on the simulator, every kgahp pod: the cluster is the test's own)."""
+        pods = managed_objects(self.sim, "pods", namespace)
+        if self.real:
+            pods = [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(
+                LABEL_INSTANCE) == self.knobs["INSTANCE"]]
+        return pods
+
+    def node_of(self, job_id: str) -> str:
+        """The node the job's pod was bound to (what WorkerNode should say)."""
+        base = job_id.split("/")[-1]
+        nodes = {(p.get("spec") or {}).get("nodeName") for p in self.pods()
+                 if p["metadata"]["name"].startswith(base + "-")}
+        assert len(nodes) == 1, nodes
+        return str(nodes.pop())
+
+    def clean_up(self) -> None:
+        """On a real cluster: delete what this GAHP made (the simulator just stops)."""
+        if not self.real:
+            return
+        from kubernetes import client
+
+        core = client.CoreV1Api(self.sim.api_client())
+        selector = f"{MANAGED},{LABEL_INSTANCE}={self.knobs['INSTANCE']}"
+        for pod in core.list_pod_for_all_namespaces(label_selector=selector).items:
+            with contextlib.suppress(Exception):
+                core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                           grace_period_seconds=0)
+        for secret in core.list_secret_for_all_namespaces(label_selector=selector).items:
+            with contextlib.suppress(Exception):
+                core.delete_namespaced_secret(secret.metadata.name, secret.metadata.namespace)
 
     def close(self) -> None:
         if self.driver.proc.poll() is None:
@@ -166,6 +247,7 @@ def gahp_factory(sim: Any, tmp: Path) -> Iterator[Callable[..., Gahp]]:
                 g.close()
             except AssertionError:   # a test that killed it on purpose
                 g.driver.kill()
+            g.clean_up()
 
 
 def managed_objects(sim: Any, kind: str, namespace: Optional[str] = None) -> list[dict]:

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import sleeps
+
 from kgahp.knob_reference import config_snippet
 from kgahp.model import RUNNING
 from kgahp.testing import GahpDriver, condor_env
@@ -33,13 +35,13 @@ def test_ping_says_why_when_the_identity_may_not_create_pods(sim, tmp_path):
 
 
 def test_fifty_requests_in_flight_never_delay_an_immediate_reply(gahp):
-    ids = [gahp.submit(f"load_{i}.0", KubernetesImage="sim.invalid/sleep") for i in range(10)]
+    ids = [gahp.submit(f"load_{i}.0", **sleeps()) for i in range(10)]
     reqids = []
     t0 = time.monotonic()
     for i in range(50):
         if i % 5 == 0:
             reqids.append(gahp.driver.send("BLAH_JOB_SUBMIT", gahp.ad(
-                f"burst_{i}.0", KubernetesImage="sim.invalid/sleep")))
+                f"burst_{i}.0", **sleeps())))
         else:
             reqids.append(gahp.driver.send("BLAH_JOB_STATUS", ids[i % len(ids)]))
     sent = time.monotonic() - t0
@@ -51,7 +53,7 @@ def test_fifty_requests_in_flight_never_delay_an_immediate_reply(gahp):
 
 
 def test_kgahp_status_lists_jobs_with_their_job_status(gahp):
-    job_id = gahp.submit("admin_1.0", KubernetesImage="sim.invalid/sleep")
+    job_id = gahp.submit("admin_1.0", **sleeps())
     gahp.wait_status(job_id, {RUNNING})
     env = condor_env(gahp.knobs)
     out = subprocess.run([sys.executable, "-m", "kgahp", "status"], env=env,

@@ -8,6 +8,7 @@ import stat
 import time
 
 import pytest
+from harness import TEST_IMAGE
 
 from kgahp.model import COMPLETED, HELD, RUNNING
 
@@ -45,7 +46,7 @@ def test_inputs_stdin_streams_and_outputs_round_trip(files_gahp):
     _write(f"{iwd}/data/nested/deep.txt", "deep file\n")
     _write(f"{iwd}/blob.bin", blob)
     job_id = g.submit("files_1.0", Cmd=f"{iwd}/job.sh", StageCmd=True,
-                      KubernetesImage="busybox:1.36", Arguments="'two words' x;$(id)",
+                      KubernetesImage=TEST_IMAGE, Arguments="'two words' x;$(id)",
                       In="stdin.txt", Out="job.out", Err="job.err",
                       TransferInput="in.txt,data,blob.bin",
                       TransferOutput="result.txt,blob.out",
@@ -67,7 +68,7 @@ def test_missing_declared_output_holds_with_its_name(files_gahp):
     g = files_gahp
     _write(f"{g.iwd}/quiet.sh", "#!/bin/sh\necho nothing\n", 0o755)
     job_id = g.submit("missing_1.0", Cmd=f"{g.iwd}/quiet.sh", StageCmd=True,
-                      KubernetesImage="busybox:1.36", TransferOutput="never.txt")
+                      KubernetesImage=TEST_IMAGE, TransferOutput="never.txt")
     _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
     assert ad.eval("JobStatus") == HELD
     assert "never.txt" in ad.eval("HoldReason")
@@ -89,7 +90,7 @@ def test_hostile_remap_never_writes_outside_iwd(files_gahp):
     _write(f"{g.iwd}/evil.sh", "#!/bin/sh\necho pwned > x\n", 0o755)
     target = g.tmp / "etc" / "x"
     code, msg, job_id = g.driver.submit(g.ad(
-        "evil_1.0", Cmd=f"{g.iwd}/evil.sh", StageCmd=True, KubernetesImage="busybox:1.36",
+        "evil_1.0", Cmd=f"{g.iwd}/evil.sh", StageCmd=True, KubernetesImage=TEST_IMAGE,
         TransferOutput="x", TransferOutputRemaps="x=../../etc/x"))
     if code == 0:   # refused when the output comes back: held, saying why
         _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
@@ -115,7 +116,7 @@ done
 echo "never saw it"; exit 1
 """, 0o755)
     job_id = g.submit("proxy_1.0", Cmd=f"{g.iwd}/watch.sh", StageCmd=True,
-                      KubernetesImage="busybox:1.36", x509userproxy=str(proxy),
+                      KubernetesImage=TEST_IMAGE, x509userproxy=str(proxy),
                       Out="proxy.out")
     g.wait_status(job_id, {RUNNING}, timeout=30)
     _write(str(proxy), "PROXY-TWO\n")
@@ -133,7 +134,8 @@ echo "never saw it"; exit 1
     assert g.driver.refresh_proxy(job_id, str(proxy))[0] == 0
 
 
-def test_shared_volume_mode_writes_streams_in_place(make_gahp, tmp_path):
+def test_shared_volume_mode_writes_streams_in_place(make_gahp, sim, tmp_path):
+    sim.require_sim("simulator only: the shared volume is a host path of this machine")
     shared = tmp_path / "shared"
     shared.mkdir()
     g = make_gahp(TRANSFER_MODE="shared", SHARED_VOLUME=f"hostPath:{shared}")
@@ -142,7 +144,7 @@ def test_shared_volume_mode_writes_streams_in_place(make_gahp, tmp_path):
     _write(f"{iwd}/in.txt", "shared input\n")
     _write(f"{iwd}/job.sh", "#!/bin/sh\ncat in.txt\necho err >&2\necho out > made.txt\n", 0o755)
     job_id = g.submit("shared_1.0", Cmd=f"{iwd}/job.sh", Iwd=str(iwd), StageCmd=True,
-                      KubernetesImage="busybox:1.36", Out="s.out", Err="s.err")
+                      KubernetesImage=TEST_IMAGE, Out="s.out", Err="s.err")
     _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
     assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
     assert (iwd / "s.out").read_text() == "shared input\n"
@@ -157,7 +159,7 @@ def test_dollar_signs_reach_the_payload_literally(files_gahp):
     g = files_gahp
     _write(f"{g.iwd}/show.sh", '#!/bin/sh\necho "$1|$2|$V"\n', 0o755)
     job_id = g.submit("dollar_1.0", Cmd=f"{g.iwd}/show.sh", StageCmd=True,
-                      KubernetesImage="busybox:1.36", Arguments="'$(V)' 'cost $$5'",
+                      KubernetesImage=TEST_IMAGE, Arguments="'$(V)' 'cost $$5'",
                       Environment="V=$(V)x", Out="dollar.out")
     _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
     assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
@@ -176,7 +178,7 @@ test -e idtoken && echo "token leaked into the sandbox"
 exit 0
 """, 0o755)
     job_id = g.submit("token_1.0", Cmd=f"{g.iwd}/pilot.sh", StageCmd=True,
-                      KubernetesImage="busybox:1.36", TransferInput="idtoken,in.txt",
+                      KubernetesImage=TEST_IMAGE, TransferInput="idtoken,in.txt",
                       Out="token.out")
     _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
     assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import RUN, TEST_IMAGE
 from kubernetes import client
 
 from kgahp.model import COMPLETED, HELD
 
-NS = "psa-restricted"
+NS = f"psa-restricted-{RUN}"      # unique: a real cluster may still be deleting a previous one
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
               "pod-security.kubernetes.io/enforce-version": "latest",
               "pod-security.kubernetes.io/warn": "restricted"}
@@ -50,11 +51,11 @@ def test_jobs_run_in_a_restricted_namespace(make_gahp, restricted_ns):
     _write(f"{iwd}/job.sh", JOB, 0o755)
     _write(f"{iwd}/in.txt", "hello\n")
     ok = g.submit("psa_ok_1.0", Cmd="/bin/sh", Arguments="-c 'exit 0'",
-                  KubernetesImage="busybox:1.36")
+                  KubernetesImage=TEST_IMAGE)
     code = g.submit("psa_code_1.0", Cmd="/bin/sh", Arguments="-c 'exit 7'",
-                    KubernetesImage="busybox:1.36")
+                    KubernetesImage=TEST_IMAGE)
     files = g.submit("psa_files_1.0", Cmd=f"{iwd}/job.sh", StageCmd=True,
-                     KubernetesImage="busybox:1.36", Out="files.out", Err="files.err",
+                     KubernetesImage=TEST_IMAGE, Out="files.out", Err="files.err",
                      TransferInput="in.txt", TransferOutput="result.txt")
     for job_id, exit_code in ((ok, 0), (code, 7), (files, 3)):
         _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
@@ -89,12 +90,13 @@ def test_a_template_that_breaks_restricted_is_refused_with_the_api_servers_messa
 
 def test_without_a_user_a_root_image_is_held_with_the_kubelets_reason(make_gahp, restricted_ns,
                                                                       tmp_path, sim):
-    sim.require_sim("which image runs as root is the sim's to know")
+    # busybox's own user is root: a real kubelet reads that from the image, the simulator is told
+    # (the fixture above; a separately started one by `kgahp sim --root-image 'busybox*'`)
     template = tmp_path / "pod.yaml"
     template.write_text(yaml.safe_dump({"spec": {"securityContext": {"runAsNonRoot": True}}}))
     g = make_gahp(NAMESPACE=restricted_ns, POD_TEMPLATE=str(template), RUN_AS_USER="image",
                   RUN_AS_GROUP="image")
-    job_id = g.submit("psa_root_1.0", Cmd="/bin/true", KubernetesImage="busybox:1.36")
+    job_id = g.submit("psa_root_1.0", Cmd="/bin/true", KubernetesImage=TEST_IMAGE)
     _, ad = g.wait_status(job_id, {HELD, COMPLETED}, timeout=60)
     assert ad.eval("JobStatus") == HELD
     assert "container has runAsNonRoot and image will run as root" in ad.eval("HoldReason")

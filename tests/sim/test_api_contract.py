@@ -6,6 +6,7 @@ Runs against the sim by default and against a real cluster with KGAHP_TEST_KUBEC
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -659,11 +660,13 @@ def test_log_of_a_finished_pod_honours_tail_and_limit(core, sim):
 
 # ----- auth -------------------------------------------------------------------------------------
 def test_wrong_token_is_401(sim):
-    api_client = sim.api_client()
-    bad = client.Configuration()
-    bad.host = api_client.configuration.host
-    bad.api_key = {"authorization": "wrong"}
-    bad.api_key_prefix = {"authorization": "Bearer"}
+    # a copy of the working configuration keeps its CA (a real cluster speaks HTTPS); only the
+    # identity is replaced: no client certificate, a token the server never issued
+    bad = copy.copy(sim.api_client().configuration)
+    bad.cert_file = bad.key_file = None
+    bad.refresh_api_key_hook = None      # the kubeconfig loader would put the real token back
+    bad.api_key = {"BearerToken": "Bearer wrong", "authorization": "Bearer wrong"}
+    bad.api_key_prefix = {}
     with pytest.raises(ApiException) as err:
         client.CoreV1Api(client.ApiClient(bad)).list_namespaced_pod(NS)
     assert err.value.status == 401

@@ -99,3 +99,24 @@ def test_stop_with_zero_grace_kills_at_once(tmp_path: Path) -> None:
         return await process.stop(0)
 
     assert _run(scenario()) == 137
+
+
+def test_memory_limit_kills_the_group_that_passes_it(tmp_path: Path) -> None:
+    """As a memory cgroup: a child that grows past the limit takes the container down (137),
+    and the watcher says it was the limit."""
+    async def scenario() -> tuple[int, bool]:
+        process = await LocalProcess.start(
+            _spec(tmp_path, "sh -c 'x=a; while :; do x=$x$x; done' & wait"))
+        killed = asyncio.ensure_future(process.enforce_memory_limit(32 * 2**20))
+        return await asyncio.wait_for(process.wait(), 30), await killed
+
+    assert _run(scenario()) == (137, True)
+
+
+def test_memory_limit_leaves_a_process_within_it_alone(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, bool]:
+        process = await LocalProcess.start(_spec(tmp_path, "sleep 0.5; exit 4"))
+        killed = asyncio.ensure_future(process.enforce_memory_limit(32 * 2**20))
+        return await process.wait(), await killed
+
+    assert _run(scenario()) == (4, False)
