@@ -389,8 +389,9 @@ class Kube:
 # must grant (`kgahp check` asks a SelfSubjectAccessReview for each).
 PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("create", "pods", ""), ("get", "pods", ""), ("list", "pods", ""), ("watch", "pods", ""),
-    ("delete", "pods", ""), ("get", "pods", "log"), ("list", "events", ""),
-    ("create", "secrets", ""), ("patch", "secrets", ""), ("deletecollection", "secrets", ""),
+    ("delete", "pods", ""), ("patch", "pods", ""), ("get", "pods", "log"),
+    ("list", "events", ""), ("create", "secrets", ""), ("patch", "secrets", ""),
+    ("delete", "secrets", ""), ("deletecollection", "secrets", ""),
 )
 
 
