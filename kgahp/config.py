@@ -47,6 +47,8 @@ KNOBS: tuple[Knob, ...] = (
     Knob("WORKERS", "16", "Threads doing API work for submit/cancel/refresh"),
     Knob("MAX_QUEUED", "1000", "Requests waiting for a worker before the GAHP answers "
          "'F Threads limit reached'"),
+    Knob("RECONCILE_WORKERS", "4", "Threads that reconcile jobs with their pods (collect "
+         "outputs, recreate, delete); one job is never reconciled by two at once"),
     Knob("LOG", "", "Log file; empty = $(LOG)/KGahpLog.<user>, or stderr when $(LOG) is unset"),
     Knob("DEBUG", "INFO", "Log level: ERROR, WARNING, INFO or DEBUG"),
     Knob("STATE_DIR", "", "Directory of the durable job store; empty = ~/.kgahp "
@@ -250,6 +252,7 @@ class KubeSettings:
 class ServerSettings:
     workers: int = 16
     max_queued: int = 1000
+    reconcile_workers: int = 4
     log: str = ""
     debug: str = "INFO"
     state_dir: str = ""
@@ -408,6 +411,13 @@ def _numeric_id(value: str, knob: str) -> Optional[int]:
     return number
 
 
+def _reconcile_workers(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 256:
+        raise ValueError("must be between 1 and 256")
+    return number
+
+
 # knob name -> (section, field, converter)
 _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "KUBECONFIG": ("kube", "kubeconfig", str),
@@ -420,6 +430,7 @@ _MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "INSTANCE": ("kube", "instance", str),
     "WORKERS": ("server", "workers", int),
     "MAX_QUEUED": ("server", "max_queued", int),
+    "RECONCILE_WORKERS": ("server", "reconcile_workers", _reconcile_workers),
     "LOG": ("server", "log", str),
     "DEBUG": ("server", "debug", lambda v: v.strip().upper() or "INFO"),
     "STATE_DIR": ("server", "state_dir", str),
