@@ -14,7 +14,6 @@ import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 from kgahp import lifecycle, manifests, sandbox
@@ -27,9 +26,9 @@ from kgahp.kube.cache import PodCache
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING, JobRequest, JobState
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
-from kgahp.scheduler import Timers
 from kgahp.statusad import status_ad
 from kgahp.store import JobRecord, JobStore
+from kgahp.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +39,14 @@ TERMINAL_PHASES = ("Succeeded", "Failed")
 MOUNT_CHECK_AFTER = 10.0    # seconds on a node without starting before a pod's events are read
 MOUNT_CHECK_EVERY = 15.0    # ... at most this often per namespace
 STARTUP_SYNC_WAIT = 15.0    # seconds a status waits for the first pod list before a direct read
+JOB_LOCK_STRIPES = 64      # submit, cancel and recreation of one job are serialised by these
 RUNNING_SHOWN_MAX = 100_000  # attempts remembered as shown RUNNING (cancelled ones never leave)
+COLLECT_RETRY = 15.0        # seconds before outputs that could not be read are tried again
 CPU_LOG_LIMIT = 262144      # bytes of a shared-mode pod's log read for the wrapper's CPU line
 
 Reply2 = tuple[int, str]
+# work queue keys: ("job", namespace, job), ("mounts", namespace), ("secrets", namespace, pod)
+WorkKey = tuple[str, ...]
 
 
 def parse_job_id(job_id: str, default_namespace: str) -> tuple[str, str, bool]:
@@ -113,14 +116,17 @@ class Service:
         self.legacy_labels = {names.LABEL_MANAGED_BY: "kgahp",
                               names.LABEL_INSTANCE: names.label_value(legacy)} if legacy else None
         self.legacy_store = legacy_store
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        self._scheduled: set[tuple[str, str]] = set()
-        self._scheduled_guard = threading.Lock()
-        self._actions = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
+        self._stripes = tuple(threading.Lock() for _ in range(JOB_LOCK_STRIPES))
         # FailedMount messages by (namespace, pod); when each namespace's events were last read
         self._mount_errors: dict[tuple[str, str], str] = {}
         self._mounts_checked: dict[str, float] = {}
+        self._mounts_guard = threading.Lock()
+        # the last state of each pod deleted since its job was last reconciled (the cache no
+        # longer has it, and it says why it went), by (namespace, job); and the jobs whose pod
+        # a status found gone, to be recreated. Both are emptied by the job's reconcile.
+        self._departed: dict[tuple[str, str], dict[str, dict]] = {}
+        self._recreate_wanted: set[tuple[str, str]] = set()
+        self._pending_guard = threading.Lock()
         # (job, attempt) whose RUNNING a status answer has shown
         self._running_shown: set[tuple[str, int]] = set()
         self._running_guard = threading.Lock()
@@ -129,13 +135,16 @@ class Service:
         self._secrets_pending: dict[tuple[str, str], tuple[str, ...]] = {}
         self._secrets_done: set[tuple[str, str]] = set()
         self._secrets_guard = threading.Lock()
-        self.timers = Timers()
+        self.queue: WorkQueue[WorkKey] = WorkQueue(
+            self._handle, workers=settings.server.reconcile_workers, name="reconcile")
+        self.queue.start()
         cache.add_listener(self._on_pod_event)
 
     # ------------------------------------------------------------------ helpers
     def _lock_for(self, job: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(job, threading.Lock())
+        """One of a fixed set of locks (no memory per job): submit, cancel and a recreation
+        of the same job never overlap."""
+        return self._stripes[hash(job) % len(self._stripes)]
 
     def _job_selector(self, job: str) -> str:
         return label_selector({**self.instance_labels, names.LABEL_JOB: job})
@@ -181,31 +190,9 @@ class Service:
     def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
         return 0, "No error", state.job_status, status_ad(job_id, state)
 
-    def _schedule(self, kind: str, key: str, fn: Callable[[], None], delay: float = 0.0) -> None:
-        """Run fn once in the background; further requests for the same (kind, key) are
-        ignored until it has finished."""
-        token = (kind, key)
-        with self._scheduled_guard:
-            if token in self._scheduled:
-                return
-            self._scheduled.add(token)
-
-        def run() -> None:
-            try:
-                fn()
-            except Exception:
-                log.exception("%s of %s failed", kind, key)
-            finally:
-                with self._scheduled_guard:
-                    self._scheduled.discard(token)
-
-        def submit() -> None:
-            self._actions.submit(run)
-
-        if delay > 0:
-            self.timers.call_later(delay, submit)
-        else:
-            submit()
+    def enqueue(self, namespace: str, job: str, after: float = 0.0) -> None:
+        """Ask for the job to be reconciled (now, or in `after` seconds)."""
+        self.queue.add(("job", namespace, job), after)
 
     def _current_pod(self, namespace: str, job: str, rec: Optional[JobRecord]) -> Optional[dict]:
         pods = self.cache.pods_for_job(namespace, job)
@@ -278,9 +265,8 @@ class Service:
             return
         attempt = max([_attempt(p) for p in existing] + [rec.attempt if rec else -1]) + 1
         self._create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
-        for old in existing:   # finished predecessors: nothing more to learn from them
-            self._schedule("delete", f"{namespace}/{_meta(old).get('name')}",
-                           lambda o=old: self._delete_pod(o))  # type: ignore[misc]
+        if existing:   # finished predecessors: nothing more to learn from them (the
+            self.enqueue(namespace, job)   # reconcile deletes superseded attempts)
 
     def _adopt(self, req: JobRequest, pod: dict, job: str, namespace: str, ad_text: str,
                rec: Optional[JobRecord]) -> None:
@@ -400,7 +386,7 @@ class Service:
                 self.store.update(job, reported=True)   # recorded final by _vanished
             return self._reply(job_id, state)
         verdict = self._classify(pod, rec)
-        self._act(pod, verdict, rec)
+        self._act(pod, verdict, rec, inline=False)
         state = verdict.state
         now = self.store.get(job) if rec is not None else None
         if now is not None and now.final is not None and now.attempt == _attempt(pod):
@@ -454,9 +440,12 @@ class Service:
             pod, now=self.clock(), settings=self.settings.lifecycle,
             main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
             deleted_by_kgahp=bool(rec and rec.cancelled),
-            mount_error=self._mount_errors.get((str(meta.get("namespace")),
-                                                str(meta.get("name"))), ""),
+            mount_error=self._mount_error(str(meta.get("namespace")), str(meta.get("name"))),
             ever_started=bool(rec and rec.started and rec.attempt == _attempt(pod)))
+
+    def _mount_error(self, namespace: str, name: str) -> str:
+        with self._mounts_guard:
+            return self._mount_errors.get((namespace, name), "")
 
     def _maybe_check_mounts(self, pod: dict) -> None:
         """A pod on a node that has not started its containers for a while may be waiting for
@@ -470,11 +459,13 @@ class Service:
         created = lifecycle.parse_time(meta.get("creationTimestamp"))
         now = self.clock()
         namespace = str(meta.get("namespace"))
-        if created is None or now - created < MOUNT_CHECK_AFTER \
-                or now - self._mounts_checked.get(namespace, 0.0) < MOUNT_CHECK_EVERY:
+        if created is None or now - created < MOUNT_CHECK_AFTER:
             return
-        self._mounts_checked[namespace] = now
-        self._schedule("mount-check", namespace, lambda: self._check_mounts(namespace))
+        with self._mounts_guard:
+            if now - self._mounts_checked.get(namespace, 0.0) < MOUNT_CHECK_EVERY:
+                return
+            self._mounts_checked[namespace] = now
+        self.queue.add(("mounts", namespace))
 
     def _check_mounts(self, namespace: str) -> None:
         try:
@@ -487,9 +478,11 @@ class Service:
             if pod is None or _phase(pod) != "Pending":
                 continue
             if message and not self._repair_secrets(pod, message):
-                if self._mount_errors.get((namespace, name)) != message:
+                with self._mounts_guard:
+                    known = self._mount_errors.get((namespace, name))
+                    self._mount_errors[(namespace, name)] = message
+                if known != message:
                     log.info("pod %s/%s cannot mount a volume: %s", namespace, name, message)
-                self._mount_errors[(namespace, name)] = message
 
     def _repair_secrets(self, pod: dict, message: str) -> bool:
         """Recreate the pod's own Secrets when the kubelet says one of them is missing."""
@@ -516,8 +509,8 @@ class Service:
         if rec is None or rec.cancelled:
             # Nothing kgahp knows of: it cannot have finished well, so never COMPLETED.
             return JobState(REMOVED)
-        with self._scheduled_guard:
-            recreating = ("recreate", job) in self._scheduled
+        with self._pending_guard:
+            recreating = (namespace, job) in self._recreate_wanted
         if recreating:
             # a disrupted pod (an eviction) can be gone before its successor is recorded:
             # that is a job being moved, not one deleted
@@ -526,7 +519,9 @@ class Service:
                                      settings=self.settings.lifecycle, namespace=namespace,
                                      name=names.pod_name(job, rec.attempt))
         if verdict.action is lifecycle.Action.RECREATE:
-            self._schedule("recreate", job, lambda: self._recreate(namespace, job, None))
+            with self._pending_guard:
+                self._recreate_wanted.add((namespace, job))
+            self.enqueue(namespace, job)
         elif verdict.state.job_status == REMOVED:
             if self._record_final(namespace, job, rec.attempt, verdict.state,
                                   "vanished after it started; reporting it removed"):
@@ -564,8 +559,7 @@ class Service:
             if not own or key in self._secrets_done:
                 return
             self._secrets_pending[key] = own
-        self._schedule("secrets", f"{namespace}/{pod_name}",
-                       lambda: self._delete_secrets_of(namespace, pod_name))
+        self.queue.add(("secrets", namespace, pod_name))
 
     def _delete_secrets_of(self, namespace: str, pod_name: str, retry: bool = True) -> None:
         key = (namespace, pod_name)
@@ -588,12 +582,14 @@ class Service:
 
     # ------------------------------------------------------------------ reconciliation
     def _on_pod_event(self, kind: str, pod: dict) -> None:
-        """Called from the watch thread for every change: start collections, recreations and
-        cleanups as soon as the cluster shows the need, not when the next status comes."""
+        """Called from the watch thread for every change. It only notes what the cache can no
+        longer tell (a deleted pod's last state) and enqueues the job: the reconcile, on a
+        worker, decides and acts, so a slow store or API never stalls the watch."""
         meta = _meta(pod)
+        key = (str(meta.get("namespace")), str(meta.get("name")))
         if kind == "DELETED" or _phase(pod) != "Pending":
-            key = (str(meta.get("namespace")), str(meta.get("name")))
-            self._mount_errors.pop(key, None)
+            with self._mounts_guard:
+                self._mount_errors.pop(key, None)
             if kind == "DELETED":
                 with self._secrets_guard:   # its Secrets went with it (owner references)
                     self._secrets_done.discard(key)
@@ -601,16 +597,60 @@ class Service:
         job = (meta.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
+        if kind == "DELETED":
+            with self._pending_guard:
+                self._departed.setdefault((key[0], job), {})[key[1]] = pod
+        self.enqueue(key[0], job)
+
+    def _handle(self, key: WorkKey) -> Optional[float]:
+        if key[0] == "job":
+            return self.reconcile(key[1], key[2])
+        if key[0] == "mounts":
+            self._check_mounts(key[1])
+        elif key[0] == "secrets":
+            self._delete_secrets_of(key[1], key[2])
+        return None
+
+    def reconcile(self, namespace: str, job: str) -> Optional[float]:
+        """Bring the job's pods in line with its record: level-based (the pods are read from
+        the cache and the record from the store now, never taken from an event), so running
+        it again, or for nothing, is harmless. Returns when to look again, if ever."""
+        with self._pending_guard:
+            departed = self._departed.pop((namespace, job), {})
+            recreate = (namespace, job) in self._recreate_wanted
+        try:
+            for pod in departed.values():
+                self._reconcile_pod("DELETED", job, pod)
+            if recreate:
+                self._recreate_vanished(namespace, job)
+        finally:
+            if recreate:
+                with self._pending_guard:
+                    self._recreate_wanted.discard((namespace, job))
+        again = [self._reconcile_pod("CURRENT", job, pod)
+                 for pod in self.cache.pods_for_job(namespace, job)]
+        return min((a for a in again if a is not None), default=None)
+
+    def _recreate_vanished(self, namespace: str, job: str) -> None:
+        """A status found the job's pod gone (and the rules say: a new one)."""
+        rec = self.store.get(job)
+        if rec is None or rec.cancelled or rec.final is not None:
+            return
+        if any(_attempt(p) >= rec.attempt for p in self.cache.pods_for_job(namespace, job)):
+            return   # not vanished after all: the pod's own classification decides
+        self._recreate(namespace, job, None)
+
+    def _reconcile_pod(self, kind: str, job: str, pod: dict) -> Optional[float]:
+        meta = _meta(pod)
+        namespace = str(meta.get("namespace"))
         rec = self.store.get(job)
         if rec is not None and _attempt(pod) != rec.attempt:
-            namespace = str(meta.get("namespace"))
             if any(_attempt(p) == rec.attempt for p in self.cache.pods_for_job(namespace, job)):
                 # superseded: its fate no longer matters, and a crash may have cost it the
-                # delete that recreation or resubmission scheduled
+                # delete that recreation or resubmission asked for
                 if kind != "DELETED" and not meta.get("deletionTimestamp"):
-                    self._schedule("delete", f"{namespace}/{meta.get('name')}",
-                                   lambda: self._delete_pod(pod))
-                return
+                    self._delete_pod(pod)
+                return None
             # the store names an attempt that was never created (a crash between recording
             # it and creating its pod): this pod is still the job's, as status treats it
         if kind == "DELETED":
@@ -620,23 +660,37 @@ class Service:
                 verdict = self._classify(pod, rec)
                 if verdict.action is lifecycle.Action.RECREATE or \
                         verdict.state.job_status == REMOVED:
-                    self._act(pod, verdict, rec)
+                    self._act(pod, verdict, rec, inline=True)
                 else:
-                    self._vanished(str(meta.get("namespace")), job, rec)
-            return
+                    self._vanished(namespace, job, rec)
+                    self._recreate_if_wanted(namespace, job)
+            return None
         if rec is not None and rec.final is not None:
             if rec.cancelled:   # still force-delete a cancelled pod stuck terminating
                 verdict = self._classify(pod, rec)
                 if verdict.action is lifecycle.Action.DELETE:
-                    self._act(pod, verdict, rec)
+                    self._act(pod, verdict, rec, inline=True)
             if _attempt(pod) == rec.attempt:
                 # a GAHP that stopped before deleting them: the Secrets go now
                 self._drop_secrets(pod)
-            self._schedule_cleanup(pod, rec)
-            return
-        self._act(pod, self._classify(pod, rec), rec)
+            return self._cleanup(pod, rec)
+        return self._act(pod, self._classify(pod, rec), rec, inline=True)
 
-    def _act(self, pod: dict, verdict: lifecycle.Verdict, rec: Optional[JobRecord]) -> None:
+    def _recreate_if_wanted(self, namespace: str, job: str) -> None:
+        with self._pending_guard:
+            wanted = (namespace, job) in self._recreate_wanted
+        if wanted:
+            try:
+                self._recreate(namespace, job, None)
+            finally:
+                with self._pending_guard:
+                    self._recreate_wanted.discard((namespace, job))
+
+    def _act(self, pod: dict, verdict: lifecycle.Verdict, rec: Optional[JobRecord], *,
+             inline: bool) -> Optional[float]:
+        """Record what the verdict settles, then act on it: `inline` on the job's reconcile
+        worker; otherwise (a status answer) only enqueue the job, whose reconcile will
+        classify the pod again and act."""
         meta = _meta(pod)
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         job = (meta.get("labels") or {}).get(names.LABEL_JOB, name)
@@ -651,27 +705,43 @@ class Service:
             self._record_final(namespace, job, rec.attempt, verdict.state,
                                f"removed ({verdict.reason})", pod)
         action = verdict.action
+        if action is lifecycle.Action.NONE:
+            return None
         if action is lifecycle.Action.COLLECT and rec is not None and rec.cancelled:
-            return   # a pod kgahp is deleting is never collected
+            return None   # a pod kgahp is deleting is never collected
+        if action is lifecycle.Action.RECREATE and (rec is None or rec.cancelled):
+            return None
+        if not inline:
+            if action is lifecycle.Action.RECREATE:
+                with self._pending_guard:   # status shows IDLE meanwhile, not "vanished"
+                    self._recreate_wanted.add((namespace, job))
+            self.enqueue(namespace, job)
+            return None
         if action is lifecycle.Action.COLLECT:
-            final = verdict.final or verdict.state
-            self._schedule("collect", f"{namespace}/{name}",
-                           lambda: self._collect(pod, job, final))
-        elif action is lifecycle.Action.RECREATE:
-            if rec is None or rec.cancelled:
-                return
-            self._schedule("recreate", job, lambda: self._recreate(namespace, job, pod))
+            return self._collect(pod, job, verdict.final or verdict.state)
+        if action is lifecycle.Action.RECREATE:
+            self._recreate_marked(namespace, job, pod)
         elif action is lifecycle.Action.DELETE:
-            recreate = verdict.state.job_status == IDLE and rec is not None and not rec.cancelled
+            if verdict.state.job_status == IDLE and rec is not None and not rec.cancelled:
+                # node lost: the job deserves another pod. Recreate first, so the old pod's
+                # DELETED event already belongs to a superseded attempt.
+                self._recreate_marked(namespace, job, pod)
+            self._delete_pod(pod, grace_seconds=0)
+        return None
 
-            def force_delete() -> None:
-                if recreate:   # node lost: the job deserves another pod. Recreate first, so
-                    # the old pod's DELETED event already belongs to a superseded attempt.
-                    self._recreate(namespace, job, pod)
-                self._delete_pod(pod, grace_seconds=0)
-            self._schedule("force-delete", f"{namespace}/{name}", force_delete)
+    def _recreate_marked(self, namespace: str, job: str, pod: Optional[dict]) -> None:
+        """Recreate, showing the job as being moved (IDLE) to status meanwhile."""
+        with self._pending_guard:
+            self._recreate_wanted.add((namespace, job))
+        try:
+            self._recreate(namespace, job, pod)
+        finally:
+            with self._pending_guard:
+                self._recreate_wanted.discard((namespace, job))
 
-    def _collect(self, pod: dict, job: str, final: JobState) -> None:
+    def _collect(self, pod: dict, job: str, final: JobState) -> Optional[float]:
+        """Fetch a finished pod's outputs and record its result. Returns when to try again
+        (outputs not readable yet) or when its pod is due for deletion."""
         meta = _meta(pod)
         namespace, name = str(meta.get("namespace")), str(meta.get("name"))
         rec = self.store.get(job)
@@ -679,7 +749,7 @@ class Service:
             rec = self.store.record_submit(job, namespace, _attempt(pod), "",
                                            restarts=lifecycle.restarts_of(pod))
         if rec.final is not None or rec.cancelled:
-            return   # answered already, or kgahp is deleting it: never collected
+            return None   # answered already, or kgahp is deleting it: never collected
         req = _request_from_pod(pod)
         state = final
         transfer = self.settings.transfer
@@ -699,9 +769,7 @@ class Service:
                 if exc.transient or exc.status == 0:
                     log.warning("could not fetch outputs of %s/%s yet (%s); will retry",
                                 namespace, name, exc)
-                    self._schedule("collect-retry", f"{namespace}/{name}",
-                                   lambda: self._collect(pod, job, final), delay=15.0)
-                    return
+                    return COLLECT_RETRY
                 state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
                                  hold_reason=f"outputs of pod {namespace}/{name} could not be "
                                  f"fetched: {exc}", worker_node=final.worker_node)
@@ -709,8 +777,7 @@ class Service:
             state = self._with_cpu(state, namespace, name, text)
         self._record_final(namespace, job, rec.attempt, state, "finished", pod)
         rec = self.store.get(job)
-        if rec is not None:
-            self._schedule_cleanup(pod, rec)
+        return self._cleanup(pod, rec) if rec is not None else None
 
     def _with_cpu(self, state: JobState, namespace: str, name: str,
                   text: Optional[str]) -> JobState:
@@ -731,15 +798,17 @@ class Service:
         return dataclasses.replace(state, remote_user_cpu=usage.user,
                                    remote_sys_cpu=usage.system)
 
-    def _schedule_cleanup(self, pod: dict, rec: JobRecord) -> None:
-        """Delete a finished pod (and, by ownership, its secrets) after the retention."""
-        meta = _meta(pod)
-        if meta.get("deletionTimestamp"):
-            return
+    def _cleanup(self, pod: dict, rec: JobRecord) -> Optional[float]:
+        """Delete a finished pod (and, by ownership, its secrets) once the retention is over;
+        before that, say when to look again."""
+        if _meta(pod).get("deletionTimestamp"):
+            return None
         age = self.clock() - (rec.finished_at or self.clock())
-        delay = max(0.0, self.settings.lifecycle.pod_retention - age)
-        self._schedule("cleanup", f"{meta.get('namespace')}/{meta.get('name')}",
-                       lambda: self._delete_pod(pod), delay=delay)
+        delay = self.settings.lifecycle.pod_retention - age
+        if delay > 0:
+            return delay
+        self._delete_pod(pod)
+        return None
 
     def _recreate(self, namespace: str, job: str, old: Optional[dict]) -> None:
         with self._lock_for(job):
@@ -870,8 +939,7 @@ class Service:
     # ------------------------------------------------------------------ shutdown
     def close(self, secrets_deadline: float = 10.0) -> None:
         self.cache.stop()
-        self.timers.stop()
-        self._actions.shutdown(wait=False, cancel_futures=True)
+        self.queue.stop()
         self.finish_secret_cleanup(secrets_deadline)
 
     def finish_secret_cleanup(self, deadline: float) -> int:
