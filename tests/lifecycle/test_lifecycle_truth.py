@@ -115,12 +115,12 @@ def test_collect_worker_and_deleted_handler_race_to_one_answer(sim_kubeconfig: s
 
             def collect(pod: dict = pod, job: str = job, gate: threading.Barrier = gate) -> None:
                 gate.wait()
-                service._collect(pod, job, FOUR)
+                service.reconciler._collect(pod, job, FOUR)
 
             def deleted(pod: dict = pod, job: str = job, gate: threading.Barrier = gate) -> None:
                 gate.wait()
-                service._on_pod_event("DELETED", pod)   # notes the pod's last state
-                service.reconcile("default", job)        # ... which the reconcile judges
+                service.reconciler.on_pod_event("DELETED", pod)   # notes the pod's last state
+                service.reconciler.reconcile("default", job)  # ... which the reconcile judges
 
             def poll(job_id: str = job_id, gate: threading.Barrier = gate,
                      answers: list[int] = answers, stop: threading.Event = stop) -> None:

@@ -298,7 +298,7 @@ def _expect_secret_deleted(r: Rig, job: str, d: dict[str, int], again: Optional[
     assert r.service.queue.wait_idle(10)
     name = names.pod_name(job, 0)
     assert r.requests("delete", "secrets") == 1
-    assert (NS, name) in r.service._secrets_done
+    assert (NS, name) in r.service.actions.secrets_done
     assert d["delete pods"] == 0 and again is not None   # the pod stays for the retention
 
 
@@ -365,7 +365,7 @@ def test_reconcile_rule(rig: Rig, row: Row) -> None:
         assert rig.service.queue.wait_idle(10)   # the listener's enqueue ran the reconcile
     else:
         start = {k: rig.requests(*k.split()) for k in start}
-        again = rig.service.reconcile(NS, job)
+        again = rig.service.reconciler.reconcile(NS, job)
     counts = {k: rig.requests(*k.split()) - start[k] for k in start}
     row.expect(rig, job, counts, again)
 
@@ -375,10 +375,10 @@ def test_reconcile_is_idempotent(rig: Rig) -> None:
     job = rig.submit("/spool/idem")
     assert rig.service.queue.wait_idle(10)
     _evicted(rig, job)
-    rig.service.reconcile(NS, job)
+    rig.service.reconciler.reconcile(NS, job)
     creates, deletes = rig.requests("create", "pods"), rig.requests("delete", "pods")
     for _ in range(5):
-        rig.service.reconcile(NS, job)
+        rig.service.reconciler.reconcile(NS, job)
     assert rig.requests("create", "pods") == creates
     assert rig.requests("delete", "pods") <= deletes + 5   # the old pod, until its DELETED
     rec = rig.service.store.get(job)
