@@ -167,13 +167,17 @@ class Reconciler:
             recreate = (namespace, job) in self._recreating
             vanished = (namespace, job) in self._vanish_seen
             self._vanish_seen.discard((namespace, job))
-        for name, pod in list(departed.items()):
+        while departed:
+            name, pod = next(iter(departed.items()))
             try:
                 self._reconcile_pod("DELETED", job, pod)
             except Exception:
-                with self._pending_guard:   # kept for the retry the queue makes
-                    self._departed.setdefault((namespace, job), {}).setdefault(name, pod)
+                with self._pending_guard:   # kept, with those not yet judged, for the retry
+                    kept = self._departed.setdefault((namespace, job), {})
+                    for other, last in departed.items():
+                        kept.setdefault(other, last)
                 raise
+            del departed[name]
         if recreate:
             self._recreate_vanished(namespace, job)
         if vanished and not self.cache.pods_for_job(namespace, job):

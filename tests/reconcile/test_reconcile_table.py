@@ -383,3 +383,29 @@ def test_reconcile_is_idempotent(rig: Rig) -> None:
     assert rig.requests("delete", "pods") <= deletes + 5   # the old pod, until its DELETED
     rec = rig.service.store.get(job)
     assert rec is not None and rec.attempt == 1
+
+
+def test_a_failed_reconcile_keeps_the_deleted_pods_last_state_for_its_retry(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconcile that judges a deleted pod fails once (an API outage): the work queue
+    retries it after a backoff, and the pod's last state is still there to judge."""
+    job = rig.submit("/spool/retry")
+    assert rig.service.queue.wait_idle(10)
+    real = rig.service.reconciler._reconcile_pod
+    failures: list[str] = []
+
+    def flaky(kind: str, job: str, pod: dict) -> Optional[float]:
+        if kind == "DELETED" and not failures:
+            failures.append(kind)
+            raise RuntimeError("API outage")
+        return real(kind, job, pod)
+
+    monkeypatch.setattr(rig.service.reconciler, "_reconcile_pod", flaky)
+    _departed_unstarted(rig, job)
+    deadline = time.monotonic() + 10
+    while names.pod_name(job, 1) not in rig.pods():
+        assert time.monotonic() < deadline, "the retry did not recreate the job"
+        time.sleep(0.05)
+    assert failures == ["DELETED"]
+    rec = rig.service.store.get(job)
+    assert rec is not None and rec.attempt == 1 and rec.restarts == 1
