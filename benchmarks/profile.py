@@ -32,7 +32,7 @@ from benchmarks.gahpclient import (  # noqa: E402
 )
 from benchmarks.simproc import SimProcess  # noqa: E402
 from benchmarks.target import SimTarget  # noqa: E402
-from kgahp.driver import condor_env  # noqa: E402
+from kgahp.testing import condor_env  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 

@@ -35,7 +35,7 @@ def _phases(cluster: Any, namespace: str, label: str) -> dict[str, int]:
 def _child(conn: multiprocessing.connection.Connection, workdir: str) -> None:
     import logging
 
-    from kgahp.sim import SimCluster, SimConfig
+    from kgahp_sim import SimCluster, SimConfig
 
     logging.basicConfig(level=logging.WARNING)
     config = SimConfig(nodes=SIM_NODES, cpu=SIM_NODE_CPU, memory=SIM_NODE_MEMORY,
@@ -117,7 +117,7 @@ class SimProcess:
         return dict(self._ask("phases", namespace, label))
 
     def add_fault(self, **rule: Any) -> None:
-        """A fault rule of the sim's API (kgahp.sim.faults.Faults.add keywords)."""
+        """A fault rule of the sim's API (kgahp_sim.faults.Faults.add keywords)."""
         self._ask("fault", rule)
 
     def clear_faults(self) -> None:

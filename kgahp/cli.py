@@ -69,7 +69,7 @@ def _write_reference(root: str) -> int:
     """Rewrite the files generated from the knob table in the checkout `root`."""
     from pathlib import Path
 
-    from kgahp.config import reference_texts
+    from kgahp.knob_reference import reference_texts
 
     base = Path(root)
     texts = reference_texts()
@@ -88,8 +88,9 @@ def _write_reference(root: str) -> int:
 
 
 def _show_config(args: list[str]) -> int:
-    from kgahp.config import KNOBS, PREFIX, config_snippet, describe, knobs_markdown, load_settings
+    from kgahp.config import KNOBS, PREFIX, describe, load_settings
     from kgahp.errors import ConfigError
+    from kgahp.knob_reference import config_snippet, knobs_markdown
 
     if args == ["--markdown"]:
         print(knobs_markdown(), end="")
@@ -127,7 +128,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(USAGE, end="")
         return 0
     if command == "sim":
-        from kgahp.sim.cli import main as sim_main
+        from kgahp_sim.cli import main as sim_main
 
         return sim_main(rest)
     if command == "render":

@@ -1,10 +1,12 @@
 """kgahp's knobs, read once from HTCondor's configuration and passed down as frozen dataclasses.
 
 Every knob is `KGAHP_<NAME>` in HTCondor's configuration, so `condor_config_val KGAHP_NAMESPACE`
-shows it and `_CONDOR_KGAHP_NAMESPACE=...` in the environment overrides it. `KNOBS` below is the
-single list of knobs with their defaults and meaning; `condor_config.d/50-kgahp.conf` and
-`docs/configuration.md` are generated from it (`kgahp show-config --write-docs .` in a checkout
-rewrites both; tests/docs checks they agree).
+shows it and `_CONDOR_KGAHP_NAMESPACE=...` in the environment overrides it. Each knob is declared
+once, as a field of one of the section dataclasses below (`knob(...)`: its name, its default as
+written in a config file, its meaning and the parser that turns the text into the field's value).
+`KNOBS` and `show-config` are derived from those fields, and so are
+`condor_config.d/50-kgahp.conf` and `docs/configuration.md` (kgahp.knob_reference; `kgahp
+show-config --write-docs .` in a checkout rewrites both files; tests/docs checks they agree).
 """
 
 from __future__ import annotations
@@ -15,148 +17,60 @@ import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Optional
 
 from kgahp.errors import ConfigError
+from kgahp.k8snames import LABEL_VALUE_MAX, is_label_value, is_qualified_name, label_fragment
 
 PREFIX = "KGAHP_"
 
 
 @dataclass(frozen=True)
 class Knob:
-    name: str            # without the prefix
-    default: str         # as written in a config file
+    """One knob: `name` without the prefix, `default` as written in a config file, `help` its
+    meaning; `parse` turns the text into the settings field's value, `choices` limit it.
+    `section` and `attr` say which settings field it fills (set when KNOBS is derived)."""
+
+    name: str
+    default: str
     help: str
+    parse: Callable[[str], Any] = str
+    choices: tuple[str, ...] = ()
+    section: str = ""
+    attr: str = ""
 
 
-KNOBS: tuple[Knob, ...] = (
-    # --- cluster access
-    Knob("KUBECONFIG", "", "Kubeconfig file; empty = $KUBECONFIG or ~/.kube/config; "
-         "'in-cluster' = the pod's service account"),
-    Knob("CONTEXT", "", "Kubeconfig context; empty = the current context"),
-    Knob("NAMESPACE", "default", "Namespace for jobs that name none"),
-    Knob("ALLOWED_NAMESPACES", "",
-         "Comma list of namespaces a job may choose; empty = only NAMESPACE"),
-    Knob("QPS", "20", "Client-side API rate limit, requests per second"),
-    Knob("BURST", "40", "Client-side API burst allowance"),
-    Knob("API_TIMEOUT", "30", "Seconds before one API request is abandoned"),
-    Knob("INSTANCE", "", "Name that tells this GAHP's pods from others' (label value); "
-         "empty = <user>-<hash of the schedd served (SCHEDD_NAME, else FULL_HOSTNAME)>"),
-    # --- server
-    Knob("WORKERS", "16", "Threads doing API work for submit/cancel/refresh"),
-    Knob("MAX_QUEUED", "1000", "Requests waiting for a worker before the GAHP answers "
-         "'F Threads limit reached'"),
-    Knob("RECONCILE_WORKERS", "4", "Threads that reconcile jobs with their pods (collect "
-         "outputs, recreate, delete); one job is never reconciled by two at once"),
-    Knob("LOG", "", "Log file; empty = $(LOG)/KGahpLog.<user>, or stderr when $(LOG) is unset"),
-    Knob("DEBUG", "INFO", "Log level: ERROR, WARNING, INFO or DEBUG"),
-    Knob("STATE_DIR", "", "Directory of the durable job store; empty = ~/.kgahp "
-         "(never GAHP_TEMP, which the gridmanager deletes)"),
-    # --- pods
-    Knob("POD_TEMPLATE", "", "YAML pod template every job pod starts from"),
-    Knob("QUEUE_CONFIG", "", "YAML file: per-queue template overlay, namespace, "
-         "priorityClassName, Kueue queue"),
-    Knob("DEFAULT_IMAGE", "", "Image for jobs that name none; empty = such jobs fail to submit"),
-    Knob("ALLOWED_IMAGES", "*",
-         "Comma list of shell-style patterns a job's image must match"),
-    Knob("POD_NAME_PREFIX", "kg", "Prefix of pod names"),
-    Knob("DEFAULT_CPUS", "1", "CPUs for jobs that ask for none"),
-    Knob("DEFAULT_MEMORY", "2048", "Memory (MiB) for jobs that ask for none"),
-    Knob("DEFAULT_RUNTIME", "0", "Wall time (s) for jobs that ask for none; 0 = unlimited"),
-    Knob("MAX_CPUS", "64", "Largest CPU request a job may make"),
-    Knob("MAX_MEMORY", "262144", "Largest memory request (MiB) a job may make"),
-    Knob("MAX_GPUS", "8", "Largest GPU request a job may make"),
-    Knob("MAX_DISK", "0", "Largest disk request (KiB); 0 = no limit"),
-    Knob("MAX_RUNTIME", "0", "Longest wall time (s) a job may ask for; 0 = no limit"),
-    Knob("LIMIT_POLICY", "equal", "Resource limits: 'equal' (limit = request), 'factor' "
-         "(limit = request x LIMIT_FACTOR) or 'no-cpu-limit' (memory limit = request, "
-         "no CPU limit)"),
-    Knob("LIMIT_FACTOR", "1.0", "Multiplier for LIMIT_POLICY = factor"),
-    Knob("GPU_RESOURCE", "nvidia.com/gpu", "Extended resource name for GPUNumber"),
-    Knob("GPU_MODEL_LABEL", "nvidia.com/gpu.product", "Node label that GPUModel selects on"),
-    Knob("GPU_MODES", "", "GPU modes a job may name in GPUMode: space- or comma-separated "
-         "MODE:RESOURCE[:LABEL=VALUE...] entries, e.g. 'shared:nvidia.com/gpu.shared "
-         "exclusive_process:nvidia.com/gpu'. RESOURCE (domain/name) is requested instead of "
-         "GPU_RESOURCE (empty = GPU_RESOURCE); each LABEL=VALUE is a node selector. Modes match "
-         "case-insensitively and apply only with GPUNumber > 0; empty = every GPUMode is refused"),
-    Knob("MIC_RESOURCE", "", "Extended resource name (domain/name) for MICNumber, the Xeon Phi "
-         "cards a job asks for (request = limit); empty = MICNumber > 0 is refused"),
-    Knob("MAX_MICS", "8", "Largest MICNumber a job may ask for"),
-    Knob("WHOLE_NODE_CPUS", "0", "CPUs a WholeNodes job gets; 0 = WholeNodes jobs are refused"),
-    Knob("WHOLE_NODE_MEMORY", "0", "Memory (MiB) a WholeNodes job gets"),
-    Knob("EXTRA_ARGS_FIELDS", "", "Comma list of pod spec fields BatchExtraSubmitArgs (a JSON/YAML "
-         "patch) may set, e.g. nodeSelector,tolerations; empty = BatchExtraSubmitArgs is ignored"),
-    Knob("RUN_AS_USER", "65532", "Numeric user every container kgahp writes runs as (pod "
-         "securityContext runAsUser, with runAsNonRoot: true), so pods pass Pod Security "
-         "'restricted' and start even when the image's own user is root. 65532 is no login or "
-         "system account on a usual host (those are below 60000; 65534 'nobody' is shared by "
-         "host daemons) and is the 'nonroot' user of distroless images. 'owner' = the job "
-         "owner's own uid (the GAHP runs as the owner), the default with TRANSFER_MODE = shared "
-         "so the job can write its Iwd on the shared volume; 'image' = kgahp sets no user and "
-         "the image (or the pod template) decides; 0 is refused. The template's own choice "
-         "wins"),
-    Knob("RUN_AS_GROUP", "65532", "Numeric group of that user (runAsGroup), also the fsGroup "
-         "that makes the sandbox and mounted Secrets readable and writable by it; 'owner' = "
-         "the job owner's gid; 'image' = none set"),
-    Knob("ENVIRONMENT", "", "Extra NAME=VALUE;NAME2=VALUE2 set in every job container "
-         "(e.g. a pilot's collector address)"),
-    # --- lifecycle
-    Knob("IMAGE_PULL_GRACE", "120", "Seconds an image pull may fail before the job is held"),
-    Knob("CONFIG_ERROR_GRACE", "120", "Seconds a container config or mount error may last "
-         "before the job is held"),
-    Knob("PENDING_LIMIT", "0", "Seconds a pod may stay unschedulable before the job is held; "
-         "0 = wait forever"),
-    Knob("MAX_DISRUPTIONS", "3", "Evictions/preemptions/node losses before the job is held"),
-    Knob("UNKNOWN_GRACE", "300", "Seconds a pod may be in phase Unknown or stuck terminating "
-         "before it counts as lost"),
-    Knob("OOM_POLICY", "hold", "'hold' (HoldReasonCode 34) or 'signal' (completed by signal 9)"),
-    Knob("POD_RETENTION", "300", "Seconds a finished pod is kept for debugging after its result "
-         "is collected"),
-    Knob("RESULT_RETENTION", "604800", "Seconds a finished job's result stays answerable"),
-    Knob("RESYNC_INTERVAL", "300", "Seconds between full relists of the watched pods"),
-    # --- files and credentials
-    Knob("TRANSFER_MODE", "api", "'api' (files through the Kubernetes API), 'shared' "
-         "(SHARED_VOLUME mounted at Iwd) or 'none'"),
-    Knob("SHARED_VOLUME", "", "For TRANSFER_MODE = shared: 'pvc:<claim>' or 'hostPath:<dir>'"),
-    Knob("HELPER_IMAGE", "busybox:1.36", "Image of the init container that stages inputs"),
-    Knob("HELPER_CPU_REQUEST", "10m", "CPU request of each kgahp helper container (the "
-         "stage-in init container); budgeted apart from the job's RequestCpus"),
-    Knob("HELPER_CPU_LIMIT", "100m", "CPU limit of each kgahp helper container"),
-    Knob("HELPER_MEMORY_REQUEST", "16Mi", "Memory request of each kgahp helper container; "
-         "budgeted apart from the job's RequestMemory"),
-    Knob("HELPER_MEMORY_LIMIT", "64Mi", "Memory limit of each kgahp helper container"),
-    Knob("SANDBOX_PATH", "/kgahp/sandbox", "Job working directory inside the pod"),
-    Knob("MAX_INPUT_BYTES", "716800", "Largest input sandbox (bytes) shipped through the API"),
-    Knob("MAX_OUTPUT_BYTES", "8388608", "Largest output sandbox (bytes) fetched through the API"),
-    Knob("CREDENTIAL_FILES", "", "Comma list of input file names (e.g. token,idtoken) that travel "
-         "in the job's credential Secret (0600, mounted at /kgahp/creds, $KGAHP_CREDENTIALS) "
-         "instead of the input sandbox"),
-)
+_KNOB = "kgahp.knob"    # the dataclass field metadata key that holds a field's Knob
 
-_KNOB_NAMES = {k.name for k in KNOBS}
 
+def knob(name: str, default: str, help: str, *, parse: Callable[[str], Any] = str,
+         choices: tuple[str, ...] = ()) -> Any:
+    """A settings field that is the knob KGAHP_<name>; its value when the knob is unset is
+    `parse(default)`, so the default is written once, as an admin would write it."""
+    return field(default=parse(default),
+                 metadata={_KNOB: Knob(name, default, help, parse, choices)})
+
+
+# --- parsers: the text of a knob -> the value of its field (ValueError names the problem)
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
 
 
-def _bool(value: str) -> bool:
-    return value.strip().lower() in ("1", "true", "yes", "on")
+def _lower(value: str) -> str:
+    return value.strip().lower()
 
 
-# Kubernetes' qualified name (label keys, resource names): [DNS subdomain/]name, name <= 63
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_NAME_PART = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
-GPU_MODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")   # also what GPUMode may hold
+def _reconcile_workers(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 256:
+        raise ValueError("must be between 1 and 256")
+    return number
 
 
-def _is_qualified_name(text: str) -> bool:
-    prefix, slash, name = text.rpartition("/")
-    if slash and not (len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return False
-    return len(name) <= 63 and bool(_NAME_PART.fullmatch(name))
+def _log_level(value: str) -> str:
+    return value.strip().upper() or "INFO"
 
 
 def _extended_resource(value: str) -> str:
@@ -165,7 +79,7 @@ def _extended_resource(value: str) -> str:
     if not value:
         return ""
     domain = value.rpartition("/")[0]
-    if not domain or not _is_qualified_name(value):
+    if not domain or not is_qualified_name(value):
         raise ValueError(f"{value!r} is not an extended resource name such as vendor.com/device")
     if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
         raise ValueError(f"{value!r} is in the kubernetes.io domain, not an extended resource")
@@ -196,6 +110,17 @@ def _quantity(value: str, what: str) -> str:
     return value
 
 
+def _cpu_quantity(value: str) -> str:
+    return _quantity(value, "cpu")
+
+
+def _memory_quantity(value: str) -> str:
+    return _quantity(value, "memory")
+
+
+GPU_MODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")   # also what GPUMode may hold
+
+
 @dataclass(frozen=True)
 class GpuMode:
     """One KGAHP_GPU_MODES entry: what a job's GPUMode turns into."""
@@ -219,8 +144,7 @@ def _gpu_modes(value: str) -> tuple[GpuMode, ...]:
         pairs: list[tuple[str, str]] = []
         for selector in selectors:
             key, equals, label = selector.partition("=")
-            if not (equals and _is_qualified_name(key) and len(label) <= 63
-                    and _LABEL_VALUE.fullmatch(label)):
+            if not (equals and is_qualified_name(key) and is_label_value(label)):
                 raise ValueError(f"entry {entry!r}: {selector!r} is not a node selector "
                                  "LABEL=VALUE")
             pairs.append((key, label))
@@ -229,16 +153,79 @@ def _gpu_modes(value: str) -> tuple[GpuMode, ...]:
     return tuple(modes)
 
 
+def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in value.split(";"):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ConfigError(f"{PREFIX}ENVIRONMENT entry {item!r} is not NAME=VALUE")
+        name, _, val = item.partition("=")
+        pairs.append((name.strip(), val))
+    return tuple(pairs)
+
+
+def _numeric_id(value: str, knob: str) -> Optional[int]:
+    """A non-root numeric user or group id; 'image' (HTCondor cannot say empty when the
+    default is not) = None: kgahp sets none."""
+    if value.strip().lower() in ("", "image"):
+        return None
+    if value.strip().lower() == "owner":
+        number = os.getuid() if knob == "RUN_AS_USER" else os.getgid()
+        if number == 0:
+            raise ValueError("the GAHP runs as root, so 'owner' would be root; set a number")
+        return number
+    number = int(value)
+    if number == 0:
+        raise ValueError(f"0 is root; set {PREFIX}{knob} = image to let the image decide")
+    if not 0 < number <= 2**31 - 1:
+        raise ValueError("must be between 1 and 2147483647")
+    return number
+
+
+def _user_id(value: str) -> Optional[int]:
+    return _numeric_id(value, "RUN_AS_USER")
+
+
+def _group_id(value: str) -> Optional[int]:
+    return _numeric_id(value, "RUN_AS_GROUP")
+
+
+# --- the settings: one frozen dataclass per section, one field per knob
+
 @dataclass(frozen=True)
 class KubeSettings:
-    kubeconfig: str = ""
-    context: str = ""
-    namespace: str = "default"
-    allowed_namespaces: tuple[str, ...] = ()
-    qps: float = 20.0
-    burst: int = 40
-    api_timeout: float = 30.0
-    instance: str = ""
+    kubeconfig: str = knob(
+        "KUBECONFIG", "",
+        "Kubeconfig file; empty = $KUBECONFIG or ~/.kube/config; 'in-cluster' = the pod's "
+        "service account")
+    context: str = knob(
+        "CONTEXT", "",
+        "Kubeconfig context; empty = the current context")
+    namespace: str = knob(
+        "NAMESPACE", "default",
+        "Namespace for jobs that name none")
+    allowed_namespaces: tuple[str, ...] = knob(
+        "ALLOWED_NAMESPACES", "",
+        "Comma list of namespaces a job may choose; empty = only NAMESPACE",
+        parse=_csv)
+    qps: float = knob(
+        "QPS", "20",
+        "Client-side API rate limit, requests per second",
+        parse=float)
+    burst: int = knob(
+        "BURST", "40",
+        "Client-side API burst allowance",
+        parse=int)
+    api_timeout: float = knob(
+        "API_TIMEOUT", "30",
+        "Seconds before one API request is abandoned",
+        parse=float)
+    instance: str = knob(
+        "INSTANCE", "",
+        "Name that tells this GAHP's pods from others' (label value); empty = <user>-<hash of "
+        "the schedd served (SCHEDD_NAME, else FULL_HOSTNAME)>")
 
     @property
     def namespaces(self) -> tuple[str, ...]:
@@ -250,71 +237,238 @@ class KubeSettings:
 
 @dataclass(frozen=True)
 class ServerSettings:
-    workers: int = 16
-    max_queued: int = 1000
-    reconcile_workers: int = 4
-    log: str = ""
-    debug: str = "INFO"
-    state_dir: str = ""
+    workers: int = knob(
+        "WORKERS", "16",
+        "Threads doing API work for submit/cancel/refresh",
+        parse=int)
+    max_queued: int = knob(
+        "MAX_QUEUED", "1000",
+        "Requests waiting for a worker before the GAHP answers 'F Threads limit reached'",
+        parse=int)
+    reconcile_workers: int = knob(
+        "RECONCILE_WORKERS", "4",
+        "Threads that reconcile jobs with their pods (collect outputs, recreate, delete); one "
+        "job is never reconciled by two at once",
+        parse=_reconcile_workers)
+    log: str = knob(
+        "LOG", "",
+        "Log file; empty = $(LOG)/KGahpLog.<user>, or stderr when $(LOG) is unset")
+    debug: str = knob(
+        "DEBUG", "INFO",
+        "Log level: ERROR, WARNING, INFO or DEBUG",
+        parse=_log_level)
+    state_dir: str = knob(
+        "STATE_DIR", "",
+        "Directory of the durable job store; empty = ~/.kgahp (never GAHP_TEMP, which the "
+        "gridmanager deletes)")
 
 
 @dataclass(frozen=True)
 class PodSettings:
-    pod_template: str = ""
-    queue_config: str = ""
-    default_image: str = ""
-    allowed_images: tuple[str, ...] = ("*",)
-    pod_name_prefix: str = "kg"
-    default_cpus: float = 1.0
-    default_memory: int = 2048
-    default_runtime: int = 0
-    max_cpus: float = 64.0
-    max_memory: int = 262144
-    max_gpus: int = 8
-    max_disk: int = 0
-    max_runtime: int = 0
-    limit_policy: str = "equal"
-    limit_factor: float = 1.0
-    gpu_resource: str = "nvidia.com/gpu"
-    gpu_model_label: str = "nvidia.com/gpu.product"
-    gpu_modes: tuple[GpuMode, ...] = ()
-    mic_resource: str = ""
-    max_mics: int = 8
-    whole_node_cpus: float = 0.0
-    whole_node_memory: int = 0
-    extra_args_fields: tuple[str, ...] = ()
-    run_as_user: Optional[int] = 65532
-    run_as_group: Optional[int] = 65532
-    environment: tuple[tuple[str, str], ...] = ()
+    pod_template: str = knob(
+        "POD_TEMPLATE", "",
+        "YAML pod template every job pod starts from")
+    queue_config: str = knob(
+        "QUEUE_CONFIG", "",
+        "YAML file: per-queue template overlay, namespace, priorityClassName, Kueue queue")
+    default_image: str = knob(
+        "DEFAULT_IMAGE", "",
+        "Image for jobs that name none; empty = such jobs fail to submit")
+    allowed_images: tuple[str, ...] = knob(
+        "ALLOWED_IMAGES", "*",
+        "Comma list of shell-style patterns a job's image must match",
+        parse=_csv)
+    pod_name_prefix: str = knob(
+        "POD_NAME_PREFIX", "kg",
+        "Prefix of pod names")
+    default_cpus: float = knob(
+        "DEFAULT_CPUS", "1",
+        "CPUs for jobs that ask for none",
+        parse=float)
+    default_memory: int = knob(
+        "DEFAULT_MEMORY", "2048",
+        "Memory (MiB) for jobs that ask for none",
+        parse=int)
+    default_runtime: int = knob(
+        "DEFAULT_RUNTIME", "0",
+        "Wall time (s) for jobs that ask for none; 0 = unlimited",
+        parse=int)
+    max_cpus: float = knob(
+        "MAX_CPUS", "64",
+        "Largest CPU request a job may make",
+        parse=float)
+    max_memory: int = knob(
+        "MAX_MEMORY", "262144",
+        "Largest memory request (MiB) a job may make",
+        parse=int)
+    max_gpus: int = knob(
+        "MAX_GPUS", "8",
+        "Largest GPU request a job may make",
+        parse=int)
+    max_disk: int = knob(
+        "MAX_DISK", "0",
+        "Largest disk request (KiB); 0 = no limit",
+        parse=int)
+    max_runtime: int = knob(
+        "MAX_RUNTIME", "0",
+        "Longest wall time (s) a job may ask for; 0 = no limit",
+        parse=int)
+    limit_policy: str = knob(
+        "LIMIT_POLICY", "equal",
+        "Resource limits: 'equal' (limit = request), 'factor' (limit = request x LIMIT_FACTOR) "
+        "or 'no-cpu-limit' (memory limit = request, no CPU limit)",
+        parse=_lower, choices=("equal", "factor", "no-cpu-limit"))
+    limit_factor: float = knob(
+        "LIMIT_FACTOR", "1.0",
+        "Multiplier for LIMIT_POLICY = factor",
+        parse=float)
+    gpu_resource: str = knob(
+        "GPU_RESOURCE", "nvidia.com/gpu",
+        "Extended resource name for GPUNumber")
+    gpu_model_label: str = knob(
+        "GPU_MODEL_LABEL", "nvidia.com/gpu.product",
+        "Node label that GPUModel selects on")
+    gpu_modes: tuple[GpuMode, ...] = knob(
+        "GPU_MODES", "",
+        "GPU modes a job may name in GPUMode: space- or comma-separated "
+        "MODE:RESOURCE[:LABEL=VALUE...] entries, e.g. 'shared:nvidia.com/gpu.shared "
+        "exclusive_process:nvidia.com/gpu'. RESOURCE (domain/name) is requested instead of "
+        "GPU_RESOURCE (empty = GPU_RESOURCE); each LABEL=VALUE is a node selector. Modes match "
+        "case-insensitively and apply only with GPUNumber > 0; empty = every GPUMode is refused",
+        parse=_gpu_modes)
+    mic_resource: str = knob(
+        "MIC_RESOURCE", "",
+        "Extended resource name (domain/name) for MICNumber, the Xeon Phi cards a job asks for "
+        "(request = limit); empty = MICNumber > 0 is refused",
+        parse=_extended_resource)
+    max_mics: int = knob(
+        "MAX_MICS", "8",
+        "Largest MICNumber a job may ask for",
+        parse=int)
+    whole_node_cpus: float = knob(
+        "WHOLE_NODE_CPUS", "0",
+        "CPUs a WholeNodes job gets; 0 = WholeNodes jobs are refused",
+        parse=float)
+    whole_node_memory: int = knob(
+        "WHOLE_NODE_MEMORY", "0",
+        "Memory (MiB) a WholeNodes job gets",
+        parse=int)
+    extra_args_fields: tuple[str, ...] = knob(
+        "EXTRA_ARGS_FIELDS", "",
+        "Comma list of pod spec fields BatchExtraSubmitArgs (a JSON/YAML patch) may set, e.g. "
+        "nodeSelector,tolerations; empty = BatchExtraSubmitArgs is ignored",
+        parse=_csv)
+    run_as_user: Optional[int] = knob(
+        "RUN_AS_USER", "65532",
+        "Numeric user every container kgahp writes runs as (pod securityContext runAsUser, with "
+        "runAsNonRoot: true), so pods pass Pod Security 'restricted' and start even when the "
+        "image's own user is root. 65532 is no login or system account on a usual host (those "
+        "are below 60000; 65534 'nobody' is shared by host daemons) and is the 'nonroot' user of "
+        "distroless images. 'owner' = the job owner's own uid (the GAHP runs as the owner), the "
+        "default with TRANSFER_MODE = shared so the job can write its Iwd on the shared volume; "
+        "'image' = kgahp sets no user and the image (or the pod template) decides; 0 is refused. "
+        "The template's own choice wins",
+        parse=_user_id)
+    run_as_group: Optional[int] = knob(
+        "RUN_AS_GROUP", "65532",
+        "Numeric group of that user (runAsGroup), also the fsGroup that makes the sandbox and "
+        "mounted Secrets readable and writable by it; 'owner' = the job owner's gid; 'image' = "
+        "none set",
+        parse=_group_id)
+    environment: tuple[tuple[str, str], ...] = knob(
+        "ENVIRONMENT", "",
+        "Extra NAME=VALUE;NAME2=VALUE2 set in every job container (e.g. a pilot's collector "
+        "address)",
+        parse=_env_pairs)
 
 
 @dataclass(frozen=True)
 class LifecycleSettings:
-    image_pull_grace: float = 120.0
-    config_error_grace: float = 120.0
-    pending_limit: float = 0.0
-    max_disruptions: int = 3
-    unknown_grace: float = 300.0
-    oom_policy: str = "hold"
-    pod_retention: float = 300.0
-    result_retention: float = 604800.0
-    resync_interval: float = 300.0
+    image_pull_grace: float = knob(
+        "IMAGE_PULL_GRACE", "120",
+        "Seconds an image pull may fail before the job is held",
+        parse=float)
+    config_error_grace: float = knob(
+        "CONFIG_ERROR_GRACE", "120",
+        "Seconds a container config or mount error may last before the job is held",
+        parse=float)
+    pending_limit: float = knob(
+        "PENDING_LIMIT", "0",
+        "Seconds a pod may stay unschedulable before the job is held; 0 = wait forever",
+        parse=float)
+    max_disruptions: int = knob(
+        "MAX_DISRUPTIONS", "3",
+        "Evictions/preemptions/node losses before the job is held",
+        parse=int)
+    unknown_grace: float = knob(
+        "UNKNOWN_GRACE", "300",
+        "Seconds a pod may be in phase Unknown or stuck terminating before it counts as lost",
+        parse=float)
+    oom_policy: str = knob(
+        "OOM_POLICY", "hold",
+        "'hold' (HoldReasonCode 34) or 'signal' (completed by signal 9)",
+        parse=_lower, choices=("hold", "signal"))
+    pod_retention: float = knob(
+        "POD_RETENTION", "300",
+        "Seconds a finished pod is kept for debugging after its result is collected",
+        parse=float)
+    result_retention: float = knob(
+        "RESULT_RETENTION", "604800",
+        "Seconds a finished job's result stays answerable",
+        parse=float)
+    resync_interval: float = knob(
+        "RESYNC_INTERVAL", "300",
+        "Seconds between full relists of the watched pods",
+        parse=float)
 
 
 @dataclass(frozen=True)
 class TransferSettings:
-    mode: str = "api"
-    shared_volume: str = ""
-    helper_image: str = "busybox:1.36"
-    # requests/limits of kgahp's own helper containers: Kubernetes quantities
-    helper_cpu_request: str = "10m"
-    helper_cpu_limit: str = "100m"
-    helper_memory_request: str = "16Mi"
-    helper_memory_limit: str = "64Mi"
-    sandbox_path: str = "/kgahp/sandbox"
-    max_input_bytes: int = 716800
-    max_output_bytes: int = 8388608
-    credential_files: tuple[str, ...] = ()
+    mode: str = knob(
+        "TRANSFER_MODE", "api",
+        "'api' (files through the Kubernetes API), 'shared' (SHARED_VOLUME mounted at Iwd) or "
+        "'none'",
+        parse=_lower, choices=("api", "shared", "none"))
+    shared_volume: str = knob(
+        "SHARED_VOLUME", "",
+        "For TRANSFER_MODE = shared: 'pvc:<claim>' or 'hostPath:<dir>'")
+    helper_image: str = knob(
+        "HELPER_IMAGE", "busybox:1.36",
+        "Image of the init container that stages inputs")
+    helper_cpu_request: str = knob(
+        "HELPER_CPU_REQUEST", "10m",
+        "CPU request of each kgahp helper container (the stage-in init container); budgeted "
+        "apart from the job's RequestCpus",
+        parse=_cpu_quantity)
+    helper_cpu_limit: str = knob(
+        "HELPER_CPU_LIMIT", "100m",
+        "CPU limit of each kgahp helper container",
+        parse=_cpu_quantity)
+    helper_memory_request: str = knob(
+        "HELPER_MEMORY_REQUEST", "16Mi",
+        "Memory request of each kgahp helper container; budgeted apart from the job's "
+        "RequestMemory",
+        parse=_memory_quantity)
+    helper_memory_limit: str = knob(
+        "HELPER_MEMORY_LIMIT", "64Mi",
+        "Memory limit of each kgahp helper container",
+        parse=_memory_quantity)
+    sandbox_path: str = knob(
+        "SANDBOX_PATH", "/kgahp/sandbox",
+        "Job working directory inside the pod")
+    max_input_bytes: int = knob(
+        "MAX_INPUT_BYTES", "716800",
+        "Largest input sandbox (bytes) shipped through the API",
+        parse=int)
+    max_output_bytes: int = knob(
+        "MAX_OUTPUT_BYTES", "8388608",
+        "Largest output sandbox (bytes) fetched through the API",
+        parse=int)
+    credential_files: tuple[str, ...] = knob(
+        "CREDENTIAL_FILES", "",
+        "Comma list of input file names (e.g. token,idtoken) that travel in the job's credential "
+        "Secret (0600, mounted at /kgahp/creds, $KGAHP_CREDENTIALS) instead of the input sandbox",
+        parse=_csv)
 
     @property
     def helper_resources(self) -> dict[str, dict[str, str]]:
@@ -375,122 +529,23 @@ def default_instance(user: str, schedd: str) -> str:
     if not schedd:
         return owner
     digest = hashlib.sha256(schedd.encode("utf-8", "replace")).hexdigest()[:8]
-    head = re.sub(r"[^A-Za-z0-9_.-]+", "-", owner)[:63 - len(digest) - 1]
-    head = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", head)
+    head = label_fragment(owner, LABEL_VALUE_MAX - len(digest) - 1)
     return f"{head}-{digest}" if head else digest
 
 
-def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in value.split(";"):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ConfigError(f"{PREFIX}ENVIRONMENT entry {item!r} is not NAME=VALUE")
-        name, _, val = item.partition("=")
-        pairs.append((name.strip(), val))
-    return tuple(pairs)
+# --- the knob list, derived from the fields above
 
-
-def _numeric_id(value: str, knob: str) -> Optional[int]:
-    """A non-root numeric user or group id; 'image' (HTCondor cannot say empty when the
-    default is not) = None: kgahp sets none."""
-    if value.strip().lower() in ("", "image"):
-        return None
-    if value.strip().lower() == "owner":
-        number = os.getuid() if knob == "RUN_AS_USER" else os.getgid()
-        if number == 0:
-            raise ValueError("the GAHP runs as root, so 'owner' would be root; set a number")
-        return number
-    number = int(value)
-    if number == 0:
-        raise ValueError(f"0 is root; set {PREFIX}{knob} = image to let the image decide")
-    if not 0 < number <= 2**31 - 1:
-        raise ValueError("must be between 1 and 2147483647")
-    return number
-
-
-def _reconcile_workers(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 256:
-        raise ValueError("must be between 1 and 256")
-    return number
-
-
-# knob name -> (section, field, converter)
-_MAP: dict[str, tuple[str, str, Callable[[str], Any]]] = {
-    "KUBECONFIG": ("kube", "kubeconfig", str),
-    "CONTEXT": ("kube", "context", str),
-    "NAMESPACE": ("kube", "namespace", str),
-    "ALLOWED_NAMESPACES": ("kube", "allowed_namespaces", _csv),
-    "QPS": ("kube", "qps", float),
-    "BURST": ("kube", "burst", int),
-    "API_TIMEOUT": ("kube", "api_timeout", float),
-    "INSTANCE": ("kube", "instance", str),
-    "WORKERS": ("server", "workers", int),
-    "MAX_QUEUED": ("server", "max_queued", int),
-    "RECONCILE_WORKERS": ("server", "reconcile_workers", _reconcile_workers),
-    "LOG": ("server", "log", str),
-    "DEBUG": ("server", "debug", lambda v: v.strip().upper() or "INFO"),
-    "STATE_DIR": ("server", "state_dir", str),
-    "POD_TEMPLATE": ("pod", "pod_template", str),
-    "QUEUE_CONFIG": ("pod", "queue_config", str),
-    "DEFAULT_IMAGE": ("pod", "default_image", str),
-    "ALLOWED_IMAGES": ("pod", "allowed_images", _csv),
-    "POD_NAME_PREFIX": ("pod", "pod_name_prefix", str),
-    "DEFAULT_CPUS": ("pod", "default_cpus", float),
-    "DEFAULT_MEMORY": ("pod", "default_memory", int),
-    "DEFAULT_RUNTIME": ("pod", "default_runtime", int),
-    "MAX_CPUS": ("pod", "max_cpus", float),
-    "MAX_MEMORY": ("pod", "max_memory", int),
-    "MAX_GPUS": ("pod", "max_gpus", int),
-    "MAX_DISK": ("pod", "max_disk", int),
-    "MAX_RUNTIME": ("pod", "max_runtime", int),
-    "LIMIT_POLICY": ("pod", "limit_policy", lambda v: v.strip().lower()),
-    "LIMIT_FACTOR": ("pod", "limit_factor", float),
-    "GPU_RESOURCE": ("pod", "gpu_resource", str),
-    "GPU_MODEL_LABEL": ("pod", "gpu_model_label", str),
-    "GPU_MODES": ("pod", "gpu_modes", _gpu_modes),
-    "MIC_RESOURCE": ("pod", "mic_resource", _extended_resource),
-    "MAX_MICS": ("pod", "max_mics", int),
-    "WHOLE_NODE_CPUS": ("pod", "whole_node_cpus", float),
-    "WHOLE_NODE_MEMORY": ("pod", "whole_node_memory", int),
-    "EXTRA_ARGS_FIELDS": ("pod", "extra_args_fields", _csv),
-    "RUN_AS_USER": ("pod", "run_as_user", lambda v: _numeric_id(v, "RUN_AS_USER")),
-    "RUN_AS_GROUP": ("pod", "run_as_group", lambda v: _numeric_id(v, "RUN_AS_GROUP")),
-    "ENVIRONMENT": ("pod", "environment", _env_pairs),
-    "IMAGE_PULL_GRACE": ("lifecycle", "image_pull_grace", float),
-    "CONFIG_ERROR_GRACE": ("lifecycle", "config_error_grace", float),
-    "PENDING_LIMIT": ("lifecycle", "pending_limit", float),
-    "MAX_DISRUPTIONS": ("lifecycle", "max_disruptions", int),
-    "UNKNOWN_GRACE": ("lifecycle", "unknown_grace", float),
-    "OOM_POLICY": ("lifecycle", "oom_policy", lambda v: v.strip().lower()),
-    "POD_RETENTION": ("lifecycle", "pod_retention", float),
-    "RESULT_RETENTION": ("lifecycle", "result_retention", float),
-    "RESYNC_INTERVAL": ("lifecycle", "resync_interval", float),
-    "TRANSFER_MODE": ("transfer", "mode", lambda v: v.strip().lower()),
-    "SHARED_VOLUME": ("transfer", "shared_volume", str),
-    "HELPER_IMAGE": ("transfer", "helper_image", str),
-    "HELPER_CPU_REQUEST": ("transfer", "helper_cpu_request", lambda v: _quantity(v, "cpu")),
-    "HELPER_CPU_LIMIT": ("transfer", "helper_cpu_limit", lambda v: _quantity(v, "cpu")),
-    "HELPER_MEMORY_REQUEST": ("transfer", "helper_memory_request",
-                              lambda v: _quantity(v, "memory")),
-    "HELPER_MEMORY_LIMIT": ("transfer", "helper_memory_limit",
-                            lambda v: _quantity(v, "memory")),
-    "SANDBOX_PATH": ("transfer", "sandbox_path", str),
-    "MAX_INPUT_BYTES": ("transfer", "max_input_bytes", int),
-    "MAX_OUTPUT_BYTES": ("transfer", "max_output_bytes", int),
-    "CREDENTIAL_FILES": ("transfer", "credential_files", _csv),
+SECTIONS: dict[str, type] = {
+    "kube": KubeSettings,
+    "server": ServerSettings,
+    "pod": PodSettings,
+    "lifecycle": LifecycleSettings,
+    "transfer": TransferSettings,
 }
 
-_CHOICES = {
-    "LIMIT_POLICY": ("equal", "factor", "no-cpu-limit"),
-    "OOM_POLICY": ("hold", "signal"),
-    "TRANSFER_MODE": ("api", "shared", "none"),
-}
-
-assert set(_MAP) == _KNOB_NAMES, "every knob needs a mapping"
+KNOBS: tuple[Knob, ...] = tuple(
+    replace(f.metadata[_KNOB], section=section, attr=f.name)
+    for section, cls in SECTIONS.items() for f in fields(cls) if _KNOB in f.metadata)
 
 
 def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = "",
@@ -499,24 +554,23 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
 
     Raises ConfigError naming the knob when a value cannot be used.
     """
-    sections: dict[str, dict[str, Any]] = {
-        "kube": {}, "server": {}, "pod": {}, "lifecycle": {}, "transfer": {}}
-    defaults = {k.name: k.default for k in KNOBS}
-    for name, (section, attr, conv) in _MAP.items():
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for spec in KNOBS:
+        name = spec.name
         raw = values.get(name)
         if raw is None:
-            raw = defaults[name]
+            raw = spec.default
         raw = str(raw).strip()
         try:
-            value = conv(raw)
+            value = spec.parse(raw)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{PREFIX}{name} = {raw!r} is not valid: {exc}") from None
-        if name in _CHOICES and value not in _CHOICES[name]:
+        if spec.choices and value not in spec.choices:
             raise ConfigError(
-                f"{PREFIX}{name} = {raw!r} is not one of {', '.join(_CHOICES[name])}")
+                f"{PREFIX}{name} = {raw!r} is not one of {', '.join(spec.choices)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise ConfigError(f"{PREFIX}{name} = {raw!r} must not be negative")
-        sections[section][attr] = value
+        sections[spec.section][spec.attr] = value
     if (sections["transfer"]["mode"] == "shared" and values.get("RUN_AS_USER") is None
             and os.getuid() != 0):
         # files on the shared volume belong to the job owner: the job runs as the owner
@@ -600,99 +654,3 @@ def describe(settings: Settings) -> dict[str, Any]:
         for f in fields(obj):
             out[f"{section}.{f.name}"] = getattr(obj, f.name)
     return out
-
-
-def config_snippet() -> str:
-    """The text of condor_config.d/50-kgahp.conf (a test keeps the shipped file in step)."""
-    lines = [
-        "# kgahp: the Kubernetes GAHP for HTCondor.",
-        "# Drop this file into HTCondor's (or HTCondor-CE's) config.d and adjust.",
-        "# Jobs use it with:  universe = grid   and   grid_resource = batch kubernetes",
-        "# (exactly that: extra words after 'kubernetes' switch the gridmanager to remote mode).",
-        "",
-        "KUBERNETES_GAHP = $(BIN)/kgahp",
-        "",
-        "# How many jobs the gridmanager keeps submitted, and how fast it polls them.",
-        "# kgahp answers status from a watch-fed cache, so a higher probe rate costs the",
-        "# cluster nothing.",
-        "#GRIDMANAGER_MAX_SUBMITTED_JOBS_PER_RESOURCE_BATCH = 1000",
-        "#GRIDMANAGER_JOB_PROBE_RATE_BATCH = 5",
-        "",
-        "# Every kgahp knob, with its default. Uncomment to change.",
-    ]
-    for knob in KNOBS:
-        lines.append(f"# {knob.help}")
-        lines.append(f"#{PREFIX}{knob.name} = {knob.default}".rstrip())
-    return "\n".join(lines) + "\n"
-
-
-# --- the knob reference, generated (docs/configuration.md and the config snippet)
-
-SECTION_TITLES: dict[str, str] = {
-    "kube": "Cluster access",
-    "server": "The GAHP process",
-    "pod": "Pods, resources and policy",
-    "lifecycle": "Job states and timing",
-    "transfer": "Files and credentials",
-}
-REFERENCE_FILES = ("docs/configuration.md", "condor_config.d/50-kgahp.conf")
-REGENERATE_COMMAND = "kgahp show-config --write-docs ."
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
-
-
-def markdown_cell(text: str) -> str:
-    """Plain text made literal in a Markdown table cell, for MkDocs and GitHub alike (angle
-    brackets become entities: Python-Markdown keeps a backslash written before them)."""
-    text = _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
-    return text.replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _md_code(text: str) -> str:
-    return f"`{text}`" if text else "(empty)"
-
-
-_REFERENCE_INTRO = """\
-kgahp reads {count} knobs. Each is an ordinary HTCondor configuration setting named
-`{prefix}<NAME>`, read through the configuration of the schedd that starts the gridmanager (for
-an HTCondor-CE, the CE's configuration). So:
-
-- set a knob in a file under `config.d` (start from `condor_config.d/50-kgahp.conf`, which lists
-  every knob below with its default, commented out);
-- `condor_config_val -dump {prefix}` (`condor_ce_config_val` on a CE) shows what is set;
-- `_CONDOR_{prefix}<NAME>` in the environment overrides a knob, as for any HTCondor setting;
-- `kgahp show-config` prints the values kgahp itself ends up with, and names the knob at fault
-  when a value cannot be used.
-
-kgahp reads its knobs once, when the gridmanager starts it. A bad value does not stop the GAHP:
-every request is then answered with a sentence naming the knob, and the gridmanager shows that
-sentence as the reason the resource is down.
-
-An empty default is shown as (empty). Sizes (MiB, KiB or bytes, as each knob says) and times
-(seconds) are plain numbers."""
-
-
-def knobs_markdown() -> str:
-    """The text of docs/configuration.md: every knob, its default and meaning, by section."""
-    lines = [
-        "# Configuration reference",
-        "",
-        "<!-- Generated from KNOBS in kgahp/config.py: do not edit by hand. After changing a knob,",
-        f"     run `{REGENERATE_COMMAND}` in the checkout (it rewrites this page and",
-        "     condor_config.d/50-kgahp.conf). -->",
-        "",
-        *_REFERENCE_INTRO.format(count=len(KNOBS), prefix=PREFIX).splitlines(),
-    ]
-    for section, title in SECTION_TITLES.items():
-        lines += ["", f"## {title}", "", "| Knob | Default | Meaning |", "|---|---|---|"]
-        for knob in KNOBS:
-            if _MAP[knob.name][0] != section:
-                continue
-            lines.append(f"| `{PREFIX}{knob.name}` | {_md_code(knob.default)} "
-                         f"| {markdown_cell(knob.help)} |")
-    return "\n".join(lines) + "\n"
-
-
-def reference_texts() -> dict[str, str]:
-    """Each generated file (path relative to a checkout) and the text it must hold."""
-    return {REFERENCE_FILES[0]: knobs_markdown(), REFERENCE_FILES[1]: config_snippet()}

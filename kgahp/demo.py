@@ -16,7 +16,7 @@ from typing import Optional
 import classad2
 import yaml
 
-from kgahp.driver import GahpDriver, condor_env
+from kgahp.testing import GahpDriver, condor_env
 
 STATUS_NAMES = {1: "IDLE", 2: "RUNNING", 3: "REMOVED", 4: "COMPLETED", 5: "HELD"}
 
@@ -81,7 +81,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
 
-    from kgahp.sim import SimCluster, SimConfig
+    from kgahp_sim import SimCluster, SimConfig
 
     workdir = tempfile.mkdtemp(prefix="kgahp-demo-")
     iwd = os.path.join(workdir, "jobs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Optional
@@ -109,6 +109,8 @@ class Pod:
     cpus: Optional[float]
     memory_mib: Optional[int]
     disk_kib: Optional[int]
+    scheduling_gates: tuple[str, ...] = ()       # spec.schedulingGates names
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -220,6 +222,9 @@ def read_pod(pod: Mapping[str, Any], main_container: str = "job") -> Pod:
         cpus=float(cpus) if cpus is not None else None,
         memory_mib=int(memory / (1 << 20)) if memory is not None else None,
         disk_kib=int(disk / (1 << 10)) if disk is not None else None,
+        scheduling_gates=tuple(str(g.get("name") or "") for g in spec.get("schedulingGates")
+                               or () if isinstance(g, Mapping)),
+        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
     )
 
 
@@ -717,6 +722,54 @@ def _v_starting(pod: Pod, ctx: Context) -> Verdict:
                    f"Pending: {_starting_reason(pod)}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Kueue (plain-pod integration): quota gate, preemption. Kueue's names, from its pod controller.
+
+KUEUE_GATE = "kueue.x-k8s.io/admission"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_MANAGED_LABEL = "kueue.x-k8s.io/managed"
+KUEUE_STOP_CONDITION = "TerminationTarget"   # set by Kueue before it deletes a pod it stops
+
+
+def _local_queue(pod: Pod) -> str:
+    return pod.labels.get(KUEUE_QUEUE_LABEL, "") or "(no queue-name label)"
+
+
+def _kueue_managed(pod: Pod) -> bool:
+    return pod.labels.get(KUEUE_MANAGED_LABEL) == "true" or KUEUE_QUEUE_LABEL in pod.labels
+
+
+def _gated(pod: Pod) -> bool:
+    return bool(pod.scheduling_gates) and not pod.node and not pod.finished
+
+
+def _v_gated(pod: Pod, ctx: Context) -> Verdict:
+    if KUEUE_GATE in pod.scheduling_gates:
+        why = f"waiting for quota in LocalQueue {_local_queue(pod)} (Kueue gate {KUEUE_GATE})"
+    else:
+        why = f"waiting for scheduling gates {', '.join(pod.scheduling_gates)} to be removed"
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None, why)
+
+
+def _kueue_stopped(pod: Pod) -> Optional[str]:
+    """Why Kueue stopped the pod (preemption, eviction, workload gone), or None."""
+    target = pod.condition(KUEUE_STOP_CONDITION)
+    if target.get("status") != "True":
+        return None
+    return f"stopped by Kueue ({target.get('reason') or 'unknown'}): " \
+           f"{one_line(str(target.get('message') or ''), 200)}".rstrip(": ")
+
+
+def _v_kueue_stopped(pod: Pod, ctx: Context) -> Verdict:
+    return _disrupted(pod, ctx, _kueue_stopped(pod) or "stopped by Kueue", Action.RECREATE)
+
+
+def _v_kueue_unschedulable(pod: Pod, ctx: Context) -> Verdict:
+    return Verdict(_state(pod, ctx, IDLE), Action.NONE, None,
+                   f"admitted by Kueue (LocalQueue {_local_queue(pod)}) but Unschedulable: "
+                   f"{_scheduler_message(pod)}")
+
+
 Predicate = Callable[[Pod, Context], bool]
 Decide = Callable[[Pod, Context], Verdict]
 
@@ -735,6 +788,10 @@ def _not_own(pred: Predicate) -> Predicate:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("kueue-stopped", "Kueue stopped the pod (TerminationTarget=True: preempted, evicted, "
+         "workload gone) and deletes it; it never recreates it: a disruption, created again",
+         _not_own(lambda p, c: _kueue_stopped(p) is not None and p.phase != "Succeeded"),
+         _v_kueue_stopped),
     Rule("deleted-elsewhere", "Pod deleted by someone else (kubectl delete, graceful or forced, "
          "namespace deletion) before its job ended: 3 Removed if it started, else created again; "
          "never Completed", _deleted_elsewhere, _v_deleted_elsewhere),
@@ -782,6 +839,13 @@ RULES: tuple[Rule, ...] = (
          _mount_failed_too_long, _v_mount_hold),
     Rule("mount-failure-waiting", "FailedMount event within the grace",
          _mount_failing, _v_mount_waiting),
+    Rule("scheduling-gated", "Pod with scheduling gates (Kueue's kueue.x-k8s.io/admission: "
+         "waiting for quota in its LocalQueue): Idle, never a hold",
+         lambda p, c: _gated(p), _v_gated),
+    Rule("kueue-unschedulable", "Kueue-admitted pod Unschedulable: Idle, no KGAHP_PENDING_LIMIT "
+         "hold (the time spent gated keeps PodScheduled=False; Kueue's waitForPodsReady owns "
+         "this timeout)", lambda p, c: _kueue_managed(p) and _unschedulable(p),
+         _v_kueue_unschedulable),
     Rule("unschedulable-hold", "PodScheduled=False Unschedulable past KGAHP_PENDING_LIMIT",
          _unschedulable_too_long, _v_unschedulable_hold),
     Rule("unschedulable", "PodScheduled=False Unschedulable",

@@ -48,7 +48,7 @@ def sim(tmp_path: Path) -> Iterator[Any]:
     if REAL_KUBECONFIG:
         yield RealCluster(REAL_KUBECONFIG)
         return
-    from kgahp.sim import SimCluster, SimConfig
+    from kgahp_sim import SimCluster, SimConfig
 
     config = SimConfig(workdir=str(tmp_path / "sim"), schedule_delay=0.01, start_delay=0.05,
                        bookmark_interval=1.0)

@@ -20,9 +20,9 @@ from typing import Any, Callable, Optional
 
 import classad2
 
-from kgahp.driver import GahpDriver, ProtocolViolation, condor_env
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
-from kgahp.sim import SimCluster, SimConfig
+from kgahp.testing import GahpDriver, condor_env
+from kgahp_sim import SimCluster, SimConfig
 
 MANAGED = "app.kubernetes.io/managed-by=kgahp"
 GM_RESPONSE_TIMEOUT = 20.0
@@ -211,30 +211,13 @@ def job_label(pod: dict) -> str:
 # ---- raw protocol access (for the fuzzers): one request line in, one reply line out
 
 def raw_request(driver: GahpDriver, line: bytes) -> list[str]:
-    """Send bytes as one request line (CR LF added) and return the immediate reply's tokens.
-
-    Uses the driver's reader so `R` notifications are swallowed as the gridmanager does.
-    """
-    with driver._lock:
-        assert driver.proc.stdin is not None
-        t0 = time.monotonic()
-        driver.proc.stdin.write(line + b"\r\n")
-        driver.proc.stdin.flush()
-        reply = driver._next_line()
-        driver.max_reply_seconds = max(driver.max_reply_seconds, time.monotonic() - t0)
-        return reply
+    """Send bytes as one request line (CR LF added) and return the immediate reply's tokens."""
+    return driver.raw_request(line)
 
 
 def drain_results(driver: GahpDriver) -> list[list[str]]:
     """RESULTS without the driver's bookkeeping: every line, checked only for its reqid."""
-    with driver._lock:
-        assert driver.proc.stdin is not None
-        driver.proc.stdin.write(b"RESULTS\r\n")
-        driver.proc.stdin.flush()
-        head = driver._next_line()
-        if len(head) < 2 or head[0] != "S" or not head[1].isdigit():
-            raise ProtocolViolation(f"RESULTS answered {head}")
-        return [driver._next_line() for _ in range(int(head[1]))]
+    return driver.drain_results()
 
 
 # ---- observers

@@ -23,10 +23,9 @@ from typing import Optional
 
 from kgahp.errors import JobAdError
 from kgahp.jobad.arglist import split_v2
+from kgahp.k8snames import ENV_NAME_RULE as ENV_NAME_RULE  # re-exported
+from kgahp.k8snames import env_name_problems as env_name_problems
 
-# apimachinery's relaxedEnvVarNameFmtErrMsg, word for word
-ENV_NAME_RULE = ("a valid environment variable name must consist only of printable ASCII "
-                 "characters other than '='")
 _V1_DEFAULT_DELIMITER = ";"
 _V1_LEADING_BLANKS = " \t\r\n"
 
@@ -74,22 +73,6 @@ def _assignments(tokens: list[str] | tuple[str, ...], attribute: str) -> EnvList
             raise JobAdError(f"{attribute} variable {name} contains a NUL character.")
         merged[name] = value
     return tuple(merged.items())
-
-
-def env_name_problems(name: str) -> list[str]:
-    """Why Kubernetes (v1.30+) refuses this environment variable name; [] when it accepts it."""
-    problems = []
-    if not name:
-        problems.append("environment variable name must not be empty")
-    if any(not " " <= ch <= "~" or ch == "=" for ch in name):
-        problems.append(ENV_NAME_RULE)
-    if name == ".":
-        problems.append("must not be '.'")
-    elif name == "..":
-        problems.append("must not be '..'")
-    elif name.startswith(".."):
-        problems.append("must not start with '..'")
-    return problems
 
 
 def _preview(text: str, limit: int = 40) -> str:

@@ -69,6 +69,7 @@ from kgahp.errors import JobAdError
 from kgahp.jobad.arglist import job_arguments
 from kgahp.jobad.cereq import unwind
 from kgahp.jobad.envlist import job_environment
+from kgahp.k8snames import is_dns_label
 from kgahp.model import JobRequest, Scalar
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,6 @@ MAX_MICS = 1_000_000
 MAX_RUNTIME_SECONDS = 10 ** 10  # about 300 years
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 _TRUE_WORDS = {"true": True, "yes": True, "false": False, "no": False}
 
 T = TypeVar("T")
@@ -400,7 +400,7 @@ def _as_gpu_mode(name: str, value: object) -> Optional[str]:
 
 def _as_namespace(name: str, value: object) -> Optional[str]:
     namespace = _as_line(name, value)
-    if namespace is not None and not _DNS_LABEL.match(namespace):
+    if namespace is not None and not is_dns_label(namespace):
         raise JobAdError(f"{name} must be a Kubernetes namespace name (lower-case letters, "
                          "digits and '-', at most 63 characters).")
     return namespace

@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from kgahp.config import KubeSettings
 from kgahp.errors import ApiError, NotFoundError, TransientApiError, api_error
+from kgahp.kube.credentials import reauthenticator_of
 from kgahp.kube.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,19 @@ class Kube:
     # ---- plumbing
     def _once(self, what: str, fn: Callable[[], T], secret: bool = False) -> T:
         self.limiter.acquire()
+        self.requests += 1
+        reauth = reauthenticator_of(self.api_client)
+        used = reauth.current() if reauth is not None else ""
+        try:
+            return fn()
+        except ApiException as exc:
+            # 401: the token expired or was rotated. Once, with fresh credentials (a re-read
+            # token file, a reloaded kubeconfig) when they differ from the ones just refused.
+            if exc.status != 401 or reauth is None or not reauth(used):
+                raise translate(exc, what) from (None if secret else exc)
+            log.info("%s: 401 Unauthorized; retrying once with renewed credentials", what)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise translate(exc, what) from (None if secret else exc)
         self.requests += 1
         try:
             return fn()
@@ -247,17 +261,13 @@ class Kube:
         would hide). The official client's Watch helper is not used because it turns an
         ERROR event into a KeyError when deserialisation is off.
         """
-        self.limiter.acquire()
-        self.requests += 1
         query: list[tuple[str, Any]] = [
             ("allowWatchBookmarks", True), ("labelSelector", label_selector),
             ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds),
             ("watch", True)]
-        try:
-            resp = self.request("GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query=query,
-                                timeout=(self.timeout, timeout_seconds + 30))
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise translate(exc, f"watching pods in {namespace}") from exc
+        resp = self._once(f"watching pods in {namespace}", lambda: self.request(
+            "GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query=query,
+            timeout=(self.timeout, timeout_seconds + 30)))
         try:
             for line in iter_resp_lines(resp):
                 if line and not line.isspace():

@@ -309,6 +309,8 @@ def _metadata(template_meta: dict[str, Any], req: JobRequest, settings: Settings
                 annotations[annotation_key] = value
     if queue is not None and queue.kueue_queue:
         labels[names.LABEL_KUEUE_QUEUE] = queue.kueue_queue
+        if queue.kueue_priority_class:
+            labels[names.LABEL_KUEUE_PRIORITY] = queue.kueue_priority_class
     return {
         "name": names.pod_name(base, attempt),
         "namespace": namespace,

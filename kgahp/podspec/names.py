@@ -1,14 +1,19 @@
 """Pod names, label values and the label/annotation keys that tie a pod to its HTCondor job.
 
 Everything here is pure and total: any JobDirectory string, however odd, yields a valid name.
+The grammar those names follow is kgahp.k8snames.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Optional
+
+from kgahp.k8snames import is_dns_label as is_dns_label  # re-exported for the pod builder
+from kgahp.k8snames import is_label_value as is_label_value
+from kgahp.k8snames import label_value as label_value
+from kgahp.k8snames import short_hash
 
 # --- label keys (values are sanitised with label_value)
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -22,6 +27,7 @@ LABEL_OWNER = "kgahp.htcondor.org/owner"
 LABEL_PROJECT = "kgahp.htcondor.org/project"
 LABEL_QUEUE = "kgahp.htcondor.org/queue"
 LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_KUEUE_PRIORITY = "kueue.x-k8s.io/priority-class"   # a Kueue WorkloadPriorityClass
 
 # --- annotation keys (values are the full, unsanitised text)
 ANN_JOB_DIRECTORY = "kgahp.htcondor.org/job-directory"
@@ -33,12 +39,8 @@ ANN_PROJECT = "kgahp.htcondor.org/project"
 ANN_QUEUE = "kgahp.htcondor.org/queue"      # the queue whose admin overlay the pod was built from
 
 BASE_NAME_MAX = 56          # leaves room for "-<attempt>" with up to 6 digits in a 63-char label
-LABEL_VALUE_MAX = 63
-HASH_LEN = 8
 DEFAULT_PREFIX = "kg"
 
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _JOB_DIR_PREFIX = "home_bl_"
 # <collector host>_<port>_<schedd name>_<cluster>.<proc>_<submit time>
 _WITH_PORT = re.compile(r"^(?P<collector>[^_]+_\d+)_(?P<schedd>.+)_(?P<cp>\d+\.\d+)_(?P<t>\d+)$")
@@ -66,10 +68,6 @@ def parse_job_directory(job_directory: str) -> JobDirInfo:
         return JobDirInfo()
     return JobDirInfo(collector=match["collector"], schedd=match["schedd"],
                       cluster_proc=match["cp"], submit_time=int(match["t"]))
-
-
-def short_hash(text: str, length: int = HASH_LEN) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
 def _dns_fragment(text: str) -> str:
@@ -108,22 +106,3 @@ def job_base_name(job_directory: str, prefix: str = DEFAULT_PREFIX) -> str:
 def pod_name(base: str, attempt: int) -> str:
     """Name of the pod for one attempt (the first attempt is 1)."""
     return f"{base}-{attempt}"
-
-
-def is_dns_label(text: str) -> bool:
-    return len(text) <= 63 and bool(_DNS_LABEL_RE.fullmatch(text))
-
-
-def is_label_value(text: str) -> bool:
-    return len(text) <= LABEL_VALUE_MAX and bool(_LABEL_VALUE_RE.fullmatch(text))
-
-
-def label_value(text: str) -> str:
-    """Any string as a valid label value; a changed or cut value gets a hash of the original."""
-    if is_label_value(text):
-        return text
-    clean = re.sub(r"[^-A-Za-z0-9_.]+", "-", text)
-    clean = clean[:LABEL_VALUE_MAX - HASH_LEN - 1]
-    clean = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", clean)
-    digest = short_hash(text)
-    return f"{clean}-{digest}" if clean else digest

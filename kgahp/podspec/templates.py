@@ -8,13 +8,13 @@ means a minimal pod with one container named `job`. `KGAHP_QUEUE_CONFIG` is a YA
         template: {spec: {tolerations: [...]}}   # inline pod overlay, or a path to a YAML file
         namespace: gpu-jobs
         priorityClassName: batch-high
-        kueueQueue: gpu-local
+        kueueQueue: gpu-local               # Kueue LocalQueue (kueue.x-k8s.io/queue-name)
+        kueuePriorityClass: batch-urgent    # WorkloadPriorityClass (kueue.x-k8s.io/priority-class)
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -22,7 +22,7 @@ import yaml
 
 from kgahp.config import PREFIX, PodSettings
 from kgahp.errors import ConfigError
-from kgahp.podspec.names import is_dns_label, is_label_value
+from kgahp.k8snames import is_dns_label, is_dns_subdomain, is_label_value
 
 MAIN_CONTAINER = "job"
 # Init containers named so are kgahp's own helpers (the stage-in copy): budgeted by the
@@ -35,8 +35,8 @@ DEFAULT_BASE: dict[str, Any] = {
     "spec": {"containers": [{"name": MAIN_CONTAINER}]},
 }
 _POD_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
-_QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue"})
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue",
+                         "kueuePriorityClass"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class QueueConfig:
     namespace: Optional[str] = None
     priority_class: Optional[str] = None
     kueue_queue: Optional[str] = None
+    kueue_priority_class: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -117,14 +118,21 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
     if namespace is not None and not is_dns_label(namespace):
         raise ConfigError(f"{where}: namespace {namespace!r} is not a valid namespace name")
     priority = _opt_str(entry, "priorityClassName", where)
-    if priority is not None and not (
-            len(priority) <= 253 and _DNS_SUBDOMAIN_RE.fullmatch(priority)):
+    if priority is not None and not is_dns_subdomain(priority):
         raise ConfigError(f"{where}: priorityClassName {priority!r} is not a valid name")
     kueue = _opt_str(entry, "kueueQueue", where)
     if kueue is not None and not (kueue and is_label_value(kueue)):
         raise ConfigError(f"{where}: kueueQueue {kueue!r} is not a valid label value")
+    kueue_priority = _opt_str(entry, "kueuePriorityClass", where)
+    if kueue_priority is not None:
+        if kueue is None:
+            raise ConfigError(f"{where}: kueuePriorityClass needs kueueQueue (Kueue reads the "
+                              "priority class only of pods it manages)")
+        if not (kueue_priority and is_label_value(kueue_priority)):
+            raise ConfigError(f"{where}: kueuePriorityClass {kueue_priority!r} is not a valid "
+                              "label value")
     return QueueConfig(template=template, namespace=namespace, priority_class=priority,
-                       kueue_queue=kueue)
+                       kueue_queue=kueue, kueue_priority_class=kueue_priority)
 
 
 def _opt_str(entry: dict[str, Any], key: str, where: str) -> Optional[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from kgahp.errors import JobAdError
-from kgahp.jobad.envlist import env_name_problems
+from kgahp.k8snames import env_name_problems
 
 # the container image reference grammar (github.com/distribution/reference, regexp.go)
 _ALNUM = r"[a-z0-9]+"

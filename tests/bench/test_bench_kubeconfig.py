@@ -73,7 +73,7 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
     meta = results["meta"]
     assert meta["cluster"] == "kubeconfig"
     # GET /version of that server, as the sim reports it
-    from kgahp.sim.api import VERSION_INFO
+    from kgahp_sim.api import VERSION_INFO
     assert meta["server_version"] == VERSION_INFO["gitVersion"]
     assert meta["sleep_workload"] == "busybox:1.36 /bin/sleep 600"
     assert "client side" in meta["api_requests_counted_by"]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from kgahp_sim.api import VERSION_INFO
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -41,7 +43,7 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     # what kgahp's own request log counted is what the server counted
     assert life["client_requests"] == life["requests"]
     assert results["meta"]["cluster"] == "sim"
-    assert results["meta"]["server_version"] == "v1.28.0"
+    assert results["meta"]["server_version"] == VERSION_INFO["gitVersion"]   # the sim's /version
 
     scale = results["scale"]
     assert [s["tracked"] for s in scale["steps"]] == [60]
@@ -65,7 +67,10 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
 
     rate = results["rate_limit"]
     assert rate["requests"] >= 60
-    assert rate["server_requests"] == rate["requests"]
+    # The server's counter is process-wide: a request still in flight from the previous phase's
+    # GAHP, or its exit clean-up, can land inside this window on a loaded machine (seen once:
+    # 60 sent, 61 counted). kgahp's own log never shows fewer requests than the server saw.
+    assert rate["requests"] <= rate["server_requests"] <= rate["requests"] + 2
     assert rate["max_in_1s"] <= rate["allowed_in_1s"] + 1    # kgahp's own send times
     assert rate["seconds"] >= (rate["requests"] - rate["burst"]) / rate["qps"] * 0.8
 

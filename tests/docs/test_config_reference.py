@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from kgahp.cli import main
-from kgahp.config import (
-    KNOBS,
-    PREFIX,
+from kgahp.config import KNOBS, PREFIX
+from kgahp.knob_reference import (
     REFERENCE_FILES,
     REGENERATE_COMMAND,
     markdown_cell,
@@ -103,3 +102,21 @@ def test_a_knob_help_reads_the_same_on_the_site(text: str) -> None:
     cell = re.search(r"<td>(.*)</td>", rendered, re.DOTALL)
     assert cell is not None
     assert html.unescape(cell.group(1)) == text
+
+
+def test_each_settings_field_is_one_knob_declared_once() -> None:
+    """A field without knob(...) would never be configurable; a knob's text default must give
+    the field's default, so the reference shows what kgahp really uses."""
+    from dataclasses import fields
+
+    from kgahp.config import SECTIONS, Settings, settings_from_mapping
+
+    declared = [(section, f.name) for section, cls in SECTIONS.items() for f in fields(cls)]
+    assert [(k.section, k.attr) for k in KNOBS] == declared
+    assert len({k.name for k in KNOBS}) == len(KNOBS)
+    unset = settings_from_mapping({})
+    for knob in KNOBS:
+        assert getattr(getattr(Settings(), knob.section), knob.attr) == knob.parse(knob.default)
+        if knob.name not in ("RUN_AS_USER", "RUN_AS_GROUP"):   # follow TRANSFER_MODE = shared
+            assert getattr(getattr(unset, knob.section), knob.attr) == knob.parse(knob.default)
+        assert not knob.choices or knob.parse(knob.default) in knob.choices, knob.name

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from harness import Gahp, wait_until
 
-from kgahp.driver import condor_env
 from kgahp.model import COMPLETED, RUNNING
+from kgahp.testing import condor_env
 
 HELPER = {"requests": {"cpu": "10m", "memory": "16Mi"},
           "limits": {"cpu": "100m", "memory": "64Mi"}}

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from kgahp.config import config_snippet
-from kgahp.driver import GahpDriver, condor_env
+from kgahp.knob_reference import config_snippet
 from kgahp.model import RUNNING
+from kgahp.testing import GahpDriver, condor_env
 
 ROOT = Path(__file__).resolve().parents[2]
 

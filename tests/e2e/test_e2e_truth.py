@@ -20,8 +20,8 @@ import pytest
 from harness import Gahp, managed_objects, wait_until
 from kubernetes import client
 
-from kgahp.driver import condor_env
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
+from kgahp.testing import condor_env
 
 
 def _core(gahp: Gahp) -> client.CoreV1Api:

@@ -28,7 +28,7 @@ from kgahp.errors import KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
 from kgahp.model import JobRequest
 from kgahp.podspec import build, load_templates, policy
-from kgahp.sim.runtime import expand_env_references
+from kgahp_sim.runtime import expand_env_references
 
 KNOBS = {
     "DEFAULT_IMAGE": "busybox:1.36",
@@ -328,7 +328,7 @@ def _shared_gahp(make_gahp: Callable[..., Gahp]) -> Gahp:
 # ---- what the container really receives: Kubernetes expands $(VAR) in command, args and env
 
 def test_dollar_references_in_arguments_and_environment_stay_literal() -> None:
-    from kgahp.sim.runtime import expand_env_references
+    from kgahp_sim.runtime import expand_env_references
 
     text = ad_text({"Arguments": classad2.quote("'$(HOME)' 'cost $$5' '$(X)'"),
                     "Environment": classad2.quote("X=$(HOME) HOME=/home/job")})

@@ -12,9 +12,9 @@ from harness import Gahp, drain_results, fuzz_examples, raw_request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kgahp.driver import RESULT_TOKENS
 from kgahp.model import COMPLETED
 from kgahp.protocol.escaping import split_line
+from kgahp.testing import RESULT_TOKENS
 
 COMMANDS = [b"BLAH_PING", b"BLAH_JOB_SUBMIT", b"BLAH_JOB_STATUS", b"BLAH_JOB_CANCEL",
             b"BLAH_JOB_REFRESH_PROXY", b"COMMANDS", b"VERSION", b"ASYNC_MODE_ON",

@@ -11,7 +11,7 @@ import pytest
 from kgahp.errors import JobAdError
 from kgahp.jobad.envlist import ENV_NAME_RULE, env_name_problems, parse_v2
 from kgahp.podspec.values import check_env_name
-from kgahp.sim.validation import ENV_MSG, pod_causes
+from kgahp_sim.validation import ENV_MSG, pod_causes
 
 NAMES = ["PATH", "1VAR", "MY:VAR", "1BAD NAME", "$(id)", "a.b-c_d", "~", " ", ".x", "x..",
          ".", "..", "..x", "A=B", "=", "TAB\tX", "NEW\nLINE", "NAÏVE", "\x7f", ""]

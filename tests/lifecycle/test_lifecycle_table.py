@@ -220,6 +220,34 @@ SCHEDULER_MESSAGE = ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0
                      "available: 1 No preemption victims found for incoming pod.")
 
 
+def gated(gate: str = "kueue.x-k8s.io/admission", queue: str = "lq-a") -> Pod:
+    """A pod Kueue's webhook gated, as the v1.36 apiserver returns it (24a2)."""
+    path = RECORDINGS.parent / "k8s-recordings-v1.36" / "24a2-get-gated-pod.json"
+    pod = as_kgahp_pod(copy.deepcopy(json.loads(path.read_text())["response"]["body"]))
+    pod["spec"]["schedulingGates"] = [{"name": gate}]
+    pod["metadata"]["labels"] = {"kueue.x-k8s.io/queue-name": queue,
+                                 "kueue.x-k8s.io/managed": "true"}
+    return pod
+
+
+GATED_AT = parse_time("2026-12-01T22:40:50Z") or 0.0      # 24a2's SchedulingGated condition
+KUEUE_PREEMPTED = ("Preempted to accommodate a workload (UID: 5c1e) due to prioritization in "
+                   "the ClusterQueue")
+
+
+def kueue_labelled(pod: Pod) -> Pod:
+    pod["metadata"].setdefault("labels", {}).update(
+        {"kueue.x-k8s.io/queue-name": "lq-a", "kueue.x-k8s.io/managed": "true"})
+    return pod
+
+
+def kueue_preempted(pod: Pod) -> Pod:
+    """What Kueue's pod controller does on preemption: TerminationTarget=True, then DELETE."""
+    return with_condition(deleted_at(kueue_labelled(pod), "2026-11-21T14:26:50Z", 30),
+                          "TerminationTarget", "True", "WorkloadEvictedDueToPreempted",
+                          KUEUE_PREEMPTED)
+
+
 def pull_failing(reason: str) -> Callable[[], Pod]:
     return lambda: with_waiting(creating(), reason, PULL_MESSAGES[reason])
 
@@ -266,6 +294,24 @@ CASES: tuple[Case, ...] = (
          now=UNSCHED_AT + 601, lifecycle=LifecycleSettings(pending_limit=600),
          expect=_held(26), hold_mentions=("osg/kg-ce1-1234-0", "Insufficient cpu", "Unschedulable",
                                           "601 s")),
+    # Kueue: a gated pod waits for quota (Idle, never held); preemption is a disruption
+    Case("kueue-gated", gated, "scheduling-gated", IDLE, now=GATED_AT + 5),
+    Case("kueue-gated-for-days-never-held", gated, "scheduling-gated", IDLE,
+         now=GATED_AT + 10 * 86400, lifecycle=LifecycleSettings(pending_limit=600)),
+    Case("other-scheduling-gate", lambda: gated("example.org/provisioning"),
+         "scheduling-gated", IDLE, now=GATED_AT + 5),
+    Case("kueue-admitted-unschedulable-never-held", lambda: kueue_labelled(unschedulable()),
+         "kueue-unschedulable", IDLE, now=UNSCHED_AT + 601,
+         lifecycle=LifecycleSettings(pending_limit=600)),
+    Case("kueue-preempted-running", lambda: kueue_preempted(running()), "kueue-stopped", IDLE,
+         Action.RECREATE, now=T0 + 6, expect={"num_restarts": 1}),
+    Case("kueue-preempted-exit-143", lambda: with_exit(kueue_preempted(running()), 143, "Error",
+                                                       finished="2026-11-21T14:26:52Z"),
+         "kueue-stopped", IDLE, Action.RECREATE, now=T0 + 8, restarts=1,
+         expect={"num_restarts": 2}),
+    Case("kueue-preempted-over-limit", lambda: kueue_preempted(running()), "kueue-stopped",
+         HELD, now=T0 + 6, restarts=3, expect=_held(26),
+         hold_mentions=("WorkloadEvictedDueToPreempted", "osg/kg-ce1-1234-0")),
     # ContainerCreating, PodInitializing, image being pulled → Idle
     Case("container-creating", creating, "starting", IDLE),
     Case("pod-initializing", lambda: with_waiting(creating(), "PodInitializing"), "starting",
@@ -555,7 +601,7 @@ def test_invariants(case: Case) -> None:
         assert state.hold_code is None and state.hold_reason is None
     expected_restarts = case.restarts + (
         1 if verdict.action is Action.RECREATE or verdict.rule in (
-            "stuck-terminating", "disruption", "node-lost") or (
+            "stuck-terminating", "disruption", "node-lost", "kueue-stopped") or (
             verdict.rule == "deleted-elsewhere" and state.job_status != REMOVED) else 0)
     assert state.num_restarts == expected_restarts
 
@@ -574,6 +620,23 @@ def test_every_rule_is_exercised() -> None:
 def test_unschedulable_keeps_scheduler_message_for_the_log() -> None:
     verdict = classify(unschedulable(), now=UNSCHED_AT + 42, settings=DEFAULTS)
     assert SCHEDULER_MESSAGE in verdict.reason and "42 s" in verdict.reason
+
+
+def test_kueue_gated_reason_names_the_local_queue() -> None:
+    verdict = classify(gated(queue="gpu-local"), now=GATED_AT + 5, settings=DEFAULTS)
+    assert verdict.reason.startswith("waiting for quota in LocalQueue gpu-local")
+    other = classify(gated("example.org/provisioning"), now=GATED_AT + 5, settings=DEFAULTS)
+    assert "example.org/provisioning" in other.reason and "quota" not in other.reason
+
+
+def test_kueue_preemption_is_never_a_completion_or_removal() -> None:
+    for code, reason, phase in ((0, "Completed", "Failed"), (143, "Error", "Failed"),
+                                (137, "Error", "Failed")):
+        pod = with_exit(kueue_preempted(running()), code, reason, phase,
+                        finished="2026-11-21T14:26:52Z")
+        verdict = classify(pod, now=T0 + 8, settings=DEFAULTS)
+        assert verdict.rule == "kueue-stopped"
+        assert verdict.action is Action.RECREATE and verdict.final is None
 
 
 def test_pull_failure_reason_says_how_long() -> None:

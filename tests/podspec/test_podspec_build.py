@@ -252,7 +252,8 @@ def queue_templates() -> Any:
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
         "tolerations": [{"key": "gpu", "operator": "Exists"}]}}
     queues = {"gpu": QueueConfig(template=overlay, namespace="gpu-jobs",
-                                 priority_class="high", kueue_queue="gpu-local")}
+                                 priority_class="high", kueue_queue="gpu-local",
+                                 kueue_priority_class="batch-urgent")}
     return templates_from_data(base, queues)
 
 
@@ -268,10 +269,13 @@ def test_queue_overlay_merges_by_container_name() -> None:
     assert spec["priorityClassName"] == "high"
     assert pod["metadata"]["namespace"] == "gpu-jobs"
     assert pod["metadata"]["labels"][LABEL_KUEUE_QUEUE] == "gpu-local"
+    assert pod["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "batch-urgent"
 
 
 def test_other_queues_do_not_get_the_overlay() -> None:
     pod = build(templates=queue_templates())
+    assert "kueue.x-k8s.io/queue-name" not in pod["metadata"]["labels"]
+    assert "kueue.x-k8s.io/priority-class" not in pod["metadata"]["labels"]
     assert [t["key"] for t in pod["spec"]["tolerations"]] == ["base"]
     assert "priorityClassName" not in pod["spec"]
     assert LABEL_KUEUE_QUEUE not in pod["metadata"]["labels"]

@@ -69,7 +69,7 @@ RULES: list[tuple[str, dict[str, Any], dict[str, str], str, str]] = [
 def kubelet_view(container: dict) -> tuple[list[str], list[str], dict[str, str]]:
     """(command, args, env) as the kubelet hands them to the process: Kubernetes expands
     $(VAR) and folds $$ in env values (in order), command and args."""
-    from kgahp.sim.runtime import expand_env_references
+    from kgahp_sim.runtime import expand_env_references
 
     env: dict[str, str] = {}
     for entry in container.get("env") or []:

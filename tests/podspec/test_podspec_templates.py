@@ -85,6 +85,8 @@ def test_bad_pod_templates_name_the_file_and_problem(tmp_path: Path, template: s
     ("queues:\n  q: {namespace: Bad_NS}\n", "not a valid namespace"),
     ("queues:\n  q: {priorityClassName: 'no spaces'}\n", "priorityClassName"),
     ("queues:\n  q: {kueueQueue: 'bad value!'}\n", "kueueQueue"),
+    ("queues:\n  q: {kueuePriorityClass: urgent}\n", "kueuePriorityClass needs kueueQueue"),
+    ("queues:\n  q: {kueueQueue: lq, kueuePriorityClass: 'not ok!'}\n", "kueuePriorityClass"),
     ("queues:\n  q: {namespace: 7}\n", "namespace must be a string"),
     ("queues:\n  q: {template: missing.yaml}\n", "cannot be read"),
     ("queues:\n  q: {template: {spec: {containers: [{}]}}}\n", "named containers"),

@@ -14,9 +14,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_nodes_support import events_for, wait_pod, waiting_reason
 
-from kgahp.sim import SimCluster, SimConfig
-from kgahp.sim.admission import LevelVersion, detail, evaluate, policy_of
-from kgahp.sim.kubelet import non_root_refusal
+from kgahp_sim import SimCluster, SimConfig
+from kgahp_sim.admission import LevelVersion, detail, evaluate, policy_of
+from kgahp_sim.kubelet import non_root_refusal
 
 RESTRICTED_CONTEXT = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 

@@ -35,7 +35,7 @@ def test_kgahp_sim_serves_until_sigterm(tmp_path: Path) -> None:
 
 
 def test_root_images_are_given_on_the_command_line() -> None:
-    from kgahp.sim.cli import parse_args
+    from kgahp_sim.cli import parse_args
 
     args = parse_args(["--root-image", "busybox:*", "--root-image", "python:*"])
     assert args.root_image == ["busybox:*", "python:*"]

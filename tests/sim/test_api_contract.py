@@ -851,7 +851,7 @@ def test_events_field_selector_on_involved_object(core):
 
 def test_probabilistic_faults_are_reproducible(sim):
     sim.require_sim()
-    from kgahp.sim.faults import Faults
+    from kgahp_sim.faults import Faults
 
     def outcomes(seed: int) -> list[bool]:
         faults = Faults(seed=seed)

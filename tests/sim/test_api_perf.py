@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kgahp.sim import SimCluster, SimConfig
+from kgahp_sim import SimCluster, SimConfig
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgahp.sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from kgahp.sim.quantity import QUANTITY_REGEX_ERROR, QuantityError, parse_quantity
-from kgahp.sim.selectors import SelectorError, field_matcher, label_matcher
-from kgahp.sim.validation import check_qualified_name, pod_causes
+from kgahp_sim.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from kgahp_sim.quantity import QUANTITY_REGEX_ERROR, QuantityError, parse_quantity
+from kgahp_sim.selectors import SelectorError, field_matcher, label_matcher
+from kgahp_sim.validation import check_qualified_name, pod_causes
 
 QUANTITIES = [
     ("100m", Fraction(1, 10)), ("1", Fraction(1)), ("1.5", Fraction(3, 2)),

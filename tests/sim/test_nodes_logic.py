@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kgahp.sim import outcomes as oc
-from kgahp.sim.kubelet import ContainerModel, backoff_delay, pod_phase, should_restart
-from kgahp.sim.runtime import (
+from kgahp_sim import outcomes as oc
+from kgahp_sim.kubelet import ContainerModel, backoff_delay, pod_phase, should_restart
+from kgahp_sim.runtime import (
     ConfigMissing,
     VolumeFile,
     container_env,
@@ -24,7 +24,7 @@ from kgahp.sim.runtime import (
     volume_files,
     write_volume,
 )
-from kgahp.sim.scheduler import NodeInfo, PodNeeds, fit, pod_requests, unschedulable_message
+from kgahp_sim.scheduler import NodeInfo, PodNeeds, fit, pod_requests, unschedulable_message
 
 
 @pytest.mark.parametrize("spec, kind, code, seconds", [

@@ -23,7 +23,7 @@ from test_nodes_support import (
     waiting_reason,
 )
 
-from kgahp.sim import SimCluster
+from kgahp_sim import SimCluster
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "data" / "k8s-recordings-v1.36"
 

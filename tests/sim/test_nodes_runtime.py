@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kgahp.sim.runtime import LocalProcess, ProcessSpec, ScriptedProcess, StartError
+from kgahp_sim.runtime import LocalProcess, ProcessSpec, ScriptedProcess, StartError
 
 
 def _spec(tmp_path: Path, script: str) -> ProcessSpec:

@@ -22,7 +22,7 @@ from test_nodes_support import (
 )
 from test_nodes_support import make_sim as make_sim_fixture
 
-from kgahp.sim import SimCluster
+from kgahp_sim import SimCluster
 
 make_sim = make_sim_fixture   # the fixture, under the name the tests ask for
 

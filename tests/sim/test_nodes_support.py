@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 import pytest
 from kubernetes import client
 
-from kgahp.sim.cluster import SimCluster
-from kgahp.sim.simconfig import SimConfig
+from kgahp_sim.cluster import SimCluster
+from kgahp_sim.simconfig import SimConfig
 
 NAMESPACE = "default"
 SimFactory = Callable[..., SimCluster]

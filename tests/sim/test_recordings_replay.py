@@ -20,8 +20,9 @@ Not covered, and why:
   kubelet/scheduler stand-in (tests/sim/test_nodes_*).
 - 08a, 08a2 (v1.28 only): replay of one particular apiserver's whole history; the rule they
   show (a young history is replayed, no 410) is asserted by the contract suite's watch tests.
-- 15d, 15e, 15f, 22*-27*: groups and documents the sim does not serve (OpenAPI, Jobs,
-  ServiceAccount tokens, Eviction), or finalizers and gates it does not model yet.
+- 15d, 15e, 15f, 25*-27*: groups and documents the sim does not serve (OpenAPI,
+  ServiceAccount tokens, Eviction). Jobs (22*) are replayed in test_jobs.py, finalizers (23a*,
+  23b) and scheduling gates (24*) in test_recordings_gates_finalizers.py.
 Known, documented differences (asserted as such below): no `kube-api-access-*` projected
 volume (the sim has no ServiceAccount token controller), no managedFields, /version names an
 upstream build rather than the recording's OpenShift one.
