@@ -1,26 +1,75 @@
-"""Wiring: settings → client, cache, store, templates → Service. The only place that builds the
-object graph, so tests and the demo construct the product exactly as production does."""
+"""The composition root: settings → client, cache, store, templates → Service, and the Handlers
+the protocol server starts with while that graph is being built. The only place that builds the
+object graph, so tests and the demo construct the product exactly as production does.
+
+Threading model (one GAHP process)
+
+Threads, and what each owns:
+- main (1): reads stdin and writes every immediate reply (protocol/server.py).
+- gahp-status-N (KGAHP_WORKERS/2, at least 2) and gahp-submit-N (KGAHP_WORKERS): run the
+  verbs (service.py). Status reads the store and the cache and enqueues jobs that need action,
+  never writing the store; submit, cancel and refresh-proxy act through `PodActions` under the
+  job's stripe lock.
+- startup (1, short-lived): builds the Service after the banner (`StartingService`).
+- watch-<namespace> (1 per watched namespace): lists and watches pods into the `PodCache`.
+  Its listener (`Reconciler.on_pod_event`) only notes a deleted pod's last state and enqueues
+  the job: no store, no API.
+- reconcile-N (KGAHP_RECONCILE_WORKERS): drain the `WorkQueue` (reconciler.py). Keys are
+  ("job", ns, job) → `Reconciler.reconcile` (collect, recreate, force-delete, cleanup),
+  ("mounts", ns) → one read of the namespace's FailedMount events (mounts.py),
+  ("secrets", ns, pod) → deleting a finished pod's own Secrets.
+
+Locks, and what each guards (none is held while taking another, except that a job's stripe
+is held around that job's store and API calls):
+- GahpServer's write lock: the protocol stream, one whole line at a time.
+- `PodCache._lock`: the cache's maps (the watch thread writes, everyone reads).
+- `JobStore._lock`: the SQLite connection and the in-memory records.
+- `WorkQueue._cv`: the queue's ready, dirty, running and delayed keys; handlers run outside it.
+- `PodActions._stripes[hash(job) % 64]`: submit, cancel and recreation of one job (fixed
+  memory, unlike a lock per job).
+- `PodActions._secrets_guard`: Secrets due for deletion and those already deleted.
+- `Reconciler._pending_guard`: deleted pods' last states, jobs being recreated or found gone,
+  and final answers a status gave that the store does not show yet.
+- `MountChecks._guard`: FailedMount messages and when each namespace was last read.
+- `Service._running_guard`: attempts whose RUNNING a status answer has shown.
+- `TokenBucket._lock`: the client-side API rate limit.
+
+A key of the work queue is never handled by two reconcile workers at once, so one job's
+reconcile never races itself; a verb racing a reconcile of the same job is settled by the
+store (the first final answer of an attempt wins) and by the job stripe.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+from typing import TYPE_CHECKING, Optional
 
 from kgahp.config import Settings
-from kgahp.kube.api import Kube, label_selector
-from kgahp.kube.cache import PodCache
-from kgahp.kube.connect import api_client
-from kgahp.podspec import names
-from kgahp.podspec.templates import load_templates
-from kgahp.service import Service
-from kgahp.store import JobStore
+from kgahp.errors import KgahpError
+
+if TYPE_CHECKING:
+    from kgahp.service import Service
 
 log = logging.getLogger(__name__)
 
+STARTUP_WAIT = 120.0   # seconds a request waits for the service to be built
+
 
 def build_service(settings: Settings, *, start: bool = True) -> Service:
-    client = api_client(settings.kube, pool_size=settings.server.workers + 8)
+    # heavy imports (the kubernetes client) here, not at module level: the banner goes first
+    from kgahp.kube.api import Kube, label_selector
+    from kgahp.kube.cache import PodCache
+    from kgahp.kube.connect import api_client
+    from kgahp.podspec import names
+    from kgahp.podspec.templates import load_templates
+    from kgahp.service import Service
+    from kgahp.store import JobStore
+
+    client = api_client(settings.kube, pool_size=settings.server.workers
+                        + settings.server.reconcile_workers + 4)
     kube = Kube(client, settings.kube)
     instance = names.label_value(settings.instance)
     selector = label_selector({names.LABEL_MANAGED_BY: "kgahp", names.LABEL_INSTANCE: instance})
@@ -43,3 +92,63 @@ def build_service(settings: Settings, *, start: bool = True) -> Service:
     if start:
         cache.start()
     return service
+
+
+class StartingService:
+    """The Handlers the server starts with: the banner must go out before anything slow (the
+    kubernetes client import and kubeconfig loading take a while), and a broken configuration
+    must become a clear error on every request (ping → resource down with the reason) rather
+    than a GAHP that dies at start, which the gridmanager reports far less helpfully."""
+
+    def __init__(self, settings: Settings, error: Optional[str] = None) -> None:
+        self.settings = settings
+        self._service: Optional[Service] = None
+        self._error: Optional[str] = error
+        self._ready = threading.Event()
+        if error:
+            self._ready.set()
+        else:
+            threading.Thread(target=self._build, name="startup", daemon=True).start()
+
+    def _build(self) -> None:
+        try:
+            self._service = build_service(self.settings)
+        except KgahpError as exc:
+            self._error = str(exc)
+            log.error("kgahp cannot work: %s", exc)
+        except Exception as exc:  # never die at start; say why on every request instead
+            log.exception("kgahp failed to start")
+            self._error = f"kgahp failed to start: {exc}"
+        finally:
+            self._ready.set()
+
+    def service(self) -> Optional[Service]:
+        self._ready.wait(STARTUP_WAIT)
+        return self._service
+
+    def _unavailable(self) -> str:
+        return self._error or "kgahp is still starting"
+
+    def ping(self, batch_type: str) -> tuple[int, str]:
+        svc = self.service()
+        return svc.ping(batch_type) if svc else (1, self._unavailable())
+
+    def submit(self, ad_text: str) -> tuple[int, str, Optional[str]]:
+        svc = self.service()
+        return svc.submit(ad_text) if svc else (1, self._unavailable(), None)
+
+    def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]:
+        svc = self.service()
+        return svc.status(job_id) if svc else (1, self._unavailable(), 0, None)
+
+    def cancel(self, job_id: str) -> tuple[int, str]:
+        svc = self.service()
+        return svc.cancel(job_id) if svc else (1, self._unavailable())
+
+    def refresh_proxy(self, job_id: str, proxy_path: str) -> tuple[int, str]:
+        svc = self.service()
+        return svc.refresh_proxy(job_id, proxy_path) if svc else (1, self._unavailable())
+
+    def close(self) -> None:
+        if self._service is not None:
+            self._service.close()

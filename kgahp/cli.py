@@ -53,9 +53,9 @@ def serve_gahp() -> int:
         from kgahp.check_local import record_running
 
         record_running(settings, __version__)
-    from kgahp.lazy import LazyService
+    from kgahp.app import StartingService
 
-    handlers = LazyService(settings, error=config_error)
+    handlers = StartingService(settings, error=config_error)
     try:
         return serve(handlers, workers=settings.server.workers,
                      max_queued=settings.server.max_queued, stdin=sys.stdin.buffer,

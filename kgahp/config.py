@@ -62,6 +62,13 @@ def _lower(value: str) -> str:
     return value.strip().lower()
 
 
+def _reconcile_workers(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 256:
+        raise ValueError("must be between 1 and 256")
+    return number
+
+
 def _log_level(value: str) -> str:
     return value.strip().upper() or "INFO"
 
@@ -238,6 +245,11 @@ class ServerSettings:
         "MAX_QUEUED", "1000",
         "Requests waiting for a worker before the GAHP answers 'F Threads limit reached'",
         parse=int)
+    reconcile_workers: int = knob(
+        "RECONCILE_WORKERS", "4",
+        "Threads that reconcile jobs with their pods (collect outputs, recreate, delete); one "
+        "job is never reconciled by two at once",
+        parse=_reconcile_workers)
     log: str = knob(
         "LOG", "",
         "Log file; empty = $(LOG)/KGahpLog.<user>, or stderr when $(LOG) is unset")

@@ -45,10 +45,27 @@ class ApiError(KgahpError):
         self.reason = reason
         self.retry_after = retry_after
 
-    @property
-    def transient(self) -> bool:
-        """Worth retrying: throttling, server errors, timeouts, lost connections."""
-        return self.status in (0, 429, 500, 502, 503, 504)
+
+# HTTP statuses worth retrying: throttling, server errors, gateway timeouts. 0 (no answer: the
+# connection failed or timed out) is transient too.
+TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
+
+
+class TransientApiError(ApiError):
+    """A failure worth retrying: the API server was unreachable, overloaded or throttling.
+    The one way kgahp tells a transient failure from a lasting one."""
+
+
+def api_error(message: str, status: int = 0, reason: str = "",
+              retry_after: float | None = None) -> ApiError:
+    """The ApiError for an HTTP status: NotFound, Conflict, Transient or plain."""
+    if status == 404:
+        return NotFoundError(message, status, reason, retry_after)
+    if status == 409:
+        return ConflictError(message, status, reason, retry_after)
+    if status in TRANSIENT_STATUSES:
+        return TransientApiError(message, status, reason, retry_after)
+    return ApiError(message, status, reason, retry_after)
 
 
 class NotFoundError(ApiError):

@@ -17,16 +17,17 @@ from typing import Any, Callable, Optional
 
 from kubernetes.utils.quantity import parse_quantity
 
+from kgahp.codes import HoldCode
 from kgahp.config import LifecycleSettings
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING, JobState
 
 # HTCondor HoldReasonCode values (src/condor_utils/condor_holdcodes.h)
-HOLD_FAILED_TO_CREATE_PROCESS = 6
-HOLD_TRANSFER_INPUT_ERROR = 13
-HOLD_SYSTEM_POLICY = 26
-HOLD_JOB_OUT_OF_RESOURCES = 34
-HOLD_INVALID_DOCKER_IMAGE = 35
-HOLD_JOB_EXECUTE_EXCEEDED = 47
+HOLD_FAILED_TO_CREATE_PROCESS = HoldCode.FailedToCreateProcess
+HOLD_TRANSFER_INPUT_ERROR = HoldCode.TransferInputError
+HOLD_SYSTEM_POLICY = HoldCode.SystemPolicy
+HOLD_JOB_OUT_OF_RESOURCES = HoldCode.JobOutOfResources
+HOLD_INVALID_DOCKER_IMAGE = HoldCode.InvalidDockerImage
+HOLD_JOB_EXECUTE_EXCEEDED = HoldCode.JobExecuteExceeded
 
 RESTARTS_ANNOTATION = "kgahp.htcondor.org/restarts"
 

@@ -2,7 +2,7 @@
 values) -> sandbox decoration -> transfer annotation -> verify, plus the Secrets the decorated
 pod mounts.
 
-Submit (kgahp.service) and `kgahp render` both call `assemble`, so what render prints is what the
+Submit (kgahp.podactions) and `kgahp render` both call `assemble`, so what render prints is what the
 GAHP creates. Pure except `secret_contents`, which reads the job's files from Iwd.
 """
 

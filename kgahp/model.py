@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-# HTCondor JobStatus codes (proc.h)
-IDLE = 1
-RUNNING = 2
-REMOVED = 3
-COMPLETED = 4
-HELD = 5
+from kgahp.codes import JobStatus
+
+# HTCondor JobStatus codes, by their short names
+IDLE = JobStatus.IDLE
+RUNNING = JobStatus.RUNNING
+REMOVED = JobStatus.REMOVED
+COMPLETED = JobStatus.COMPLETED
+HELD = JobStatus.HELD
 
 Scalar = Union[str, int, float, bool]
 

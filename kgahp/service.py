@@ -1,6 +1,7 @@
-"""The five BLAH verbs, composed from the other rooms: jobad → podspec/policy → sandbox → kube on
-submit; pod cache → lifecycle → statusad on status. This module decides *when* things happen
-(adopt, create, collect, recreate, delete); the pure rooms decide *what*.
+"""The five BLAH verbs: ping, submit, status, cancel, refresh-proxy. Thin: submit and cancel
+act through `PodActions` under the job's stripe lock; status reads the store, the cache and
+`lifecycle.classify` and, where a verdict needs action, enqueues the job for the reconciler. A
+status answer never writes the store.
 
 Job ids are `kubernetes/<namespace>/<job>`, where `<job>` is derived from JobDirectory and
 labels every pod and secret of the job. Pods are named `<job>-<attempt>`: a disruption or a
@@ -9,41 +10,32 @@ resubmission after release makes a new attempt under the same job id.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-from kgahp import lifecycle, manifests, sandbox
+from kgahp import lifecycle, sandbox
 from kgahp.config import Settings
-from kgahp.errors import ApiError, ConflictError, JobAdError, KgahpError, TransferError
+from kgahp.errors import ApiError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
-from kgahp.kube import events
-from kgahp.kube.api import Kube, label_selector
+from kgahp.kube.api import Kube
 from kgahp.kube.cache import PodCache
-from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING, JobRequest, JobState
+from kgahp.model import COMPLETED, REMOVED, RUNNING, JobRequest, JobState
+from kgahp.podactions import PodActions, attempt_of, is_active, meta, phase
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
-from kgahp.scheduler import Timers
+from kgahp.reconciler import Reconciler
 from kgahp.statusad import status_ad
 from kgahp.store import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
 JOB_ID_PREFIX = "kubernetes"
-ANN_TRANSFER = manifests.ANN_TRANSFER
-TRANSFER_HOLD_CODE = 12     # HTCondor's TransferOutputError
-TERMINAL_PHASES = ("Succeeded", "Failed")
-MOUNT_CHECK_AFTER = 10.0    # seconds on a node without starting before a pod's events are read
-MOUNT_CHECK_EVERY = 15.0    # ... at most this often per namespace
 STARTUP_SYNC_WAIT = 15.0    # seconds a status waits for the first pod list before a direct read
 RUNNING_SHOWN_MAX = 100_000  # attempts remembered as shown RUNNING (cancelled ones never leave)
-CPU_LOG_LIMIT = 262144      # bytes of a shared-mode pod's log read for the wrapper's CPU line
 
-Reply2 = tuple[int, str]
+Reply = tuple[int, str]
 
 
 def parse_job_id(job_id: str, default_namespace: str) -> tuple[str, str, bool]:
@@ -55,42 +47,6 @@ def parse_job_id(job_id: str, default_namespace: str) -> tuple[str, str, bool]:
     if parts[0] == JOB_ID_PREFIX and len(parts) == 2 and parts[1]:
         return default_namespace, parts[1], True
     raise JobAdError(f"job id {job_id!r} is not of the form kubernetes/<namespace>/<job>")
-
-
-def _meta(pod: dict) -> dict:
-    return pod.get("metadata") or {}
-
-
-def _attempt(pod: dict) -> int:
-    try:
-        return int((_meta(pod).get("labels") or {}).get(names.LABEL_ATTEMPT, -1))
-    except ValueError:
-        return -1
-
-
-def _phase(pod: dict) -> str:
-    return str((pod.get("status") or {}).get("phase") or "Pending")
-
-
-def _is_active(pod: dict) -> bool:
-    """Still running or about to: adopt it rather than create a second pod."""
-    return _phase(pod) not in TERMINAL_PHASES and not _meta(pod).get("deletionTimestamp")
-
-
-def _request_from_pod(pod: dict) -> Optional[JobRequest]:
-    raw = (_meta(pod).get("annotations") or {}).get(ANN_TRANSFER)
-    if not raw:
-        return None
-    try:
-        spec = json.loads(raw)
-        out = spec.get("transfer_output")
-        return JobRequest(
-            job_directory=str(spec.get("job_directory") or ""), cmd="", iwd=str(spec["iwd"]),
-            stdout=spec.get("out"), stderr=spec.get("err"),
-            transfer_output=tuple(out) if out is not None else None,
-            output_remaps=tuple((str(a), str(b)) for a, b in spec.get("remaps") or []))
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 class Service:
@@ -105,116 +61,27 @@ class Service:
         self.store = store
         self.templates = templates
         self.clock = clock
-        self.instance_labels = {
-            names.LABEL_MANAGED_BY: "kgahp",
-            names.LABEL_INSTANCE: names.label_value(settings.instance),
-        }
-        legacy = settings.legacy_instance
-        self.legacy_labels = {names.LABEL_MANAGED_BY: "kgahp",
-                              names.LABEL_INSTANCE: names.label_value(legacy)} if legacy else None
-        self.legacy_store = legacy_store
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        self._scheduled: set[tuple[str, str]] = set()
-        self._scheduled_guard = threading.Lock()
-        self._actions = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reconcile")
-        # FailedMount messages by (namespace, pod); when each namespace's events were last read
-        self._mount_errors: dict[tuple[str, str], str] = {}
-        self._mounts_checked: dict[str, float] = {}
+        self.actions = PodActions(settings, kube, cache, store, templates, legacy_store)
+        self.instance_labels = self.actions.instance_labels
+        self.reconciler = Reconciler(self.actions, workers=settings.server.reconcile_workers,
+                                     clock=lambda: self.clock())
+        self.queue = self.reconciler.queue
         # (job, attempt) whose RUNNING a status answer has shown
         self._running_shown: set[tuple[str, int]] = set()
         self._running_guard = threading.Lock()
-        # (namespace, pod) whose Secrets are to go now that the job's result is recorded; and
-        # those already gone (in this process), so a watch event does not ask again
-        self._secrets_pending: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._secrets_done: set[tuple[str, str]] = set()
-        self._secrets_guard = threading.Lock()
-        self.timers = Timers()
-        cache.add_listener(self._on_pod_event)
-
-    # ------------------------------------------------------------------ helpers
-    def _lock_for(self, job: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(job, threading.Lock())
-
-    def _job_selector(self, job: str) -> str:
-        return label_selector({**self.instance_labels, names.LABEL_JOB: job})
-
-    def _adopt_legacy(self, namespace: str, job: str) -> list[dict]:
-        """Pods and the record an older kgahp made for `job` under the old default instance
-        label (the user name, shared by every GAHP of the user). Called only for a job this
-        GAHP knows nothing of, that its gridmanager names (by submit, status or cancel): job
-        names carry the schedd, so such a job is this GAHP's. Its pods are relabelled to this
-        instance and its record copied over; other GAHPs' jobs stay untouched."""
-        old = self._legacy_record(job)
-        if old is None or self.legacy_labels is None:
-            return []
-        pods, _ = self.kube.list_pods(
-            namespace, label_selector({**self.legacy_labels, names.LABEL_JOB: job}))
-        if old.namespace == namespace:
-            self.store.import_record(old)
-        adopted = []
-        for pod in pods:
-            name = str(_meta(pod).get("name"))
-            try:
-                pod = self.kube.patch_pod_labels(
-                    namespace, name, {names.LABEL_INSTANCE: self.instance_labels[
-                        names.LABEL_INSTANCE]})
-            except ApiError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            self.cache.note(pod)
-            adopted.append(pod)
-        if adopted or old.namespace == namespace:
-            log.info("took over job %s/%s from the old default instance %s (%d pods)",
-                     namespace, job, self.legacy_labels[names.LABEL_INSTANCE], len(adopted))
-        return adopted
-
-    def _legacy_record(self, job: str) -> Optional[JobRecord]:
-        """The older kgahp's record of `job` (an in-memory look-up: no request for the jobs
-        an older kgahp never made, so new submits cost nothing extra)."""
-        if self.legacy_labels is None or self.legacy_store is None:
-            return None
-        return self.legacy_store.get(job)
+        self.reconciler.start()
 
     def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
         return 0, "No error", state.job_status, status_ad(job_id, state)
 
-    def _schedule(self, kind: str, key: str, fn: Callable[[], None], delay: float = 0.0) -> None:
-        """Run fn once in the background; further requests for the same (kind, key) are
-        ignored until it has finished."""
-        token = (kind, key)
-        with self._scheduled_guard:
-            if token in self._scheduled:
-                return
-            self._scheduled.add(token)
-
-        def run() -> None:
-            try:
-                fn()
-            except Exception:
-                log.exception("%s of %s failed", kind, key)
-            finally:
-                with self._scheduled_guard:
-                    self._scheduled.discard(token)
-
-        def submit() -> None:
-            self._actions.submit(run)
-
-        if delay > 0:
-            self.timers.call_later(delay, submit)
-        else:
-            submit()
-
     def _current_pod(self, namespace: str, job: str, rec: Optional[JobRecord]) -> Optional[dict]:
         pods = self.cache.pods_for_job(namespace, job)
         if rec is not None:
-            pods = [p for p in pods if _attempt(p) == rec.attempt] or pods
-        return max(pods, key=_attempt) if pods else None
+            pods = [p for p in pods if attempt_of(p) == rec.attempt] or pods
+        return max(pods, key=attempt_of) if pods else None
 
     # ------------------------------------------------------------------ ping
-    def ping(self, batch_type: str) -> Reply2:
+    def ping(self, batch_type: str) -> Reply:
         try:
             version = self.kube.server_version()
             for ns in self.settings.kube.namespaces:
@@ -236,7 +103,7 @@ class Service:
             namespace = build.choose_namespace(req, self.settings, self.templates)
             job = names.job_base_name(req.job_directory, self.settings.pod.pod_name_prefix)
             job_id = f"{JOB_ID_PREFIX}/{namespace}/{job}"
-            with self._lock_for(job):
+            with self.actions.lock_for(job):
                 self._submit_locked(req, ad_text, namespace, job)
             return 0, "No error", job_id
         except KgahpError as exc:
@@ -250,113 +117,53 @@ class Service:
         if self.cache.is_synced(namespace):
             existing = self.cache.pods_for_job(namespace, job)
         else:
-            existing, _ = self.kube.list_pods(namespace, self._job_selector(job))
+            existing, _ = self.kube.list_pods(namespace, self.actions.job_selector(job))
         rec = self.store.get(job)
-        if not existing and rec is None and self._legacy_record(job) is not None:
-            existing = self._adopt_legacy(namespace, job)
+        if not existing and rec is None and self.actions.legacy_record(job) is not None:
+            existing = self.actions.adopt_legacy(namespace, job)
             rec = self.store.get(job)
-        live = sorted((p for p in existing if _is_active(p)), key=_attempt)
+        live = sorted((p for p in existing if is_active(p)), key=attempt_of)
         if live:
             self._adopt(req, live[-1], job, namespace, ad_text, rec)
             log.info("submit: adopted live pod %s/%s for %s", namespace,
-                     _meta(live[-1]).get("name"), req.job_directory)
+                     meta(live[-1]).get("name"), req.job_directory)
             return
         repeat = (rec is not None and not rec.cancelled and rec.namespace == namespace
-                  and not (rec.final is not None and rec.reported))
+                  and not (rec.final is not None and self.reconciler.reported(rec)))
         if repeat and rec is not None:
             # The gridmanager never saw this job's result: the submit repeats one whose answer
             # was lost (a crash). It is the same job, not a hold/release rerun.
-            if rec.final is not None or any(_attempt(p) == rec.attempt for p in existing):
+            if rec.final is not None or any(attempt_of(p) == rec.attempt for p in existing):
                 log.info("submit: %s already ran (result not yet reported); not rerunning",
                          req.job_directory)
                 return
             # The recorded attempt's pod was never seen: its create was lost, or is still on
             # its way to the API server. The same name makes a late one collide (409) instead
             # of running the job twice, and the disruptions already counted stay counted.
-            self._create_attempt(req, ad_text, namespace, job, rec.attempt,
+            self.actions.create_attempt(req, ad_text, namespace, job, rec.attempt,
                                  restarts=rec.restarts)
             return
-        attempt = max([_attempt(p) for p in existing] + [rec.attempt if rec else -1]) + 1
-        self._create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
-        for old in existing:   # finished predecessors: nothing more to learn from them
-            self._schedule("delete", f"{namespace}/{_meta(old).get('name')}",
-                           lambda o=old: self._delete_pod(o))  # type: ignore[misc]
+        attempt = max([attempt_of(p) for p in existing] + [rec.attempt if rec else -1]) + 1
+        self.actions.create_attempt(req, ad_text, namespace, job, attempt, restarts=0)
+        if existing:   # finished predecessors: nothing more to learn from them (the
+            self.reconciler.enqueue(namespace, job)   # reconcile deletes superseded attempts)
 
     def _adopt(self, req: JobRequest, pod: dict, job: str, namespace: str, ad_text: str,
                rec: Optional[JobRecord]) -> None:
         """Make a live pod the job's current attempt (it was made by an earlier instance, or
         by a create whose answer was lost)."""
         self.cache.note(pod)
-        if rec is None or rec.attempt != _attempt(pod) or rec.final is not None:
-            self.store.record_submit(job, namespace, _attempt(pod), ad_text,
+        if rec is None or rec.attempt != attempt_of(pod) or rec.final is not None:
+            self.store.record_submit(job, namespace, attempt_of(pod), ad_text,
                                      restarts=lifecycle.restarts_of(pod))
-        if _phase(pod) == "Pending":
+        if phase(pod) == "Pending":
             # its maker may have died between creating it and its Secrets: without them it
             # would wait for its volumes forever
             try:
-                self._ensure_secrets(namespace, job, pod, *self._secret_contents(req))
+                self.actions.ensure_secrets(namespace, job, pod, *self.actions.secret_contents(req))
             except ApiError as exc:
                 log.warning("could not check the Secrets of adopted pod %s/%s: %s", namespace,
-                            _meta(pod).get("name"), exc)
-
-    def _create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
-                        attempt: int, restarts: int) -> dict:
-        bundle, creds = self._secret_contents(req)
-        pod = manifests.assemble(req, self.settings, self.templates, attempt=attempt,
-                                 restarts=restarts, bundle=bundle, creds=creds).pod
-        name = _meta(pod)["name"]
-
-        # Recorded first: a crash after the create still knows the name it may have made.
-        self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
-        try:
-            created = self.kube.create_pod(namespace, pod)
-        except ConflictError:
-            # The name exists: a retried or lost create that had in fact succeeded, perhaps
-            # made by an instance that died. It is this attempt's pod: adopt it.
-            found = self.kube.get_pod(namespace, name)
-            if found is not None and _meta(found).get("deletionTimestamp"):
-                return self._create_attempt(req, ad_text, namespace, job, attempt + 1, restarts)
-            created = found if found is not None else self.kube.create_pod(namespace, pod)
-            if lifecycle.restarts_of(created) != restarts:
-                self.store.update(job, restarts=lifecycle.restarts_of(created))
-            log.info("pod %s/%s already existed; adopted it", namespace, name)
-        except ApiError as exc:
-            if exc.transient:
-                raise
-            raise KgahpError(f"Kubernetes refused pod {namespace}/{name}: {exc}") from None
-        try:
-            self._ensure_secrets(namespace, job, created, bundle, creds)
-        except ApiError as exc:
-            # A pod without its inputs would wait forever: take it back, fail the submit.
-            self.kube.delete_pod(namespace, name, grace_seconds=0)
-            raise KgahpError(f"could not create the job's secret for pod {namespace}/{name}: "
-                             f"{exc}") from None
-        self.cache.note(created)
-        log.info("created pod %s/%s (attempt %d, restarts %d) for %s", namespace, name, attempt,
-                 restarts, req.job_directory)
-        return created
-
-    def _secret_contents(self, req: JobRequest
-                         ) -> tuple[Optional[sandbox.InputBundle], dict[str, bytes]]:
-        """What the job's input and credential Secrets carry, read from Iwd now."""
-        return manifests.secret_contents(req, self.settings.transfer)
-
-    def _ensure_secrets(self, namespace: str, job: str, pod: dict,
-                        bundle: Optional[sandbox.InputBundle], creds: dict[str, bytes]) -> None:
-        """Create the pod's input and credential Secrets, owned by the pod (so they go with
-        it); existing ones are brought up to date."""
-        owner = manifests.owner_reference(pod)
-        for manifest in manifests.secret_manifests(pod, bundle, creds):
-            self._create_secret(namespace, manifest, owner)
-
-    def _create_secret(self, namespace: str, manifest: dict[str, Any], owner: dict) -> None:
-        manifest.setdefault("metadata", {})["ownerReferences"] = [owner]
-        try:
-            self.kube.create_secret(namespace, manifest)
-        except ConflictError:
-            self.kube.patch_secret(namespace, manifest["metadata"]["name"],
-                                   {"data": manifest.get("data") or {},
-                                    "metadata": {"ownerReferences": [owner]}})
+                            meta(pod).get("name"), exc)
 
     # ------------------------------------------------------------------ status
     def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]:
@@ -370,8 +177,8 @@ class Service:
                 # the gridmanager counts a start, writes the execute event and starts the wall
                 # clock only on RUNNING: a job that ended between two polls shows it once
                 return self._reply(job_id, JobState(RUNNING, worker_node=rec.final.worker_node))
-            if not rec.reported:
-                self.store.update(job, reported=True)
+            if not self.reconciler.reported(rec):
+                self.reconciler.note_reported(namespace, job, rec.attempt)
             return self._reply(job_id, rec.final)
         if legacy:
             pod = self.cache.get(namespace, job)
@@ -387,23 +194,24 @@ class Service:
                             or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
-                if pod is None and rec is None and not legacy and self._legacy_record(job):
-                    pod = max(self._adopt_legacy(namespace, job), key=_attempt, default=None)
+                if pod is None and rec is None and not legacy and self.actions.legacy_record(job):
+                    pod = max(self.actions.adopt_legacy(namespace, job), key=attempt_of,
+                              default=None)
                     rec = self.store.get(job)
                     if rec is not None and rec.final is not None:
                         return self._reply(job_id, rec.final)
             except ApiError as exc:
                 return 1, f"cannot read the pod of {job_id}: {exc}", 0, None
         if pod is None:
-            state = self._vanished(namespace, job, rec)
+            state = self.reconciler.vanished(namespace, job, rec, record=False)
             if state.job_status == REMOVED and rec is not None:
-                self.store.update(job, reported=True)   # recorded final by _vanished
+                self.reconciler.note_reported(namespace, job, rec.attempt)
             return self._reply(job_id, state)
-        verdict = self._classify(pod, rec)
-        self._act(pod, verdict, rec)
+        verdict = self.reconciler.classify(pod, rec)
+        self.reconciler.act(pod, verdict, rec, inline=False)
         state = verdict.state
         now = self.store.get(job) if rec is not None else None
-        if now is not None and now.final is not None and now.attempt == _attempt(pod):
+        if now is not None and now.final is not None and now.attempt == attempt_of(pod):
             # the first final recorded is the answer, whatever this look at the pod says; a
             # completion is answered by the next status (which may first show RUNNING once)
             if now.final.job_status != COMPLETED:
@@ -425,8 +233,9 @@ class Service:
         """True once for a completed attempt whose start no status answer has shown (in this
         process); never after its COMPLETED was answered."""
         key = (job, rec.attempt)
+        reported = self.reconciler.reported(rec)
         with self._running_guard:
-            if rec.final is None or rec.final.job_status != COMPLETED or rec.reported:
+            if rec.final is None or rec.final.job_status != COMPLETED or reported:
                 self._running_shown.discard(key)
                 return False
             if key in self._running_shown:
@@ -442,363 +251,14 @@ class Service:
         elif rec is not None:
             pod = self.kube.get_pod(namespace, names.pod_name(job, rec.attempt))
         else:
-            pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
-            pod = max(pods, key=_attempt) if pods else None
+            pods, _ = self.kube.list_pods(namespace, self.actions.job_selector(job))
+            pod = max(pods, key=attempt_of) if pods else None
         if pod is not None:
             self.cache.note(pod)
         return pod
 
-    def _classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
-        meta = _meta(pod)
-        return lifecycle.classify(
-            pod, now=self.clock(), settings=self.settings.lifecycle,
-            main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
-            deleted_by_kgahp=bool(rec and rec.cancelled),
-            mount_error=self._mount_errors.get((str(meta.get("namespace")),
-                                                str(meta.get("name"))), ""),
-            ever_started=bool(rec and rec.started and rec.attempt == _attempt(pod)))
-
-    def _maybe_check_mounts(self, pod: dict) -> None:
-        """A pod on a node that has not started its containers for a while may be waiting for
-        a volume: read the namespace's FailedMount events (one request, at most every
-        MOUNT_CHECK_EVERY seconds), so the lifecycle can hold such pods, and recreate a Secret
-        of the job's own that is missing (its maker died between the pod and the Secret)."""
-        meta = _meta(pod)
-        if _phase(pod) != "Pending" or not (pod.get("spec") or {}).get(
-                "nodeName") or meta.get("deletionTimestamp"):
-            return
-        created = lifecycle.parse_time(meta.get("creationTimestamp"))
-        now = self.clock()
-        namespace = str(meta.get("namespace"))
-        if created is None or now - created < MOUNT_CHECK_AFTER \
-                or now - self._mounts_checked.get(namespace, 0.0) < MOUNT_CHECK_EVERY:
-            return
-        self._mounts_checked[namespace] = now
-        self._schedule("mount-check", namespace, lambda: self._check_mounts(namespace))
-
-    def _check_mounts(self, namespace: str) -> None:
-        try:
-            failures = events.mount_failures(self.kube, namespace)
-        except ApiError as exc:
-            log.warning("could not read the FailedMount events of %s: %s", namespace, exc)
-            return
-        for name, message in failures.items():
-            pod = self.cache.get(namespace, name)
-            if pod is None or _phase(pod) != "Pending":
-                continue
-            if message and not self._repair_secrets(pod, message):
-                if self._mount_errors.get((namespace, name)) != message:
-                    log.info("pod %s/%s cannot mount a volume: %s", namespace, name, message)
-                self._mount_errors[(namespace, name)] = message
-
-    def _repair_secrets(self, pod: dict, message: str) -> bool:
-        """Recreate the pod's own Secrets when the kubelet says one of them is missing."""
-        meta = _meta(pod)
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        missing = [s for s in (f"{name}-input", f"{name}-proxy")
-                   if f'secret "{s}" not found' in message]
-        job = (meta.get("labels") or {}).get(names.LABEL_JOB, "")
-        rec = self.store.get(job) if job and missing else None
-        if rec is None or not rec.ad:
-            return False
-        try:
-            self._ensure_secrets(namespace, job, pod,
-                                 *self._secret_contents(parse_submit_ad(rec.ad)))
-        except (KgahpError, OSError) as exc:
-            log.warning("pod %s/%s waits for its missing Secret(s) %s, which kgahp could not "
-                        "recreate: %s", namespace, name, ", ".join(missing), exc)
-            return False
-        log.warning("pod %s/%s was waiting for its missing Secret(s) %s; recreated them",
-                    namespace, name, ", ".join(missing))
-        return True
-
-    def _vanished(self, namespace: str, job: str, rec: Optional[JobRecord]) -> JobState:
-        if rec is None or rec.cancelled:
-            # Nothing kgahp knows of: it cannot have finished well, so never COMPLETED.
-            return JobState(REMOVED)
-        with self._scheduled_guard:
-            recreating = ("recreate", job) in self._scheduled
-        if recreating:
-            # a disrupted pod (an eviction) can be gone before its successor is recorded:
-            # that is a job being moved, not one deleted
-            return JobState(IDLE, num_restarts=rec.restarts + 1)
-        verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
-                                     settings=self.settings.lifecycle, namespace=namespace,
-                                     name=names.pod_name(job, rec.attempt))
-        if verdict.action is lifecycle.Action.RECREATE:
-            self._schedule("recreate", job, lambda: self._recreate(namespace, job, None))
-        elif verdict.state.job_status == REMOVED:
-            if self._record_final(namespace, job, rec.attempt, verdict.state,
-                                  "vanished after it started; reporting it removed"):
-                return verdict.state
-            final = (self.store.get(job) or rec).final
-            return final if final is not None else verdict.state
-        return verdict.state
-
-    def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
-                      what: str, pod: Optional[dict] = None) -> bool:
-        """Record the attempt's one final answer (the first recorded wins: the store refuses
-        later ones) and let `pod`'s Secrets go: the finished pod no longer needs them."""
-        if not self.store.record_final(job, attempt, state):
-            log.debug("job %s/%s attempt %d already has its final answer; not recording %s",
-                      namespace, job, attempt, what)
-            return False
-        log.info("job %s/%s %s: JobStatus %d exit %s signal %s hold %s", namespace, job, what,
-                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
-        if pod is not None and _attempt(pod) == attempt:
-            self._drop_secrets(pod)
-        return True
-
-    def _drop_secrets(self, pod: dict) -> None:
-        """Schedule the deletion of the job's own Secrets that `pod` mounts (`<pod>-input`,
-        `<pod>-proxy`; never a Secret of the admin's template). None mounted: no request."""
-        meta = _meta(pod)
-        namespace, pod_name = str(meta.get("namespace")), str(meta.get("name"))
-        own = tuple(sorted({
-            str((v.get("secret") or {}).get("secretName"))
-            for v in (pod.get("spec") or {}).get("volumes") or []
-            if isinstance(v, dict) and str((v.get("secret") or {}).get(
-                "secretName") or "") in (f"{pod_name}-input", f"{pod_name}-proxy")}))
-        key = (namespace, pod_name)
-        with self._secrets_guard:
-            if not own or key in self._secrets_done:
-                return
-            self._secrets_pending[key] = own
-        self._schedule("secrets", f"{namespace}/{pod_name}",
-                       lambda: self._delete_secrets_of(namespace, pod_name))
-
-    def _delete_secrets_of(self, namespace: str, pod_name: str, retry: bool = True) -> None:
-        key = (namespace, pod_name)
-        with self._secrets_guard:
-            secrets = self._secrets_pending.get(key)
-        if not secrets:
-            return
-        try:
-            gone = [s for s in secrets if self.kube.delete_secret(namespace, s, retry=retry)]
-        except ApiError as exc:
-            log.warning("could not delete the Secrets of pod %s/%s: %s", namespace, pod_name,
-                        exc)
-            return
-        with self._secrets_guard:
-            self._secrets_pending.pop(key, None)
-            self._secrets_done.add(key)
-        if gone:
-            log.info("deleted Secret(s) %s of finished pod %s/%s", ", ".join(gone), namespace,
-                     pod_name)
-
-    # ------------------------------------------------------------------ reconciliation
-    def _on_pod_event(self, kind: str, pod: dict) -> None:
-        """Called from the watch thread for every change: start collections, recreations and
-        cleanups as soon as the cluster shows the need, not when the next status comes."""
-        meta = _meta(pod)
-        if kind == "DELETED" or _phase(pod) != "Pending":
-            key = (str(meta.get("namespace")), str(meta.get("name")))
-            self._mount_errors.pop(key, None)
-            if kind == "DELETED":
-                with self._secrets_guard:   # its Secrets went with it (owner references)
-                    self._secrets_done.discard(key)
-                    self._secrets_pending.pop(key, None)
-        job = (meta.get("labels") or {}).get(names.LABEL_JOB)
-        if not job:
-            return
-        rec = self.store.get(job)
-        if rec is not None and _attempt(pod) != rec.attempt:
-            namespace = str(meta.get("namespace"))
-            if any(_attempt(p) == rec.attempt for p in self.cache.pods_for_job(namespace, job)):
-                # superseded: its fate no longer matters, and a crash may have cost it the
-                # delete that recreation or resubmission scheduled
-                if kind != "DELETED" and not meta.get("deletionTimestamp"):
-                    self._schedule("delete", f"{namespace}/{meta.get('name')}",
-                                   lambda: self._delete_pod(pod))
-                return
-            # the store names an attempt that was never created (a crash between recording
-            # it and creating its pod): this pod is still the job's, as status treats it
-        if kind == "DELETED":
-            if rec is not None and rec.final is None and not rec.cancelled:
-                # The last state of a pod a node controller deleted (node lost, preemption)
-                # still says why: a disruption, so a new pod, not "removed".
-                verdict = self._classify(pod, rec)
-                if verdict.action is lifecycle.Action.RECREATE or \
-                        verdict.state.job_status == REMOVED:
-                    self._act(pod, verdict, rec)
-                else:
-                    self._vanished(str(meta.get("namespace")), job, rec)
-            return
-        if rec is not None and rec.final is not None:
-            if rec.cancelled:   # still force-delete a cancelled pod stuck terminating
-                verdict = self._classify(pod, rec)
-                if verdict.action is lifecycle.Action.DELETE:
-                    self._act(pod, verdict, rec)
-            if _attempt(pod) == rec.attempt:
-                # a GAHP that stopped before deleting them: the Secrets go now
-                self._drop_secrets(pod)
-            self._schedule_cleanup(pod, rec)
-            return
-        self._act(pod, self._classify(pod, rec), rec)
-
-    def _act(self, pod: dict, verdict: lifecycle.Verdict, rec: Optional[JobRecord]) -> None:
-        meta = _meta(pod)
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        job = (meta.get("labels") or {}).get(names.LABEL_JOB, name)
-        if rec is not None and not rec.started and verdict.state.job_status == RUNNING:
-            self.store.update(job, started=True)
-        if verdict.state.job_status == IDLE:
-            self._maybe_check_mounts(pod)
-        if verdict.state.job_status == REMOVED and rec is not None and rec.final is None \
-                and _attempt(pod) == rec.attempt:
-            # deleted by someone else, or cancelled: that is the attempt's answer, now, before
-            # the kubelet's last status makes the pod look like it ended on its own
-            self._record_final(namespace, job, rec.attempt, verdict.state,
-                               f"removed ({verdict.reason})", pod)
-        action = verdict.action
-        if action is lifecycle.Action.COLLECT and rec is not None and rec.cancelled:
-            return   # a pod kgahp is deleting is never collected
-        if action is lifecycle.Action.COLLECT:
-            final = verdict.final or verdict.state
-            self._schedule("collect", f"{namespace}/{name}",
-                           lambda: self._collect(pod, job, final))
-        elif action is lifecycle.Action.RECREATE:
-            if rec is None or rec.cancelled:
-                return
-            self._schedule("recreate", job, lambda: self._recreate(namespace, job, pod))
-        elif action is lifecycle.Action.DELETE:
-            recreate = verdict.state.job_status == IDLE and rec is not None and not rec.cancelled
-
-            def force_delete() -> None:
-                if recreate:   # node lost: the job deserves another pod. Recreate first, so
-                    # the old pod's DELETED event already belongs to a superseded attempt.
-                    self._recreate(namespace, job, pod)
-                self._delete_pod(pod, grace_seconds=0)
-            self._schedule("force-delete", f"{namespace}/{name}", force_delete)
-
-    def _collect(self, pod: dict, job: str, final: JobState) -> None:
-        meta = _meta(pod)
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        rec = self.store.get(job)
-        if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
-            rec = self.store.record_submit(job, namespace, _attempt(pod), "",
-                                           restarts=lifecycle.restarts_of(pod))
-        if rec.final is not None or rec.cancelled:
-            return   # answered already, or kgahp is deleting it: never collected
-        req = _request_from_pod(pod)
-        state = final
-        transfer = self.settings.transfer
-        text: Optional[str] = None
-        if req is not None and transfer.mode == "api" and final.job_status == COMPLETED:
-            try:
-                limit = transfer.max_output_bytes * 4 // 3 + 65536
-                text = self.kube.read_log(namespace, name, build.MAIN_CONTAINER, limit)
-                written = sandbox.extract_outputs(text, req, transfer)
-                log.info("collected %d output files of %s/%s into %s", len(written),
-                         namespace, name, req.iwd)
-            except TransferError as exc:
-                state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
-                                 hold_reason=f"{exc} (pod {namespace}/{name})",
-                                 worker_node=final.worker_node)
-            except ApiError as exc:
-                if exc.transient or exc.status == 0:
-                    log.warning("could not fetch outputs of %s/%s yet (%s); will retry",
-                                namespace, name, exc)
-                    self._schedule("collect-retry", f"{namespace}/{name}",
-                                   lambda: self._collect(pod, job, final), delay=15.0)
-                    return
-                state = JobState(HELD, hold_code=TRANSFER_HOLD_CODE, hold_subcode=0,
-                                 hold_reason=f"outputs of pod {namespace}/{name} could not be "
-                                 f"fetched: {exc}", worker_node=final.worker_node)
-        if req is not None:
-            state = self._with_cpu(state, namespace, name, text)
-        self._record_final(namespace, job, rec.attempt, state, "finished", pod)
-        rec = self.store.get(job)
-        if rec is not None:
-            self._schedule_cleanup(pod, rec)
-
-    def _with_cpu(self, state: JobState, namespace: str, name: str,
-                  text: Optional[str]) -> JobState:
-        """RemoteUserCpu/RemoteSysCpu of a completed job, from the CPU line its wrapper left on
-        the log (api and shared modes; `none` runs no wrapper, so nothing is reported)."""
-        mode = self.settings.transfer.mode
-        if state.job_status != COMPLETED or mode == "none":
-            return state
-        if text is None:
-            try:
-                text = self.kube.read_log(namespace, name, build.MAIN_CONTAINER, CPU_LOG_LIMIT)
-            except ApiError as exc:
-                log.info("no CPU figures for %s/%s: %s", namespace, name, exc)
-                return state
-        usage = sandbox.cpu_usage(text)
-        if usage is None:
-            return state
-        return dataclasses.replace(state, remote_user_cpu=usage.user,
-                                   remote_sys_cpu=usage.system)
-
-    def _schedule_cleanup(self, pod: dict, rec: JobRecord) -> None:
-        """Delete a finished pod (and, by ownership, its secrets) after the retention."""
-        meta = _meta(pod)
-        if meta.get("deletionTimestamp"):
-            return
-        age = self.clock() - (rec.finished_at or self.clock())
-        delay = max(0.0, self.settings.lifecycle.pod_retention - age)
-        self._schedule("cleanup", f"{meta.get('namespace')}/{meta.get('name')}",
-                       lambda: self._delete_pod(pod), delay=delay)
-
-    def _recreate(self, namespace: str, job: str, old: Optional[dict]) -> None:
-        with self._lock_for(job):
-            rec = self.store.get(job)
-            if rec is None or rec.cancelled or rec.final is not None:
-                return
-            attempt, restarts = rec.attempt + 1, rec.restarts + 1
-            if old is not None and _attempt(old) != rec.attempt:
-                if _attempt(old) > rec.attempt or any(
-                        _attempt(p) == rec.attempt
-                        for p in self.cache.pods_for_job(namespace, job)):
-                    return   # already recreated
-                # a recreation was recorded but its pod never seen (the instance died around
-                # the create): make it now, under the recorded name, so a late one collides
-                attempt, restarts = rec.attempt, rec.restarts
-            if not rec.ad:
-                self._record_final(namespace, job, rec.attempt, JobState(
-                    REMOVED, remove_reason=f"pod of job {namespace}/{job} was lost and its "
-                    f"submit ad is not known here, so it cannot be created again"),
-                    "lost, not recreatable")
-                return
-            if old is None:
-                # "vanished" came from the cache or one read; a second pod is a worse mistake
-                # than a late answer, so ask the API once more before making one
-                pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
-                live = sorted((p for p in pods if _is_active(p)), key=_attempt)
-                if live:
-                    log.info("job %s/%s: pod %s is there after all; not recreating",
-                             namespace, job, _meta(live[-1]).get("name"))
-                    self.cache.note(live[-1])
-                    if _attempt(live[-1]) != rec.attempt:
-                        self.store.update(job, attempt=_attempt(live[-1]),
-                                          restarts=lifecycle.restarts_of(live[-1]))
-                    return
-            try:
-                req = parse_submit_ad(rec.ad)
-                self._create_attempt(req, rec.ad, namespace, job, attempt, restarts=restarts)
-            except KgahpError as exc:
-                if isinstance(exc, ApiError) and exc.transient:
-                    raise
-                self._record_final(namespace, job, rec.attempt, JobState(
-                    HELD, hold_code=26, hold_subcode=0,
-                    hold_reason=f"pod for job {namespace}/{job} was lost and could not be "
-                                f"created again: {exc}"), "not recreatable")
-        if old is not None:
-            self._delete_pod(old)
-        log.info("recreated job %s/%s after a disruption", namespace, job)
-
-    def _delete_pod(self, pod: dict, grace_seconds: Optional[int] = None) -> None:
-        meta = _meta(pod)
-        try:
-            self.kube.delete_pod(str(meta.get("namespace")), str(meta.get("name")),
-                                 grace_seconds=grace_seconds)
-        except ApiError as exc:
-            log.warning("could not delete pod %s/%s: %s", meta.get("namespace"),
-                        meta.get("name"), exc)
-
     # ------------------------------------------------------------------ cancel
-    def cancel(self, job_id: str) -> Reply2:
+    def cancel(self, job_id: str) -> Reply:
         try:
             namespace, job, legacy = parse_job_id(job_id, self.settings.kube.namespace)
         except JobAdError as exc:
@@ -807,19 +267,19 @@ class Service:
             if legacy:
                 self.kube.delete_pod(namespace, job)
                 return 0, "No error"
-            with self._lock_for(job):
-                pods, _ = self.kube.list_pods(namespace, self._job_selector(job))
-                if not pods and self.store.get(job) is None and self._legacy_record(job):
-                    pods = self._adopt_legacy(namespace, job)
+            with self.actions.lock_for(job):
+                pods, _ = self.kube.list_pods(namespace, self.actions.job_selector(job))
+                if not pods and self.store.get(job) is None and self.actions.legacy_record(job):
+                    pods = self.actions.adopt_legacy(namespace, job)
                 rec = self.store.update(job, cancelled=True)
                 for pod in pods:
-                    if not _meta(pod).get("deletionTimestamp"):
-                        self.kube.delete_pod(namespace, str(_meta(pod).get("name")))
+                    if not meta(pod).get("deletionTimestamp"):
+                        self.kube.delete_pod(namespace, str(meta(pod).get("name")))
                 # Owned secrets go with their pod (garbage collection); this also catches one
                 # orphaned by a crash between creating a pod and its secret. Best effort: the
                 # cancel itself is about the pod.
                 try:
-                    self.kube.delete_secrets(namespace, self._job_selector(job))
+                    self.kube.delete_secrets(namespace, self.actions.job_selector(job))
                 except ApiError as exc:
                     log.warning("could not delete the secrets of %s: %s", job_id, exc)
                 if rec is not None:
@@ -833,7 +293,7 @@ class Service:
             return 1, f"could not delete the pod of {job_id}: {exc}"
 
     # ------------------------------------------------------------------ refresh proxy
-    def refresh_proxy(self, job_id: str, proxy_path: str) -> Reply2:
+    def refresh_proxy(self, job_id: str, proxy_path: str) -> Reply:
         try:
             namespace, job, legacy = parse_job_id(job_id, self.settings.kube.namespace)
         except JobAdError as exc:
@@ -842,26 +302,14 @@ class Service:
         if rec is not None and rec.final is not None:
             return 0, "No proxy to renew - job completed"
         pod = self.cache.get(namespace, job) if legacy else self._current_pod(namespace, job, rec)
-        if pod is None or not _is_active(pod):
+        if pod is None or not is_active(pod):
             return 0, "No proxy to renew - job not active"
         try:
             proxy = sandbox.read_credential(proxy_path)
         except TransferError as exc:
             return 1, str(exc)
-        name = str(_meta(pod).get("name"))
-        secret = f"{name}-proxy"
         try:
-            try:
-                data = sandbox.proxy_secret_data(proxy)
-                self.kube.patch_secret(namespace, secret, {"data": data})
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
-                owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
-                         "uid": _meta(pod).get("uid", ""), "blockOwnerDeletion": False}
-                labels = {**self.instance_labels, names.LABEL_JOB: job}
-                self._create_secret(namespace, sandbox.proxy_secret_manifest(
-                    secret, namespace, proxy, labels), owner)
+            self.actions.update_proxy(namespace, job, pod, proxy)
         except ApiError as exc:
             return 1, f"could not update the proxy of {job_id}: {exc}"
         log.info("refreshed the proxy of %s", job_id)
@@ -870,25 +318,5 @@ class Service:
     # ------------------------------------------------------------------ shutdown
     def close(self, secrets_deadline: float = 10.0) -> None:
         self.cache.stop()
-        self.timers.stop()
-        self._actions.shutdown(wait=False, cancel_futures=True)
-        self.finish_secret_cleanup(secrets_deadline)
-
-    def finish_secret_cleanup(self, deadline: float) -> int:
-        """Delete, now, the Secrets of jobs whose result is recorded but whose Secrets are still
-        there (the gridmanager stops the GAHP soon after its last job: nobody would come back
-        for them). Bounded by `deadline` seconds; returns how many pods are still left."""
-        until = time.monotonic() + deadline
-        with self._secrets_guard:
-            pending = sorted(self._secrets_pending)
-        for namespace, pod_name in pending:
-            if time.monotonic() > until:
-                break
-            self._delete_secrets_of(namespace, pod_name, retry=False)   # exiting: one try
-        with self._secrets_guard:
-            left = len(self._secrets_pending)
-        if left:
-            log.warning("exiting with the Secrets of %d finished pod(s) not yet deleted; they "
-                        "go with their pods (KGAHP_POD_RETENTION)", left)
-        return left
-
+        self.reconciler.stop()
+        self.actions.finish_secret_cleanup(secrets_deadline)

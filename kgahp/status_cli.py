@@ -15,8 +15,8 @@ from kgahp import lifecycle
 from kgahp.config import Settings
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
 
-NAMES = {IDLE: "Idle", RUNNING: "Running", REMOVED: "Removed", COMPLETED: "Completed",
-         HELD: "Held"}
+NAMES: dict[int, str] = {IDLE: "Idle", RUNNING: "Running", REMOVED: "Removed",
+                         COMPLETED: "Completed", HELD: "Held"}
 
 
 def _age(created: Optional[str], now: float) -> str:

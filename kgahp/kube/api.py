@@ -19,7 +19,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
 
 from kgahp.config import KubeSettings
-from kgahp.errors import ApiError, ConflictError, NotFoundError
+from kgahp.errors import ApiError, NotFoundError, TransientApiError, api_error
 from kgahp.kube.credentials import reauthenticator_of
 from kgahp.kube.ratelimit import TokenBucket
 
@@ -61,15 +61,11 @@ def translate(exc: BaseException, what: str) -> ApiError:
     if isinstance(exc, ApiException):
         message, reason = _status_message(exc)
         status = int(exc.status or 0)
-        text = f"{what}: {message}"
-        if status == 404:
-            return NotFoundError(text, status, reason)
-        if status == 409:
-            return ConflictError(text, status, reason)
-        return ApiError(text, status, reason, _retry_after(exc))
+        retry_after = _retry_after(exc) if status not in (404, 409) else None
+        return api_error(f"{what}: {message}", status, reason, retry_after)
     # connection refused/reset, timeouts, protocol errors: all transient
     detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-    return ApiError(f"{what}: Kubernetes API unreachable ({detail})", 0, "Unreachable")
+    return TransientApiError(f"{what}: Kubernetes API unreachable ({detail})", 0, "Unreachable")
 
 
 class _Wait:
@@ -88,7 +84,7 @@ class _Wait:
 
 
 def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, ApiError) and exc.transient
+    return isinstance(exc, TransientApiError)
 
 
 class Kube:
@@ -112,7 +108,7 @@ class Kube:
         self.requests = 0
 
     # ---- plumbing
-    def _once(self, what: str, fn: Callable[[], T]) -> T:
+    def _once(self, what: str, fn: Callable[[], T], secret: bool = False) -> T:
         self.limiter.acquire()
         self.requests += 1
         reauth = reauthenticator_of(self.api_client)
@@ -123,21 +119,24 @@ class Kube:
             # 401: the token expired or was rotated. Once, with fresh credentials (a re-read
             # token file, a reloaded kubeconfig) when they differ from the ones just refused.
             if exc.status != 401 or reauth is None or not reauth(used):
-                raise translate(exc, what) from None
+                raise translate(exc, what) from (None if secret else exc)
             log.info("%s: 401 Unauthorized; retrying once with renewed credentials", what)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise translate(exc, what) from None
+            raise translate(exc, what) from (None if secret else exc)
         self.requests += 1
         try:
             return fn()
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise translate(exc, what) from None
+            if secret:   # the client's exception may quote the request: keep it off the logs
+                raise translate(exc, what) from None
+            raise translate(exc, what) from exc
 
     def call(self, what: str, fn: Callable[[], T], *, retry: bool = True,
-             deadline: Optional[float] = None) -> T:
-        """Run one API call; transient failures are retried with backoff until the deadline."""
+             deadline: Optional[float] = None, secret: bool = False) -> T:
+        """Run one API call; transient failures are retried with backoff until the deadline.
+        `secret`: the request carries Secret data, so the cause is not chained."""
         if not retry:
-            return self._once(what, fn)
+            return self._once(what, fn, secret)
         retrying = Retrying(
             stop=stop_after_delay(self.retry_deadline if deadline is None else deadline),
             wait=_Wait(),
@@ -147,7 +146,7 @@ class Kube:
                 "%s failed (%s); retrying", what,
                 s.outcome.exception() if s.outcome else "?"),
         )
-        return retrying(self._once, what, fn)
+        return retrying(self._once, what, fn, secret)
 
     @staticmethod
     def _json(resp: Any) -> Any:
@@ -274,7 +273,7 @@ class Kube:
                 if line and not line.isspace():
                     yield json.loads(line)
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise translate(exc, f"watching pods in {namespace}") from None
+            raise translate(exc, f"watching pods in {namespace}") from exc
         finally:
             resp.close()
             resp.release_conn()
@@ -290,12 +289,12 @@ class Kube:
         name = secret.get("metadata", {}).get("name", "?")
         return self._json(self.call(f"creating secret {namespace}/{name}", lambda: self.request(
             "POST", f"/api/v1/namespaces/{_q(namespace)}/secrets", body=secret,
-            timeout=self.timeout)))
+            timeout=self.timeout), secret=True))
 
     def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict:
         return self._json(self.call(f"updating secret {namespace}/{name}", lambda: self.request(
             "PATCH", f"/api/v1/namespaces/{_q(namespace)}/secrets/{_q(name)}", body=patch,
-            content_type=MERGE_PATCH, timeout=self.timeout)))
+            content_type=MERGE_PATCH, timeout=self.timeout), secret=True))
 
     def delete_secret(self, namespace: str, name: str, *, retry: bool = True) -> bool:
         """Delete one secret; False when it was already gone."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Callable, Optional
 
-from kgahp.errors import ApiError
+from kgahp.errors import ApiError, api_error
 from kgahp.kube.api import Kube
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ class PodCache:
 
     # ---- reads (the status hot path: dictionary lookups only)
     def get(self, namespace: str, name: str) -> Optional[dict]:
-        return self._pods.get((namespace, name))
+        with self._lock:
+            return self._pods.get((namespace, name))
 
     def pods_for_job(self, namespace: str, job: str) -> list[dict]:
         with self._lock:
@@ -238,8 +239,8 @@ class PodCache:
                 code = obj.get("code")
                 if code == 410:
                     raise ApiError("watch expired", 410, "Expired")
-                raise ApiError(f"watch error: {obj.get('message')}", int(code or 0),
-                               str(obj.get("reason") or ""))
+                raise api_error(f"watch error: {obj.get('message')}", int(code or 0),
+                                str(obj.get("reason") or ""))
             new_rv = (obj.get("metadata") or {}).get("resourceVersion")
             if kind == "DELETED":
                 self._drop(obj)

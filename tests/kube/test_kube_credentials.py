@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from kgahp.config import KubeSettings
-from kgahp.errors import ApiError, ConfigError
+from kgahp.errors import ApiError, ConfigError, TransientApiError
 from kgahp.kube.api import Kube
 from kgahp.kube.connect import api_client
 from kgahp_sim import SimCluster, SimConfig
@@ -73,7 +73,7 @@ def test_expired_token_with_nothing_new_fails_once_with_401(token_sim, tmp_path)
     before = kube.requests
     with pytest.raises(ApiError) as err:
         kube.list_pods("default", "")
-    assert err.value.status == 401 and not err.value.transient
+    assert err.value.status == 401 and not isinstance(err.value, TransientApiError)
     assert kube.requests - before == 1            # no retry: the token file had nothing new
 
 

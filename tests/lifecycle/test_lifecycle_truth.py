@@ -115,11 +115,12 @@ def test_collect_worker_and_deleted_handler_race_to_one_answer(sim_kubeconfig: s
 
             def collect(pod: dict = pod, job: str = job, gate: threading.Barrier = gate) -> None:
                 gate.wait()
-                service._collect(pod, job, FOUR)
+                service.reconciler._collect(pod, job, FOUR)
 
-            def deleted(pod: dict = pod, gate: threading.Barrier = gate) -> None:
+            def deleted(pod: dict = pod, job: str = job, gate: threading.Barrier = gate) -> None:
                 gate.wait()
-                service._on_pod_event("DELETED", pod)
+                service.reconciler.on_pod_event("DELETED", pod)   # notes the pod's last state
+                service.reconciler.reconcile("default", job)  # ... which the reconcile judges
 
             def poll(job_id: str = job_id, gate: threading.Barrier = gate,
                      answers: list[int] = answers, stop: threading.Event = stop) -> None:
@@ -150,7 +151,7 @@ def test_collect_worker_and_deleted_handler_race_to_one_answer(sim_kubeconfig: s
             assert service.status(job_id)[2] in (final, RUNNING)
             assert service.status(job_id)[2] == final
     finally:
-        service._actions.shutdown(wait=True)    # the Secret deletions, before the sim goes
+        service.queue.wait_idle(10)    # the Secret deletions, before the sim goes
         service.close(secrets_deadline=0)
         service.store.close()
 

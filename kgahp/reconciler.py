@@ -1,0 +1,406 @@
+"""The reconciler: one level-based `reconcile(namespace, job)` that brings a job's pods in line
+with its record, run by the keyed work queue (kgahp/workqueue.py) on its own workers.
+
+It reads the job's pods from the cache and its record from the store at the time it runs, never
+an event's snapshot (the one exception: a deleted pod's last state, which the cache no longer
+has and which says why it went, kept until the job's next reconcile). Running it again, or for
+nothing, is harmless. The rules are today's: collect a finished pod, recreate a disrupted or
+vanished one, force-delete one stuck terminating, delete superseded attempts, record a removal,
+delete a finished pod after the retention and its own Secrets once its result is recorded, and
+read FailedMount events for pods that do not start.
+
+Queue keys: ("job", ns, job) → `reconcile`; ("mounts", ns) → one FailedMount check;
+("secrets", ns, pod) → deleting a finished pod's own Secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Optional
+
+from kgahp import lifecycle
+from kgahp.codes import HoldCode
+from kgahp.errors import KgahpError, TransientApiError
+from kgahp.jobad import parse_submit_ad
+from kgahp.model import HELD, IDLE, REMOVED, RUNNING, JobState
+from kgahp.mounts import MountChecks
+from kgahp.podactions import PodActions, RetryLater, attempt_of, is_active, meta, phase
+from kgahp.podspec import build, names
+from kgahp.store import JobRecord
+from kgahp.workqueue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+COLLECT_RETRY = 15.0        # seconds before outputs that could not be read are tried again
+
+WorkKey = tuple[str, ...]
+
+
+class Reconciler:
+    def __init__(self, actions: PodActions, *, workers: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.actions = actions
+        self.settings = actions.settings
+        self.cache = actions.cache
+        self.store = actions.store
+        self.clock = clock
+        self.queue: WorkQueue[WorkKey] = WorkQueue(self._handle, workers=workers,
+                                                   name="reconcile")
+        self.mounts = MountChecks(actions, lambda: self.clock(),
+                                  lambda ns: self.queue.add(("mounts", ns)))
+        # Kept until the job's next reconcile, by (namespace, job), under _pending_guard: the
+        # last state of each pod deleted since; the jobs being recreated (status shows them
+        # IDLE); the jobs whose pod a status found gone.
+        self._departed: dict[tuple[str, str], dict[str, dict]] = {}
+        self._recreating: set[tuple[str, str]] = set()
+        self._vanish_seen: set[tuple[str, str]] = set()
+        # job -> attempt whose final result a status answer gave, until the store says so
+        self._reported_pending: dict[str, int] = {}
+        self._pending_guard = threading.Lock()
+
+    def start(self) -> None:
+        self.queue.start()
+        self.cache.add_listener(self.on_pod_event)
+
+    def stop(self) -> None:
+        self.queue.stop()
+
+    def enqueue(self, namespace: str, job: str, after: float = 0.0) -> None:
+        """Ask for the job to be reconciled (now, or in `after` seconds)."""
+        self.queue.add(("job", namespace, job), after)
+
+    # ------------------------------------------------------------------ the watch's side
+    def on_pod_event(self, kind: str, pod: dict) -> None:
+        """Called from the watch thread for every change. It only notes what the cache can no
+        longer tell (a deleted pod's last state) and enqueues the job: the reconcile, on a
+        worker, decides and acts, so a slow store or API never stalls the watch."""
+        m = meta(pod)
+        namespace, name = str(m.get("namespace")), str(m.get("name"))
+        if kind == "DELETED" or phase(pod) != "Pending":
+            self.mounts.forget(namespace, name)
+            if kind == "DELETED":
+                self.actions.forget_pod(namespace, name)
+        job = (m.get("labels") or {}).get(names.LABEL_JOB)
+        if not job:
+            return
+        if kind == "DELETED":
+            with self._pending_guard:
+                self._departed.setdefault((namespace, job), {})[name] = pod
+        self.enqueue(namespace, job)
+
+    # ------------------------------------------------------------------ what status asks
+    def classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
+        m = meta(pod)
+        return lifecycle.classify(
+            pod, now=self.clock(), settings=self.settings.lifecycle,
+            main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
+            deleted_by_kgahp=bool(rec and rec.cancelled),
+            mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))),
+            ever_started=bool(rec and rec.started and rec.attempt == attempt_of(pod)))
+
+    def note_reported(self, namespace: str, job: str, attempt: int) -> None:
+        """A status answer gave the attempt's final result: the job's reconcile records that
+        (status itself never writes the store)."""
+        with self._pending_guard:
+            self._reported_pending[job] = attempt
+        self.enqueue(namespace, job)
+
+    def reported(self, rec: JobRecord) -> bool:
+        """A status answer gave the attempt's final result (in the store, or about to be)."""
+        if rec.reported:
+            return True
+        with self._pending_guard:
+            if self._reported_pending.get(rec.job) == rec.attempt:
+                return True
+        # `rec` may predate the reconcile that wrote it down (it writes, then forgets)
+        now = self.store.get(rec.job)
+        return now is not None and now.reported and now.attempt == rec.attempt
+
+    def vanished(self, namespace: str, job: str, rec: Optional[JobRecord], *,
+                 record: bool = True) -> JobState:
+        """The job's pod is gone. `record`: act on it (the reconcile); otherwise (a status)
+        only ask the job's reconcile to, and answer what it will record."""
+        if rec is None or rec.cancelled:
+            # Nothing kgahp knows of: it cannot have finished well, so never COMPLETED.
+            return JobState(REMOVED)
+        with self._pending_guard:
+            recreating = (namespace, job) in self._recreating
+        if recreating:
+            # a disrupted pod (an eviction) can be gone before its successor is recorded:
+            # that is a job being moved, not one deleted
+            return JobState(IDLE, num_restarts=rec.restarts + 1)
+        verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
+                                     settings=self.settings.lifecycle, namespace=namespace,
+                                     name=names.pod_name(job, rec.attempt))
+        if verdict.action is lifecycle.Action.RECREATE:
+            with self._pending_guard:
+                self._recreating.add((namespace, job))
+            self.enqueue(namespace, job)
+        elif verdict.state.job_status == REMOVED:
+            if not record:
+                with self._pending_guard:
+                    self._vanish_seen.add((namespace, job))
+                self.enqueue(namespace, job)
+            elif self._record_final(namespace, job, rec.attempt, verdict.state,
+                                    "vanished after it started; reporting it removed"):
+                return verdict.state
+            final = (self.store.get(job) or rec).final
+            return final if final is not None else verdict.state
+        return verdict.state
+
+    # ------------------------------------------------------------------ the workers' side
+    def _handle(self, key: WorkKey) -> Optional[float]:
+        if key[0] == "job":
+            return self.reconcile(key[1], key[2])
+        if key[0] == "mounts":
+            self.mounts.check(key[1])
+        elif key[0] == "secrets":
+            self.actions.delete_secrets_of(key[1], key[2])
+        return None
+
+    def reconcile(self, namespace: str, job: str) -> Optional[float]:
+        """Bring the job's pods in line with its record. Returns when to look again, if ever."""
+        with self._pending_guard:
+            departed = self._departed.pop((namespace, job), {})
+            recreate = (namespace, job) in self._recreating
+            vanished = (namespace, job) in self._vanish_seen
+            self._vanish_seen.discard((namespace, job))
+        while departed:
+            name, pod = next(iter(departed.items()))
+            try:
+                self._reconcile_pod("DELETED", job, pod)
+            except Exception:
+                with self._pending_guard:   # kept, with those not yet judged, for the retry
+                    kept = self._departed.setdefault((namespace, job), {})
+                    for other, last in departed.items():
+                        kept.setdefault(other, last)
+                raise
+            del departed[name]
+        if recreate:
+            self._recreate_vanished(namespace, job)
+        if vanished and not self.cache.pods_for_job(namespace, job):
+            rec = self.store.get(job)
+            if rec is not None and rec.final is None and not rec.cancelled:
+                self.vanished(namespace, job, rec)
+        again = [self._reconcile_pod("CURRENT", job, pod)
+                 for pod in self.cache.pods_for_job(namespace, job)]
+        self._flush_reported(job)
+        return min((a for a in again if a is not None), default=None)
+
+    def _recreate_vanished(self, namespace: str, job: str) -> None:
+        """A status found the job's pod gone, or saw it disrupted (and the rules say: a new
+        one). With any pod of the job in the cache, that pod's own classification decides
+        (and a recreation then knows the pod it replaces)."""
+        rec = self.store.get(job)
+        if rec is not None and not rec.cancelled and rec.final is None and \
+                not self.cache.pods_for_job(namespace, job):
+            self._recreate_marked(namespace, job, None)
+        else:
+            with self._pending_guard:
+                self._recreating.discard((namespace, job))
+
+    def _flush_reported(self, job: str) -> None:
+        with self._pending_guard:
+            attempt = self._reported_pending.get(job)
+        if attempt is None:
+            return
+        rec = self.store.get(job)
+        if rec is not None and rec.attempt == attempt and rec.final is None:
+            return   # answered from the classification; recorded by this reconcile soon
+        if rec is not None and rec.attempt == attempt and not rec.reported:
+            self.store.update(job, reported=True)
+        with self._pending_guard:
+            if self._reported_pending.get(job) == attempt:
+                del self._reported_pending[job]
+
+    def _reconcile_pod(self, kind: str, job: str, pod: dict) -> Optional[float]:
+        m = meta(pod)
+        namespace = str(m.get("namespace"))
+        rec = self.store.get(job)
+        if rec is not None and attempt_of(pod) != rec.attempt:
+            if any(attempt_of(p) == rec.attempt
+                   for p in self.cache.pods_for_job(namespace, job)):
+                # superseded: its fate no longer matters, and a crash may have cost it the
+                # delete that recreation or resubmission asked for
+                if kind != "DELETED" and not m.get("deletionTimestamp"):
+                    self.actions.delete_pod(pod)
+                return None
+            # the store names an attempt that was never created (a crash between recording
+            # it and creating its pod): this pod is still the job's, as status treats it
+        if kind == "DELETED":
+            if rec is not None and rec.final is None and not rec.cancelled:
+                # The last state of a pod a node controller deleted (node lost, preemption)
+                # still says why: a disruption, so a new pod, not "removed".
+                verdict = self.classify(pod, rec)
+                if verdict.action is lifecycle.Action.RECREATE or \
+                        verdict.state.job_status == REMOVED:
+                    self.act(pod, verdict, rec, inline=True)
+                elif self.vanished(namespace, job, rec).job_status == IDLE:
+                    self._recreate_marked(namespace, job, None)
+            return None
+        if rec is not None and rec.final is not None:
+            if rec.cancelled:   # still force-delete a cancelled pod stuck terminating
+                verdict = self.classify(pod, rec)
+                if verdict.action is lifecycle.Action.DELETE:
+                    self.act(pod, verdict, rec, inline=True)
+            if attempt_of(pod) == rec.attempt:
+                # a GAHP that stopped before deleting them: the Secrets go now
+                self._drop_secrets(pod)
+            return self._cleanup(pod, rec)
+        return self.act(pod, self.classify(pod, rec), rec, inline=True)
+
+    def act(self, pod: dict, verdict: lifecycle.Verdict, rec: Optional[JobRecord], *,
+            inline: bool) -> Optional[float]:
+        """Record what the verdict settles, then act on it: `inline` on the job's reconcile
+        worker; otherwise (a status answer) only enqueue the job, whose reconcile will
+        classify the pod again, record and act."""
+        m = meta(pod)
+        namespace, name = str(m.get("namespace")), str(m.get("name"))
+        job = (m.get("labels") or {}).get(names.LABEL_JOB, name)
+        if verdict.state.job_status == IDLE:
+            self.mounts.maybe_check(pod)
+        start = rec is not None and not rec.started and verdict.state.job_status == RUNNING
+        removed = verdict.state.job_status == REMOVED and rec is not None and \
+            rec.final is None and attempt_of(pod) == rec.attempt
+        if not inline and (start or removed):
+            self.enqueue(namespace, job)
+        elif start:
+            self.store.update(job, started=True)
+        elif removed and rec is not None:
+            # deleted by someone else, or cancelled: that is the attempt's answer, now, before
+            # the kubelet's last status makes the pod look like it ended on its own
+            self._record_final(namespace, job, rec.attempt, verdict.state,
+                               f"removed ({verdict.reason})", pod)
+        action = verdict.action
+        if action is lifecycle.Action.NONE:
+            return None
+        if action is lifecycle.Action.COLLECT and rec is not None and rec.cancelled:
+            return None   # a pod kgahp is deleting is never collected
+        if action is lifecycle.Action.RECREATE and (rec is None or rec.cancelled):
+            return None
+        if not inline:
+            if action is lifecycle.Action.RECREATE:
+                with self._pending_guard:   # status shows IDLE meanwhile, not "vanished"
+                    self._recreating.add((namespace, job))
+            self.enqueue(namespace, job)
+            return None
+        if action is lifecycle.Action.COLLECT:
+            return self._collect(pod, job, verdict.final or verdict.state)
+        if action is lifecycle.Action.RECREATE:
+            self._recreate_marked(namespace, job, pod)
+        elif action is lifecycle.Action.DELETE:
+            if verdict.state.job_status == IDLE and rec is not None and not rec.cancelled:
+                # node lost: the job deserves another pod. Recreate first, so the old pod's
+                # DELETED event already belongs to a superseded attempt.
+                self._recreate_marked(namespace, job, pod)
+            self.actions.delete_pod(pod, grace_seconds=0)
+        return None
+
+    def _collect(self, pod: dict, job: str, final: JobState) -> Optional[float]:
+        """Fetch a finished pod's outputs and record its result. Returns when to try again
+        (outputs not readable yet) or when its pod is due for deletion."""
+        m = meta(pod)
+        namespace = str(m.get("namespace"))
+        rec = self.store.get(job)
+        if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
+            rec = self.store.record_submit(job, namespace, attempt_of(pod), "",
+                                           restarts=lifecycle.restarts_of(pod))
+        if rec.final is not None or rec.cancelled:
+            return None   # answered already, or kgahp is deleting it: never collected
+        state = self.actions.collect_outputs(pod, final)
+        if isinstance(state, RetryLater):
+            return COLLECT_RETRY
+        self._record_final(namespace, job, rec.attempt, state, "finished", pod)
+        rec = self.store.get(job)
+        return self._cleanup(pod, rec) if rec is not None else None
+
+    def _cleanup(self, pod: dict, rec: JobRecord) -> Optional[float]:
+        """Delete a finished pod (and, by ownership, its secrets) once the retention is over;
+        before that, say when to look again."""
+        if meta(pod).get("deletionTimestamp"):
+            return None
+        age = self.clock() - (rec.finished_at or self.clock())
+        delay = self.settings.lifecycle.pod_retention - age
+        if delay > 0:
+            return delay
+        self.actions.delete_pod(pod)
+        return None
+
+    def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
+                      what: str, pod: Optional[dict] = None) -> bool:
+        """Record the attempt's one final answer (the first recorded wins: the store refuses
+        later ones) and let `pod`'s Secrets go: the finished pod no longer needs them."""
+        if not self.store.record_final(job, attempt, state):
+            log.debug("job %s/%s attempt %d already has its final answer; not recording %s",
+                      namespace, job, attempt, what)
+            return False
+        log.info("job %s/%s %s: JobStatus %d exit %s signal %s hold %s", namespace, job, what,
+                 state.job_status, state.exit_code, state.exit_signal, state.hold_code)
+        if pod is not None and attempt_of(pod) == attempt:
+            self._drop_secrets(pod)
+        return True
+
+    def _drop_secrets(self, pod: dict) -> None:
+        if self.actions.want_secrets_deleted(pod):
+            m = meta(pod)
+            self.queue.add(("secrets", str(m.get("namespace")), str(m.get("name"))))
+
+    def _recreate_marked(self, namespace: str, job: str, pod: Optional[dict]) -> None:
+        """Recreate, showing the job as being moved (IDLE) to status meanwhile."""
+        with self._pending_guard:
+            self._recreating.add((namespace, job))
+        try:
+            self._recreate(namespace, job, pod)
+        finally:
+            with self._pending_guard:
+                self._recreating.discard((namespace, job))
+
+    def _recreate(self, namespace: str, job: str, old: Optional[dict]) -> None:
+        with self.actions.lock_for(job):
+            rec = self.store.get(job)
+            if rec is None or rec.cancelled or rec.final is not None:
+                return
+            attempt, restarts = rec.attempt + 1, rec.restarts + 1
+            if old is not None and attempt_of(old) != rec.attempt:
+                if attempt_of(old) > rec.attempt or any(
+                        attempt_of(p) == rec.attempt
+                        for p in self.cache.pods_for_job(namespace, job)):
+                    return   # already recreated
+                # a recreation was recorded but its pod never seen (the instance died around
+                # the create): make it now, under the recorded name, so a late one collides
+                attempt, restarts = rec.attempt, rec.restarts
+            if not rec.ad:
+                self._record_final(namespace, job, rec.attempt, JobState(
+                    REMOVED, remove_reason=f"pod of job {namespace}/{job} was lost and its "
+                    f"submit ad is not known here, so it cannot be created again"),
+                    "lost, not recreatable")
+                return
+            if old is None:
+                # "vanished" came from the cache or one read; a second pod is a worse mistake
+                # than a late answer, so ask the API once more before making one
+                pods, _ = self.actions.kube.list_pods(namespace, self.actions.job_selector(job))
+                live = sorted((p for p in pods if is_active(p)), key=attempt_of)
+                if live:
+                    log.info("job %s/%s: pod %s is there after all; not recreating",
+                             namespace, job, meta(live[-1]).get("name"))
+                    self.cache.note(live[-1])
+                    if attempt_of(live[-1]) != rec.attempt:
+                        self.store.update(job, attempt=attempt_of(live[-1]),
+                                          restarts=lifecycle.restarts_of(live[-1]))
+                    return
+            try:
+                req = parse_submit_ad(rec.ad)
+                self.actions.create_attempt(req, rec.ad, namespace, job, attempt,
+                                            restarts=restarts)
+            except TransientApiError:
+                raise   # the work queue tries again, backing off
+            except KgahpError as exc:
+                self._record_final(namespace, job, rec.attempt, JobState(
+                    HELD, hold_code=HoldCode.SystemPolicy, hold_subcode=0,
+                    hold_reason=f"pod for job {namespace}/{job} was lost and could not be "
+                                f"created again: {exc}"), "not recreatable")
+        if old is not None:
+            self.actions.delete_pod(old)
+        log.info("recreated job %s/%s after a disruption", namespace, job)

@@ -1,0 +1,176 @@
+"""Who does what on which thread: the watch thread never waits for the store, and a status
+answer never writes it. Real threads, the real cache and store, the simulated cluster."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import classad2
+import pytest
+
+from kgahp.app import build_service
+from kgahp.config import settings_from_mapping
+from kgahp.model import COMPLETED, REMOVED, RUNNING, JobState
+from kgahp.podspec import names
+from kgahp.service import Service
+from kgahp.store import JobStore
+
+NS = "default"
+WRITES = ("record_submit", "update", "record_final", "import_record", "purge")
+
+
+class Watched:
+    """Wraps the store's methods: each call notes its thread; writes may be made slow."""
+
+    def __init__(self, store: JobStore, write_delay: float = 0.0,
+                 read_delay: float = 0.0) -> None:
+        self.calls: list[tuple[str, str]] = []   # (method, thread name)
+        self.lock = threading.Lock()
+        self.in_status = threading.local()
+        self.status_writes: list[str] = []
+        for name in (*WRITES, "get"):
+            original = getattr(store, name)
+            delay = read_delay if name == "get" else write_delay
+            setattr(store, name, self._wrap(name, original, delay))
+
+    def _wrap(self, name: str, fn: Callable[..., Any], delay: float) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kw: Any) -> Any:
+            with self.lock:
+                self.calls.append((name, threading.current_thread().name))
+                if name in WRITES and getattr(self.in_status, "on", False):
+                    self.status_writes.append(name)
+            if delay:
+                time.sleep(delay)
+            return fn(*args, **kw)
+        return wrapped
+
+
+def _service(sim_kubeconfig: str, tmp_path: Path, start: bool) -> Service:
+    settings = settings_from_mapping({
+        "KUBECONFIG": sim_kubeconfig, "STATE_DIR": str(tmp_path / "state"),
+        "TRANSFER_MODE": "none", "QPS": "0", "DEFAULT_IMAGE": "busybox:1.36"}, user="tester")
+    return build_service(settings, start=start)
+
+
+@pytest.fixture
+def started(sim: Any, sim_kubeconfig: str, tmp_path: Path) -> Iterator[Service]:
+    sim.require_sim()
+    service = _service(sim_kubeconfig, tmp_path, start=True)
+    assert service.cache.wait_synced(10)
+    try:
+        yield service
+    finally:
+        service.close(secrets_deadline=0)
+        service.store.close()
+
+
+def _pod(service: Service, job: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": names.pod_name(job, 0), "labels": {
+                **service.instance_labels, names.LABEL_JOB: job, names.LABEL_ATTEMPT: "0"}},
+            "spec": {"restartPolicy": "Never", "nodeSelector": {"kgahp-test": "nowhere"},
+                     "containers": [{"name": "job", "image": "busybox:1.36"}]}}
+
+
+def test_the_watch_keeps_consuming_events_while_the_store_is_slow(started: Service) -> None:
+    service = started
+    for i in range(6):   # jobs the store knows: their pods' events call for store writes
+        service.store.record_submit(f"slow-{i}", NS, 0, "[]")
+    watched = Watched(service.store, write_delay=1.0, read_delay=1.0)
+    t0 = time.monotonic()
+    for i in range(6):
+        service.kube.create_pod(NS, _pod(service, f"slow-{i}"))
+    deadline = t0 + 3.0   # six events behind one-second store calls would take 6 s and more
+    while not all(service.cache.get(NS, names.pod_name(f"slow-{i}", 0)) for i in range(6)):
+        assert time.monotonic() < deadline, "the watch fell behind the slow store"
+        time.sleep(0.02)
+    time.sleep(0.5)
+    with watched.lock:
+        on_watch = [c for c in watched.calls if c[1].startswith("watch-")]
+        on_workers = [c for c in watched.calls if c[1].startswith("reconcile-")]
+    assert on_watch == []
+    assert on_workers, "the reconcile workers read the store instead"
+
+
+def test_status_answers_never_write_the_store(sim: Any, sim_kubeconfig: str,
+                                              tmp_path: Path) -> None:
+    sim.require_sim()
+    service = _service(sim_kubeconfig, tmp_path, start=False)
+    watched = Watched(service.store)
+    iwd = tmp_path / "iwd"
+    iwd.mkdir()
+
+    def status(job_id: str) -> int:
+        watched.in_status.on = True
+        try:
+            code, msg, state, _ = service.status(job_id)
+        finally:
+            watched.in_status.on = False
+        assert code == 0, msg
+        return state
+
+    def submit(job_dir: str) -> str:
+        ad = repr(classad2.ClassAd({
+            "Cmd": "/bin/sleep", "Arguments": "600", "Iwd": str(iwd), "JobDirectory": job_dir,
+            "In": "/dev/null", "RequestMemory": 64, "StageCmd": False}))
+        code, msg, job_id = service.submit(ad)
+        assert code == 0 and job_id, msg
+        return job_id
+
+    def put(job: str, **status: Any) -> None:
+        pod = service.cache.get(NS, names.pod_name(job, 0))
+        assert pod is not None
+        pod = {**pod, "metadata": {**pod["metadata"], "resourceVersion": str(10**9 + len(
+            watched.calls))}, "status": status}
+        service.cache.note(pod)
+
+    try:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # running, not yet recorded as started
+        running = submit("/spool/running")
+        job = running.split("/")[2]
+        put(job, phase="Running", containerStatuses=[
+            {"name": "job", "state": {"running": {"startedAt": now}}}])
+        assert status(running) == RUNNING
+        assert service.queue.wait_idle(10)
+        rec = service.store.get(job)
+        assert rec is not None and rec.started      # ... recorded by the reconcile instead
+
+        # a completed result, answered: RUNNING once, then COMPLETED, marked reported later
+        done = submit("/spool/done")
+        job = done.split("/")[2]
+        service.store.record_final(job, 0, JobState(COMPLETED, exit_code=0))
+        answers = [status(done) for _ in range(3)]
+        assert answers == [RUNNING, COMPLETED, COMPLETED]
+        assert service.queue.wait_idle(10)
+        rec = service.store.get(job)
+        assert rec is not None and rec.reported
+
+        # gone after it started (vanished): answered REMOVED, recorded by the reconcile
+        gone = submit("/spool/gone")
+        job = gone.split("/")[2]
+        service.store.update(job, started=True, submitted_at=time.time() - 3600)
+        pod = service.cache.get(NS, names.pod_name(job, 0))
+        assert pod is not None
+        service.kube.delete_pod(NS, names.pod_name(job, 0), grace_seconds=0)
+        service.cache._drop(pod)
+        service.cache._synced[NS].set()   # as after the first list: the pod is gone
+        answer = status(gone)
+        assert service.queue.wait_idle(10)
+        rec = service.store.get(job)
+        assert answer == REMOVED
+        assert rec is not None and rec.final is not None and rec.final.job_status == REMOVED
+        assert status(gone) == REMOVED
+    finally:
+        service.queue.wait_idle(10)
+        service.close(secrets_deadline=0)
+        service.store.close()
+    assert watched.status_writes == []
+    # the check itself works: a write made while a status is answered is seen
+    watched.in_status.on = True
+    service.store.update("nobody", reported=True)
+    assert watched.status_writes == ["update"]
