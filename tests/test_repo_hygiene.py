@@ -22,7 +22,7 @@ FORBIDDEN = re.compile(
     r"\.\./shared\b"
     r"|(?<![\w.])/work/(?:main|shared|\.library|\.mirror)\b"
     r"|(?<![\w.])/root/(?!\.kube\b)[\w.-]+"
-    r"|(?<![\w.])/tmp/bash_jobs"
+    r"|(?<![\w.])/tmp/bash[_]jobs"
 )
 # The recorded exchanges and transcripts are byte-for-byte what real systems sent.
 RECORDED = ("tests/data/",)
@@ -40,12 +40,17 @@ def outside_references(text: str) -> list[str]:
     return [m.group(0) for m in FORBIDDEN.finditer(text)]
 
 
+# Samples are assembled from parts, so this file itself names no outside path.
+SIBLING = ".." + "/shared"
+WORKSPACE = "/work" + "/shared"
+
+
 @pytest.mark.parametrize("text, found", [
-    ("see ../shared/docs/x.md", ["../shared"]),
+    (f"see {SIBLING}/docs/x.md", [SIBLING]),
     ('REC = Path(__file__).parents[2] / ".." / "shared"', []),   # caught by the read test below
-    ("from /work/shared/transcripts/gm.txt", ["/work/shared"]),
-    ("cd /work/main && make", ["/work/main"]),
-    ("cached at /root/.cache/pip", ["/root/.cache"]),
+    (f"from {WORKSPACE}/transcripts/gm.txt", [WORKSPACE]),
+    ("cd " + "/work" + "/main && make", ["/work" + "/main"]),
+    ("cached at " + "/root" + "/.cache/pip", ["/root" + "/.cache"]),
     ("KUBECONFIG=/root/.kube/config", []),
     ("Iwd = /home/u/jobs", []),
     ("path: /opt/kgahp/bin/kgahp", []),
@@ -57,7 +62,7 @@ def test_pattern_finds_outside_paths(text: str, found: list[str]) -> None:
 def test_no_tracked_file_names_a_path_outside_the_repository() -> None:
     offenders = []
     for name in tracked_files():
-        if name == THIS or name.startswith(RECORDED):
+        if name.startswith(RECORDED):
             continue
         path = REPO / name
         if not path.is_file():
