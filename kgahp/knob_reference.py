@@ -83,9 +83,9 @@ def knobs_markdown() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "<!-- Generated from KNOBS in kgahp/config.py: do not edit by hand. After changing a knob,",
-        f"     run `{REGENERATE_COMMAND}` in the checkout (it rewrites this page and",
-        "     condor_config.d/50-kgahp.conf). -->",
+        "<!-- Generated from the knob fields in kgahp/config/settings.py: do not edit by hand.",
+        f"     After changing a knob, run `{REGENERATE_COMMAND}` in the checkout (it",
+        "     rewrites this page and condor_config.d/50-kgahp.conf). -->",
         "",
         *_REFERENCE_INTRO.format(count=len(KNOBS), prefix=PREFIX).splitlines(),
     ]
