@@ -67,7 +67,7 @@ from kgahp.errors import JobAdError
 from kgahp.jobad.arglist import job_arguments
 from kgahp.jobad.cereq import unwind
 from kgahp.jobad.envlist import job_environment
-from kgahp.jobad.values import (
+from kgahp.jobad.conversions import (
     _as_bool,
     _as_gpu_mode,
     _as_image,
