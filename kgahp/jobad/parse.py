@@ -66,7 +66,6 @@ import classad2
 from kgahp.errors import JobAdError
 from kgahp.jobad.arglist import job_arguments
 from kgahp.jobad.cereq import unwind
-from kgahp.jobad.envlist import job_environment
 from kgahp.jobad.conversions import (
     _as_bool,
     _as_gpu_mode,
@@ -79,6 +78,7 @@ from kgahp.jobad.conversions import (
     _check_line,
     _whole_number,
 )
+from kgahp.jobad.envlist import job_environment
 from kgahp.model import JobRequest, Scalar
 
 log = logging.getLogger(__name__)
