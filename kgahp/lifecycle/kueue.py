@@ -8,7 +8,7 @@ from typing import Optional
 
 from kgahp.lifecycle.context import Context, _disrupted, _state
 from kgahp.lifecycle.pod import Pod
-from kgahp.lifecycle.starting import _scheduler_message
+from kgahp.lifecycle.symptoms import _scheduler_message
 from kgahp.lifecycle.verdict import Action, Verdict, one_line
 from kgahp.model import IDLE
 

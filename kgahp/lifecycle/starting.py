@@ -12,6 +12,7 @@ from kgahp.lifecycle.symptoms import (
     _all_containers,
     _config_error,
     _pull_failure,
+    _scheduler_message,
     _waiting_in,
     _waiting_since,
 )
@@ -127,10 +128,6 @@ def _unschedulable_for(pod: Pod, ctx: Context) -> float:
 def _unschedulable_too_long(pod: Pod, ctx: Context) -> bool:
     limit = ctx.settings.pending_limit
     return _unschedulable(pod) and limit > 0 and _unschedulable_for(pod, ctx) > limit
-
-
-def _scheduler_message(pod: Pod) -> str:
-    return one_line(str(pod.condition("PodScheduled").get("message") or "no message"))
 
 
 def _v_unschedulable_hold(pod: Pod, ctx: Context) -> Verdict:

@@ -1,6 +1,6 @@
 """Pure readings of a pod's facts the rules share: how long it has waited, a failing image pull
 or container config, a failed init container, a disruption Kubernetes caused, the main
-container's exit or signal.
+container's exit or signal, the scheduler's message.
 """
 
 from __future__ import annotations
@@ -114,3 +114,7 @@ def _signal_of(c: Container) -> Optional[int]:
 def _oom_killed(pod: Pod) -> bool:
     main = pod.main
     return main is not None and main.terminated and main.terminated_reason == "OOMKilled"
+
+
+def _scheduler_message(pod: Pod) -> str:
+    return one_line(str(pod.condition("PodScheduled").get("message") or "no message"))
