@@ -214,13 +214,13 @@ def test_templates_are_mounted_where_the_knobs_point(ce_config: dict[str, str]) 
     (ce,) = _statefulset()["spec"]["template"]["spec"]["containers"]
     for knob in ("KGAHP_POD_TEMPLATE", "KGAHP_QUEUE_CONFIG"):
         directory, name = os.path.split(ce_config[knob])
-        volume, sub = _mounts(ce)[directory]
+        volume, _ = _mounts(ce)[directory]
         (cm,) = [v["configMap"]["name"] for v in _statefulset()["spec"]["template"]["spec"][
             "volumes"] if v["name"] == volume]
         assert name in _configmap(cm), knob
 
 
-def test_the_templates_are_the_examples(ce_config: dict[str, str]) -> None:
+def test_the_templates_are_the_examples() -> None:
     files = _configmap("kgahp-templates")
     examples = REPO / "examples" / "pod-templates"
     for name in ("payload.yaml", "pilot.yaml"):
