@@ -227,3 +227,28 @@ def test_kueue_objects_refer_to_each_other() -> None:
     flavors = {f["name"] for g in kueue["ClusterQueue"]["spec"]["resourceGroups"]
                for f in g["flavors"]}
     assert flavors == {kueue["ResourceFlavor"]["metadata"]["name"]}
+
+
+# ----- what kgahp sends: the examples' templates rendered into full pods ---------------------
+def _example_queues() -> list[str]:
+    doc = yaml.safe_load((REPO / "examples" / "queues.yaml").read_text())
+    return ["", *doc["queues"]]
+
+
+@pytest.mark.parametrize("queue", _example_queues(), ids=lambda q: f"queue:{q or '(none)'}")
+def test_the_pod_kgahp_renders_from_the_examples_matches_the_schema(
+        queue: str, no_network: None) -> None:
+    from kgahp.check_cluster import render_queue_pod
+    from kgahp.config import settings_from_mapping
+    from kgahp.podspec import load_templates
+
+    examples = REPO / "examples"
+    settings = settings_from_mapping({
+        "QUEUE_CONFIG": str(examples / "queues.yaml"),
+        "POD_TEMPLATE": str(examples / "pod-templates" / "payload.yaml"),
+        "ALLOWED_NAMESPACES": "osg-pilots", "DEFAULT_IMAGE": "busybox:1.36",
+        "TRANSFER_MODE": "api"}, user="alice")
+    rendered = render_queue_pod(queue, settings, load_templates(settings.pod))
+    assert rendered.pod is not None, rendered.error
+    assert rendered.pod["spec"]["containers"][0]["name"] == "job"
+    kv.validate(rendered.pod, K8S_VERSION, strict=True)
