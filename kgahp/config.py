@@ -479,12 +479,95 @@ class TransferSettings:
 
 
 @dataclass(frozen=True)
+class ProvisionSettings:
+    """`kgahp provision`: pilots started as pods when idle jobs could run on them."""
+
+    shapes: str = knob(
+        "PROVISION_SHAPES", "",
+        "YAML file listing the pilot shapes (cpus, memory, disk, GPUs, queue, START, caps); "
+        "see Pilots on demand. Empty = kgahp provision refuses to run")
+    interval: float = knob(
+        "PROVISION_INTERVAL", "60",
+        "Seconds between two provisioning cycles",
+        parse=float)
+    schedds: tuple[str, ...] = knob(
+        "PROVISION_SCHEDDS", "",
+        "Comma list of schedd names whose idle jobs are the demand; empty = the local schedd",
+        parse=_csv)
+    collector: str = knob(
+        "PROVISION_COLLECTOR", "",
+        "Collector (host[:port]) to locate those schedds and read the pilots' startd ads from; "
+        "empty = COLLECTOR_HOST")
+    job_constraint: str = knob(
+        "PROVISION_JOB_CONSTRAINT", "true",
+        "ClassAd constraint an idle job (JobStatus == 1) must also meet to count as demand, "
+        "e.g. 'WantPilots =!= false'")
+    instance: str = knob(
+        "PROVISION_INSTANCE", "pilots",
+        "Label value (kgahp.htcondor.org/instance) of this provisioner's pilot pods; two "
+        "provisioners on one cluster need different values, and a GAHP never uses this one")
+    attenuation: float = knob(
+        "PROVISION_ATTENUATION", "3",
+        "Idle matching jobs per pilot asked for in one cycle: a shape asks for "
+        "ceil(idle / ATTENUATION) + RESERVE pilots waiting for work (at least 1)",
+        parse=float)
+    reserve: int = knob(
+        "PROVISION_RESERVE", "1",
+        "Extra pilots a shape keeps waiting for work while it has demand (never more than its "
+        "idle matching jobs)",
+        parse=int)
+    max_pilots: int = knob(
+        "PROVISION_MAX_PILOTS", "100",
+        "Global cap: pilot pods of all shapes together (pending, idle and busy)",
+        parse=int)
+    max_pilots_per_shape: int = knob(
+        "PROVISION_MAX_PILOTS_PER_SHAPE", "50",
+        "Cap per shape, for shapes whose YAML entry sets no maxPilots",
+        parse=int)
+    curb: float = knob(
+        "PROVISION_CURB", "0.8",
+        "Fraction of a cap (per shape or global) past which each cycle creates half of what it "
+        "otherwise would",
+        parse=float)
+    create_rate: float = knob(
+        "PROVISION_CREATE_RATE", "1",
+        "Pilot pods created per second at most, on average (bursts up to one interval's worth); "
+        "every request also waits for the QPS/BURST limiter",
+        parse=float)
+    idle_grace: float = knob(
+        "PROVISION_IDLE_GRACE", "300",
+        "Seconds a pilot must be unclaimed (or a pod pending) before it may be deleted once its "
+        "shape has less demand than pilots; busy pilots are never deleted",
+        parse=float)
+    noclaim_shutdown: int = knob(
+        "PROVISION_NOCLAIM_SHUTDOWN", "1200",
+        "STARTD_NOCLAIM_SHUTDOWN given to each pilot: seconds it waits for a first claim "
+        "before it shuts itself down",
+        parse=int)
+    unschedulable_limit: float = knob(
+        "PROVISION_UNSCHEDULABLE_LIMIT", "600",
+        "Seconds a pilot pod may stay unschedulable before it counts as a failure of its shape",
+        parse=float)
+    backoff: float = knob(
+        "PROVISION_BACKOFF", "60",
+        "Seconds a shape waits after a pilot failed (image pull, config error, crash, "
+        "unschedulable) before it tries one pilot again; doubled per further failure",
+        parse=float)
+    backoff_max: float = knob(
+        "PROVISION_BACKOFF_MAX", "3600",
+        "Longest backoff; failed pilot pods are kept this long as the record of the failure, "
+        "then deleted",
+        parse=float)
+
+
+@dataclass(frozen=True)
 class Settings:
     kube: KubeSettings = field(default_factory=KubeSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     pod: PodSettings = field(default_factory=PodSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     transfer: TransferSettings = field(default_factory=TransferSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     condor_log_dir: str = ""     # HTCondor's $(LOG), for the default log file
     user: str = ""               # the account kgahp runs as (the job owner)
     schedd: str = ""             # the schedd this GAHP serves (SCHEDD_NAME, else FULL_HOSTNAME)
@@ -541,6 +624,7 @@ SECTIONS: dict[str, type] = {
     "pod": PodSettings,
     "lifecycle": LifecycleSettings,
     "transfer": TransferSettings,
+    "provision": ProvisionSettings,
 }
 
 KNOBS: tuple[Knob, ...] = tuple(
@@ -597,6 +681,7 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
         pod=pod,
         lifecycle=LifecycleSettings(**sections["lifecycle"]),
         transfer=transfer,
+        provision=ProvisionSettings(**sections["provision"]),
         condor_log_dir=condor_log_dir,
         user=user,
         schedd=schedd,
@@ -649,7 +734,7 @@ def load_settings(overrides: Optional[Mapping[str, str]] = None) -> Settings:
 def describe(settings: Settings) -> dict[str, Any]:
     """Flat view for `kgahp --show-config` and the log's first lines (nothing secret lives here)."""
     out: dict[str, Any] = {}
-    for section in ("kube", "server", "pod", "lifecycle", "transfer"):
+    for section in SECTIONS:
         obj = getattr(settings, section)
         for f in fields(obj):
             out[f"{section}.{f.name}"] = getattr(obj, f.name)
