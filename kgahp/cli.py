@@ -18,6 +18,8 @@ kgahp show-config --markdown         print the knob reference (docs/configuratio
 kgahp show-config --snippet          print condor_config.d/50-kgahp.conf
 kgahp show-config --write-docs DIR   rewrite both of those files in the checkout DIR
 kgahp check [--user U] [--json]      check the install, knobs, credentials, RBAC, namespaces
+kgahp provision [--once] [--dry-run] [--jobs FILE] [--startds FILE] [--shapes FILE]
+                                     start pilot pods for idle jobs (pilots on demand)
 """
 
 
@@ -149,5 +151,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         from kgahp.check import main as check_main
 
         return check_main(rest)
+    if command == "provision":
+        from kgahp.provision.cli import main as provision_main
+
+        return provision_main(rest)
     print(f"kgahp: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2

@@ -1,4 +1,5 @@
-"""A shape's machine ClassAd: what a pilot of that shape will advertise once it runs.
+"""A shape's machine ClassAd: what a pilot of that shape will advertise once it runs (its
+partitionable slot, as the negotiator sees it).
 
 Demand is judged against it (the job's Requirements with this ad as TARGET, and the shape's START
 with the job as TARGET), so it carries what a startd's slot ad carries that job Requirements
@@ -13,6 +14,13 @@ import classad2
 from kgahp.provision.shapes import Shape
 
 SHAPE_ATTRIBUTE = "KgahpPilotShape"
+# What a partitionable slot adds to START: the job's request must fit the slot (HTCondor's own
+# WithinResourceLimits, with its defaults for a request the job does not make).
+WITHIN_RESOURCE_LIMITS = (
+    "ifThenElse(TARGET.RequestCpus =?= undefined, 1, TARGET.RequestCpus) <= MY.Cpus"
+    " && ifThenElse(TARGET.RequestMemory =?= undefined, 0, TARGET.RequestMemory) <= MY.Memory"
+    " && ifThenElse(TARGET.RequestDisk =?= undefined, 0, TARGET.RequestDisk) <= MY.Disk"
+    " && ifThenElse(TARGET.RequestGPUs =?= undefined, 0, TARGET.RequestGPUs) <= MY.GPUs")
 BASE_ATTRIBUTES: tuple[tuple[str, object], ...] = (
     ("MyType", "Machine"),
     ("Arch", "X86_64"),
@@ -41,7 +49,8 @@ def machine_ad(shape: Shape) -> classad2.ClassAd:
     for name, value in shape.attributes:
         ad[name] = value
     ad["START"] = classad2.ExprTree(shape.start)
-    ad["Requirements"] = classad2.ExprTree("START")
+    ad["WithinResourceLimits"] = classad2.ExprTree(WITHIN_RESOURCE_LIMITS)
+    ad["Requirements"] = classad2.ExprTree("START && WithinResourceLimits")
     return ad
 
 
@@ -49,7 +58,7 @@ def start_refs(ad: classad2.ClassAd) -> tuple[str, ...]:
     """Job attributes the shape's START (and Requirements) read: TARGET.X, and unscoped names
     the machine ad does not define (matchmaking looks those up in the job), as plain names."""
     out: set[str] = set()
-    for attribute in ("START", "Requirements"):
+    for attribute in ("START", "WithinResourceLimits", "Requirements"):
         expr = ad.lookup(attribute)
         for ref in ad.externalRefs(expr):
             scope, _, name = ref.rpartition(".")

@@ -88,6 +88,8 @@ def decide_shape(state: ShapeState, limits: Limits, now: float) -> Decision:
     target = max(supply.busy, min(state.cap, supply.busy + waiting))
     create = max(0, target - supply.total)
     notes: list[str] = []
+    if supply.busy + waiting > state.cap:
+        notes.append(f"target held to the shape cap {state.cap}")
     if create:
         room = max(0, demand.idle - supply.pending)
         if create > room:
@@ -96,7 +98,6 @@ def decide_shape(state: ShapeState, limits: Limits, now: float) -> Decision:
         headroom = max(0, state.cap - supply.total)
         if create > headroom:
             create = headroom
-            notes.append(f"at the shape cap {state.cap}")
         if create and supply.total >= limits.curb * state.cap:
             create = _halve(create)
             notes.append(f"halved near the shape cap {state.cap}")
@@ -117,6 +118,9 @@ def decide_shape(state: ShapeState, limits: Limits, now: float) -> Decision:
         remove = min(excess, state.removable)
         notes.append(f"{excess} more waiting than wanted; {remove} unclaimed past the grace"
                      if remove < excess else "unclaimed past the grace")
+    if create and not notes:
+        notes.append(f"{waiting} waiting pilot(s) wanted for a share of {demand.share:g} "
+                     "idle jobs")
     if not notes:
         notes.append("no idle jobs match" if demand.idle == 0 else "enough pilots")
     return Decision(state.name, target, create, remove, "; ".join(notes))
