@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import classad2
 
@@ -47,7 +48,7 @@ def constraint_expr(text: str) -> classad2.ExprTree:
                           "expression") from None
 
 
-def _collector(settings: ProvisionSettings):   # type: ignore[no-untyped-def]
+def _collector(settings: ProvisionSettings) -> Any:
     import htcondor2
 
     return htcondor2.Collector(settings.collector) if settings.collector else \

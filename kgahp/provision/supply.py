@@ -103,7 +103,7 @@ def classify(pod: Mapping[str, Any], ads: Sequence[classad2.ClassAd], *, now: fl
     verdict = lifecycle.classify(pod, now=now, settings=settings)
     state = verdict.final if verdict.action is lifecycle.Action.COLLECT else verdict.state
     status = state.job_status if state is not None else 0
-    if status == HELD:
+    if status == HELD and state is not None:
         return replace(base, state=FAILED, reason=state.hold_reason or verdict.reason)
     if status == COMPLETED and state is not None:
         if state.exit_code == 0 and not state.exit_by_signal:

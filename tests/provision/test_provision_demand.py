@@ -81,7 +81,7 @@ def test_which_shapes_a_job_asks_for(what: str, body: str, expected: set[str]) -
 def test_admin_attributes_reach_the_machine_ad() -> None:
     cvmfs = shapes({"shapes": {"cvmfs": {"cpus": 1, "attributes": {
         "HAS_CVMFS_oasis_opensciencegrid_org": True, "Arch": "aarch64"}}}})
-    body = (f'RequestCpus = 1; RequestMemory = 100; RequestDisk = 1; Requirements = '
+    body = ('RequestCpus = 1; RequestMemory = 100; RequestDisk = 1; Requirements = '
             'TARGET.HAS_CVMFS_oasis_opensciencegrid_org =?= true && TARGET.Arch == "aarch64"')
     pairs = machines(cvmfs)
     assert demand([job(body)], pairs, refs(pairs)).shapes["cvmfs"].idle == 1

@@ -212,7 +212,7 @@ def test_killed_and_restarted_it_creates_no_duplicates(setup: Setup, tmp_path: P
                       "PROVISION_CREATE_RATE": "4"})
     command = [sys.executable, "-m", "kgahp", "provision", "--jobs", str(setup.jobs),
                "--startds", str(setup.startds)]
-    log = open(tmp_path / "provision.log", "w")   # noqa: SIM115 - closed below
+    log = open(tmp_path / "provision.log", "w")
     try:
         first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         setup.wait("some pilots", lambda: len(setup.pods()) >= 3)
