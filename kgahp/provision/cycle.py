@@ -133,7 +133,8 @@ class Provisioner:
         now = self.clock()
         found = demand_mod.demand(self.jobs(), self.machines, self.target_refs, self.constraint)
         pods = self.actuator.list_pilots(self.namespaces)
-        pilots = supply.classify_all(pods, self.startds(), now=now, settings=self.lifecycle)
+        ads = self.startds() if pods else []    # no pilots: no startd of theirs to ask about
+        pilots = supply.classify_all(pods, ads, now=now, settings=self.lifecycle)
         names = [s.name for s in self.shapes]
         supplies = supply.summarize(pilots, names, backoff_max=self.limits.backoff_max, now=now)
         grace = self.settings.provision.idle_grace

@@ -34,10 +34,15 @@ def read_ads(path: str) -> list[classad2.ClassAd]:
     if not text.strip():
         return []
     try:
-        return list(classad2.parseAds(text))
+        ads = list(classad2.parseAds(text))
     except Exception as exc:   # classad2 raises its own type for a parse error
+        ads, detail = [], f": {exc}"
+    else:
+        detail = ""
+    if not ads:   # classad2 skips what it cannot read: nothing at all from text is an error
         raise ConfigError(f"{path} is not a ClassAd listing (condor_q -l / condor_status -l "
-                          f"output): {exc}") from None
+                          f"output){detail}")
+    return ads
 
 
 def constraint_expr(text: str) -> classad2.ExprTree:
