@@ -541,7 +541,7 @@ class ProvisionSettings:
         parse=float)
     noclaim_shutdown: int = knob(
         "PROVISION_NOCLAIM_SHUTDOWN", "1200",
-        "STARTD_NOCLAIM_SHUTDOWN given to each pilot: seconds it waits for a first claim "
+        "The STARTD_NOCLAIM_SHUTDOWN given to each pilot: seconds it waits for a first claim "
         "before it shuts itself down",
         parse=int)
     unschedulable_limit: float = knob(
