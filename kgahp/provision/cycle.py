@@ -147,7 +147,8 @@ class Provisioner:
             states.append(target.ShapeState(
                 shape.name, cap, found.shapes[shape.name], supplies[shape.name],
                 removable=len(removable(pilots, shape.name, now=now, grace=grace))))
-        decisions = target.decide(states, self.limits, now=now, budget=self._budget(now))
+        decisions = target.decide(states, self.limits, now=now, budget=self._budget(now),
+                                  matched_jobs=found.jobs - found.unmatched)
         report = Report(jobs=found.jobs, unmatched=found.unmatched, groups=found.groups)
         for shape, state, decision in zip(self.shapes, states, decisions):
             reason = self.refused.get(shape.name, decision.reason)

@@ -12,8 +12,9 @@ the pool), I idle and B busy pilots:
 - remove = waiting pilots beyond want waiting, only among those unclaimed (or pending) for
   longer than the grace; busy pilots are never removed.
 
-Then across shapes: the global cap and its curb, and the creation budget of the rate limit,
-handed out one pilot at a time to the shape with the most still wanted (ties: list order).
+Then across shapes: the global cap and its curb, never more pending pilots in all than idle jobs
+any shape can run, and the creation budget of the rate limit, handed out one pilot at a time to
+the shape with the most still wanted (ties: list order).
 """
 
 from __future__ import annotations
@@ -126,11 +127,15 @@ def decide_shape(state: ShapeState, limits: Limits, now: float) -> Decision:
     return Decision(state.name, target, create, remove, "; ".join(notes))
 
 
-def decide(states: Sequence[ShapeState], limits: Limits, *, now: float,
-           budget: int) -> list[Decision]:
-    """Every shape's decision, with the global cap and the creation budget applied."""
+def decide(states: Sequence[ShapeState], limits: Limits, *, now: float, budget: int,
+           matched_jobs: Optional[int] = None) -> list[Decision]:
+    """Every shape's decision, with the global cap and the creation budget applied.
+    `matched_jobs`: idle jobs some shape can run; pending pilots of all shapes together never
+    outnumber them (a job several shapes can run is counted by each shape alone)."""
     decisions = [decide_shape(s, limits, now) for s in states]
     total = sum(s.supply.total for s in states)
+    if matched_jobs is not None:
+        budget = min(budget, max(0, matched_jobs - sum(s.supply.pending for s in states)))
     wanted = [d.create for d in decisions]
     if sum(wanted) and total >= limits.curb * limits.max_pilots:
         wanted = [_halve(n) for n in wanted]
@@ -149,7 +154,7 @@ def decide(states: Sequence[ShapeState], limits: Limits, *, now: float,
     for decision, want, got in zip(decisions, wanted, granted):
         if got < decision.create:
             limit = ("the global cap" if limits.max_pilots - total <= budget
-                     else "the creation rate limit")
+                     else "the creation rate limit or the idle jobs")
             reason = f"{decision.reason}; {got} of {want} for {limit}" if got < want else \
                 decision.reason
             decision = replace(decision, create=got, reason=reason)

@@ -133,3 +133,13 @@ def test_the_deployments_config_builds_pilots_within_policy(tmp_path: Path) -> N
         assert pod["metadata"]["namespace"] == "osg-pilots"
         assert pod["spec"]["priorityClassName"] == "pilots"
         assert f"{PREFIX}" not in str(pod["metadata"]["name"])
+
+
+def test_without_a_reachable_schedd_the_cycle_fails_in_one_sentence(tmp_path: Path) -> None:
+    shapes = tmp_path / "shapes.yaml"
+    shapes.write_text(yaml.safe_dump(SHAPES_YAML))
+    done = _run("--once", "--dry-run", "--shapes", str(shapes),
+                KUBECONFIG=str(tmp_path / "none"))
+    assert done.returncode == 1
+    assert "kgahp provision: querying idle jobs failed" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -89,10 +89,19 @@ def test_the_creation_budget_is_split_fairly() -> None:
     limits = Limits(attenuation=1, reserve=0)
     got = decide([state(10, name="a"), state(10, name="b")], limits, now=NOW, budget=5)
     assert [d.create for d in got] == [3, 2]
-    assert all("creation rate limit" in d.reason for d in got)
+    assert all("creation rate limit" in d.reason for d in got), got
 
 
 def test_no_budget_no_creation_but_removal_still_happens() -> None:
     got = decide([state(10, name="a"), state(0, idle_p=2, removable=2, name="b")], LIMITS,
                  now=NOW, budget=0)
     assert [(d.create, d.remove) for d in got] == [(0, 0), (0, 2)]
+
+
+def test_pending_pilots_of_all_shapes_never_outnumber_the_idle_jobs() -> None:
+    """Four jobs both shapes can run: each shape alone would ask for up to four pilots."""
+    limits = Limits(attenuation=1, reserve=4)
+    both = [state(4, 2, name="a"), state(4, 2, pending=1, name="b")]
+    got = decide(both, limits, now=NOW, budget=100, matched_jobs=4)
+    assert sum(d.create for d in got) == 3
+    assert [d.create for d in decide(both, limits, now=NOW, budget=100)] == [4, 3]
