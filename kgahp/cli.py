@@ -12,6 +12,7 @@ kgahp [--version | --help]           run the GAHP server (what KUBERNETES_GAHP s
 kgahp sim [options]                  run the simulated Kubernetes cluster
 kgahp render [AD_FILE|-] [options]   print the pod and Secrets a submit ad becomes
 kgahp demo                           run a few jobs through kgahp on the simulated cluster
+kgahp demo --pilots                  pilots on demand (kgahp provision) on the simulated cluster
 kgahp status [options]               list the pods kgahp manages and their job status
 kgahp show-config                    print every KGAHP_ knob and its value
 kgahp show-config --markdown         print the knob reference (docs/configuration.md)
@@ -137,6 +138,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from kgahp.render import main as render_main
 
         return render_main(rest)
+    if command == "demo" and rest[:1] == ["--pilots"]:
+        from kgahp.provision.demo import main as pilots_demo
+
+        return pilots_demo(rest[1:])
     if command == "demo":
         from kgahp.demo import main as demo_main
 

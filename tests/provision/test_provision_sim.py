@@ -238,3 +238,17 @@ def test_killed_and_restarted_it_creates_no_duplicates(setup: Setup, tmp_path: P
         assert len(setup.pods(live=False)) == 12
     finally:
         log.close()
+
+
+def test_the_pilots_demo_tells_its_story() -> None:
+    done = subprocess.run([sys.executable, "-m", "kgahp", "demo", "--pilots"], env=condor_env({}),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    tables = done.stdout.split("\n== ")[1:]
+    assert len(tables) == 4
+    first = {line.split()[0]: line.split() for line in tables[0].splitlines()[2:5]}
+    assert first["gpu-1"][1:2] == ["2"] and first["cpu-1"][6] == "create"
+    assert "1 match no shape" in tables[0]
+    last = {line.split()[0]: line.split() for line in tables[3].splitlines()[2:5]}
+    assert last["cpu-1"][4] == "2" and last["cpu-1"][6:8] == ["remove", "3"]
+    assert "2 pilot pods left" in done.stdout
