@@ -157,6 +157,12 @@ class Provisioner:
                       state.supply.busy, decision.target, decision.action, reason)
             report.rows.append(row)
             log.info("%s", row.log_line())
+        for pilot in pilots:     # a shape the admin took out of the file: its waiting pilots go
+            if pilot.shape not in supplies and pilot.state in (supply.PENDING, supply.STARTING,
+                                                               supply.IDLE) \
+                    and now - pilot.since >= grace:
+                self._safely(report.actions, self.actuator.delete, pilot, report.actions,
+                             f"shape {pilot.shape!r} is no longer configured")
         recovered = [n for n, s in supplies.items() if s.recovered]
         for pilot in stale(pilots, now=now, backoff_max=self.limits.backoff_max,
                            recovered=recovered):

@@ -188,6 +188,13 @@ def test_demand_gone_unclaimed_pilots_go_after_the_grace_busy_ones_never(setup: 
         setup.offset += 3600
         assert prov.cycle().rows[0].action == "none"
     assert sorted(p["metadata"]["name"] for p in setup.pods()) == [names[0], names[2]]
+    # the admin drops the shape: its busy pilots still stay, an idle one goes after the grace
+    setup.startds.write_text(startd(names[0], "Claimed", entered=now).printOld() + "\n"
+                             + startd(names[2], entered=now).printOld())
+    setup.write_shapes({"cpu-2": {"cpus": 2, "memory": "2Gi", "disk": "1Gi"}})
+    report = setup.provisioner(PROVISION_IDLE_GRACE="300").cycle()
+    assert [r.shape for r in report.rows] == ["cpu-2"]
+    assert [p["metadata"]["name"] for p in setup.pods()] == [names[0]]
 
 
 def test_dry_run_creates_nothing_and_prints_the_table(setup: Setup) -> None:
