@@ -40,6 +40,7 @@ SECTION_TITLES: dict[str, str] = {
     "pod": "Pods, resources and policy",
     "lifecycle": "Job states and timing",
     "transfer": "Files and credentials",
+    "provision": "Pilots on demand (kgahp provision)",
 }
 REFERENCE_FILES = ("docs/configuration.md", "condor_config.d/50-kgahp.conf")
 REGENERATE_COMMAND = "kgahp show-config --write-docs ."

@@ -19,6 +19,7 @@ from kgahp.config.settings import (
     KubeSettings,
     LifecycleSettings,
     PodSettings,
+    ProvisionSettings,
     ServerSettings,
     Settings,
     TransferSettings,
@@ -27,7 +28,8 @@ from kgahp.config.settings import (
 
 __all__ = [
     "GPU_MODE_NAME", "KNOBS", "PREFIX", "SECTIONS", "GpuMode", "Knob", "KubeSettings",
-    "LifecycleSettings", "PodSettings", "ServerSettings", "Settings", "TransferSettings",
+    "LifecycleSettings", "PodSettings", "ProvisionSettings", "ServerSettings", "Settings",
+    "TransferSettings",
     "default_instance", "describe", "knob", "load_settings", "quantity_value",
     "settings_from_mapping",
 ]

@@ -18,6 +18,7 @@ from kgahp.config.settings import (
     KubeSettings,
     LifecycleSettings,
     PodSettings,
+    ProvisionSettings,
     ServerSettings,
     Settings,
     TransferSettings,
@@ -32,6 +33,7 @@ SECTIONS: dict[str, type] = {
     "pod": PodSettings,
     "lifecycle": LifecycleSettings,
     "transfer": TransferSettings,
+    "provision": ProvisionSettings,
 }
 
 KNOBS: tuple[Knob, ...] = tuple(
@@ -88,6 +90,7 @@ def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = ""
         pod=pod,
         lifecycle=LifecycleSettings(**sections["lifecycle"]),
         transfer=transfer,
+        provision=ProvisionSettings(**sections["provision"]),
         condor_log_dir=condor_log_dir,
         user=user,
         schedd=schedd,
@@ -140,7 +143,7 @@ def load_settings(overrides: Optional[Mapping[str, str]] = None) -> Settings:
 def describe(settings: Settings) -> dict[str, Any]:
     """Flat view for `kgahp --show-config` and the log's first lines (nothing secret lives here)."""
     out: dict[str, Any] = {}
-    for section in ("kube", "server", "pod", "lifecycle", "transfer"):
+    for section in SECTIONS:
         obj = getattr(settings, section)
         for f in fields(obj):
             out[f"{section}.{f.name}"] = getattr(obj, f.name)

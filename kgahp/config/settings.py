@@ -24,6 +24,7 @@ from kgahp.config.parsers import (
     _reconcile_workers,
     _user_id,
 )
+from kgahp.config.provision import ProvisionSettings
 from kgahp.k8snames import LABEL_VALUE_MAX, label_fragment
 
 
@@ -318,6 +319,7 @@ class Settings:
     pod: PodSettings = field(default_factory=PodSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     transfer: TransferSettings = field(default_factory=TransferSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     condor_log_dir: str = ""     # HTCondor's $(LOG), for the default log file
     user: str = ""               # the account kgahp runs as (the job owner)
     schedd: str = ""             # the schedd this GAHP serves (SCHEDD_NAME, else FULL_HOSTNAME)
