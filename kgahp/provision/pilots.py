@@ -16,6 +16,8 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+import classad2
+
 from kgahp.config import Settings
 from kgahp.manifests import ANN_TRANSFER, assemble
 from kgahp.model import JobRequest
@@ -46,12 +48,10 @@ def selector(settings: Settings) -> dict[str, str]:
 
 
 def _classad_literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    """A Python value as ClassAd literal text (classad2 does the quoting and number format)."""
+    ad = classad2.ClassAd()
+    ad["v"] = value
+    return str(ad.lookup("v"))
 
 
 def startd_environment(shape: Shape, pod_name: str, noclaim_shutdown: int
