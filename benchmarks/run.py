@@ -175,7 +175,8 @@ def _kgahp_version(python: str) -> str:
         return f"? ({python} cannot import kgahp)"
     head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=False, timeout=30)
-    return f"{head.stdout.strip() or '?'} ({where})"
+    here = os.path.realpath(where) == os.path.realpath(str(REPO))
+    return f"{head.stdout.strip() or '?'} ({'this checkout' if here else where})"
 
 
 def run_phases(args: argparse.Namespace, bench: phases.Bench, target: ClusterTarget,
