@@ -454,8 +454,8 @@ def chart(results: dict[str, Any], path: str) -> str:
     lat.legend(fontsize=8)
     lat.grid(True, which="both", alpha=0.3)
     mem.plot(tracked, [r["rss_mb"] for r in rows], "o-", label="RSS after status")
-    mem.plot(tracked, [r["recovery"]["peak_rss_mb"] for r in rows], "s--",
-             label="peak RSS of the recovered kgahp")
+    mem.plot(tracked, [r.get("peak_rss_mb_end", math.nan) for r in rows], "s--",
+             label="peak RSS, recovered kgahp after the pod changes")
     mem.plot([10_000, 100_000], [150, 600], "kx", ms=8, label="targets (150, 600 MB)")
     mem.set_xscale("log")
     mem.set_xlabel("tracked jobs")
@@ -464,6 +464,10 @@ def chart(results: dict[str, Any], path: str) -> str:
     mem.set_ylim(bottom=0)
     mem.legend(fontsize=8)
     mem.grid(True, which="both", alpha=0.3)
+    for axes in (lat, mem):
+        axes.set_xticks(tracked)
+        axes.set_xticklabels([f"{t:,}" for t in tracked], fontsize=8)
+    mem.minorticks_off()
     meta = results["meta"]
     fig.suptitle(f"kgahp against tracked jobs - {meta['cores']} cores ({meta['cpu_model']}), "
                  f"{meta['date']}", fontsize=10)
