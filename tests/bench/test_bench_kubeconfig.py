@@ -66,7 +66,8 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
          "--context", "bench",
          "--image", "busybox:1.36", "--image-command", "/bin/sleep 600", "--jobs", "12",
          "--limit-jobs", "12", "--life-jobs", "3", "--rate-jobs", "45", "--retry-jobs", "5",
-         "--baseline-jobs", "0", "--paced-samples", "3", "--no-chart", "--out", str(out)],
+         "--baseline-jobs", "0", "--paced-samples", "3", "--scale", "0", "--no-chart",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=230, check=False)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]     # 1 = a target missed
     results = json.loads((out / "results.json").read_text())
