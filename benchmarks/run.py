@@ -104,11 +104,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--namespaces", type=int, default=0,
                         help="namespaces the scale tiers spread their jobs over (default: one "
                              "per 12,500 jobs, at least 4)")
-    parser.add_argument("--events", type=int, default=10_000,
+    parser.add_argument("--events", type=int, default=-1,
                         help="pods of each tier that change state within --events-window "
-                             "seconds (default 10000, at most the tier)")
-    parser.add_argument("--events-window", type=float, default=60.0,
-                        help="seconds over which those pods change state (default 60)")
+                             "seconds (default 10000, --quick 500; at most the tier)")
+    parser.add_argument("--events-window", type=float, default=0.0,
+                        help="seconds over which those pods change state (default 60, "
+                             "--quick 5)")
     parser.add_argument("--kgahp-python", default=sys.executable,
                         help="the Python that runs the benchmarked kgahp (another checkout's "
                              "venv, to compare versions on the same simulator and driver)")
@@ -129,6 +130,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     args.scale = sorted({t for t in tiers if t > 0})
     if not args.scale and "tiers" in args.phases:
         args.phases.remove("tiers")
+    if args.events < 0:
+        args.events = 500 if args.quick else 10_000
+    args.events_window = args.events_window or (5.0 if args.quick else 60.0)
     if args.quick:
         args.jobs = min(args.jobs, 500)
         args.life_jobs = args.life_jobs or 50
