@@ -15,6 +15,10 @@ TARGETS = {
 }
 
 
+# Issue 16's scale targets, checked at the tiers of these sizes when they ran:
+# tracked jobs -> (status p99 ms, recovery s, RSS MB).
+TIER_TARGETS = {10_000: (1.0, 3.0, 150.0), 100_000: (2.0, 20.0, 600.0)}
+
 LIMIT_TARGETS = {
     "submit_rate_vs_limit": 0.9,     # kgahp's submits/s over the bare client's, at least
     "cpu_per_submit_vs_limit": 1.3,  # kgahp's client CPU per pod over the bare client's, at most
@@ -73,6 +77,17 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
         out["submit_rate_vs_limit"] = _safe_ratio(out["submits_per_second"], lim["per_second"])
         out["cpu_per_submit_vs_limit"] = _safe_ratio(out["cpu_ms_per_submit"],
                                                      lim["cpu_ms_per_submit"])
+    for row in (results.get("tiers") or {}).get("tiers") or []:
+        n = row["tracked"]
+        if n in TIER_TARGETS:
+            rec = row["recovery"]
+            out[f"tier_{n}_status_p99_ms"] = row["isolated"]["p99_ms"]
+            out[f"tier_{n}_api_requests_per_status"] = row["burst"]["api_requests_per_status"]
+            out[f"tier_{n}_recovery_seconds"] = rec["sample_right_seconds"]
+            out[f"tier_{n}_recovery_requests"] = rec["api_requests"]
+            out[f"tier_{n}_recovery_requests_expected"] = rec["expected_requests"]
+            out[f"tier_{n}_recovery_wrong_answers"] = rec["wrong_answers"] + rec["unanswered"]
+            out[f"tier_{n}_rss_mb"] = row["rss_mb"]
     rate = results.get("rate_limit")
     if rate:
         out["rate_limit_max_in_1s"] = rate["max_in_1s"]
@@ -107,6 +122,17 @@ def verdicts(head: dict[str, Any]) -> dict[str, bool]:
         # the log's timestamps are taken around urlopen; 50 ms of slack for thread wake-ups
         out["retry_after_honoured"] = (head["min_wait_after_429"]
                                        >= head["retry_after_seconds"] - 0.05)
+    for n, (p99, recovery, rss) in TIER_TARGETS.items():
+        if f"tier_{n}_rss_mb" not in head:
+            continue
+        out[f"tier_{n}_status_p99_ms"] = head[f"tier_{n}_status_p99_ms"] <= p99
+        out[f"tier_{n}_api_requests_per_status"] = \
+            head[f"tier_{n}_api_requests_per_status"] == 0
+        out[f"tier_{n}_recovery_seconds"] = (head[f"tier_{n}_recovery_seconds"] <= recovery
+                                             and head[f"tier_{n}_recovery_wrong_answers"] == 0)
+        out[f"tier_{n}_recovery_requests"] = (head[f"tier_{n}_recovery_requests"]
+                                              <= head[f"tier_{n}_recovery_requests_expected"])
+        out[f"tier_{n}_rss_mb"] = head[f"tier_{n}_rss_mb"] <= rss
     return out
 
 
@@ -191,6 +217,15 @@ def table(results: dict[str, Any]) -> str:
         from benchmarks import tiers
 
         lines += ["", *tiers.table_lines(results["tiers"])]
+        for n, (p99, recovery, rss) in TIER_TARGETS.items():
+            if f"tier_{n}_rss_mb" in head:
+                lines.append(
+                    f"targets at {n:,}: status p99 <= {p99:g} ms "
+                    f"[{mark[ok[f'tier_{n}_status_p99_ms']]}], 0 API requests per status "
+                    f"[{mark[ok[f'tier_{n}_api_requests_per_status']]}], recovery <= "
+                    f"{recovery:g} s [{mark[ok[f'tier_{n}_recovery_seconds']]}], recovery "
+                    f"requests <= pages + watches [{mark[ok[f'tier_{n}_recovery_requests']]}], "
+                    f"RSS <= {rss:g} MB [{mark[ok[f'tier_{n}_rss_mb']]}]")
     return "\n".join(lines)
 
 
