@@ -33,7 +33,7 @@ from typing import Any, Optional
 from benchmarks import procstat, reqlog
 from benchmarks.gahpclient import BenchDriver, job_ad, pipeline, status_requests
 from benchmarks.measure import evenly, summary_ms
-from benchmarks.phases import DEFAULT_API, FAST_API, Bench, _status_burst, _status_isolated
+from benchmarks.phases import DEFAULT_API, FAST_API, Bench, status_burst, status_isolated
 from benchmarks.simproc import SimProcess
 from benchmarks.target import ClusterTarget, SimTarget
 from kgahp.model import COMPLETED, RUNNING
@@ -336,8 +336,8 @@ def tier(bench: Bench, jobs: int, namespaces: Sequence[str], event_count: int,
     try:
         say(f"  status at {jobs:,} tracked jobs")
         time.sleep(1.0)
-        out["isolated"] = _status_isolated(bench, first, job_ids, min(500, jobs))
-        out["burst"] = _status_burst(bench, NAME, first, job_ids, min(5000, jobs))
+        out["isolated"] = status_isolated(bench, first, job_ids, min(500, jobs))
+        out["burst"] = status_burst(bench, NAME, first, job_ids, min(5000, jobs))
         mem = procstat.sample(first.pid)
         out["rss_mb"], out["peak_rss_mb"] = mem.rss_bytes / 2**20, mem.peak_rss_bytes / 2**20
         say(f"  SIGKILL kgahp; recovery of {jobs:,} jobs")
