@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -430,21 +431,41 @@ def table_lines(data: dict[str, Any]) -> list[str]:
 
 
 def chart(results: dict[str, Any], path: str) -> str:
-    """Status latency (p50/p99) and kgahp's RSS against tracked jobs, from the tiers."""
+    """Status latency (p50/p99) and kgahp's RSS against tracked jobs, from one run's tiers."""
+    return chart_runs([results], path)
+
+
+def _series(runs: Sequence[dict[str, Any]], get: Any) -> tuple[list[int], list[float],
+                                                                 list[list[float]]]:
+    """Tracked jobs, the median over the runs and its distance to the lowest and highest."""
+    by_tier: dict[int, list[float]] = {}
+    for run in runs:
+        for row in run["tiers"]["tiers"]:
+            by_tier.setdefault(row["tracked"], []).append(float(get(row)))
+    tracked = sorted(by_tier)
+    mid = [statistics.median(by_tier[t]) for t in tracked]
+    err = [[m - min(by_tier[t]) for t, m in zip(tracked, mid)],
+           [max(by_tier[t]) - m for t, m in zip(tracked, mid)]]
+    return tracked, mid, err
+
+
+def chart_runs(runs: Sequence[dict[str, Any]], path: str) -> str:
+    """The chart of one or more runs: medians, with the lowest and highest as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = results["tiers"]["tiers"]
-    tracked = [r["tracked"] for r in rows]
+    several = len(runs) > 1
     fig, (lat, mem) = plt.subplots(1, 2, figsize=(11, 4.4))
-    lat.plot(tracked, [r["isolated"]["p50_ms"] for r in rows], "o-", label="p50, one at a time")
-    lat.plot(tracked, [r["isolated"]["p99_ms"] for r in rows], "o-", label="p99, one at a time")
-    lat.plot(tracked, [r["burst"]["p50_ms"] for r in rows], "s--",
-             label="p50, 50 in flight")
-    lat.plot(tracked, [r["burst"]["p99_ms"] for r in rows], "s--",
-             label="p99, 50 in flight")
+    for label, get, style in (
+            ("p50, one at a time", lambda r: r["isolated"]["p50_ms"], "o-"),
+            ("p99, one at a time", lambda r: r["isolated"]["p99_ms"], "o-"),
+            ("p50, 50 in flight", lambda r: r["burst"]["p50_ms"], "s--"),
+            ("p99, 50 in flight", lambda r: r["burst"]["p99_ms"], "s--")):
+        tracked, mid, err = _series(runs, get)
+        lat.errorbar(tracked, mid, yerr=err if several else None, fmt=style, capsize=3,
+                     label=label)
     lat.plot([10_000, 100_000], [1.0, 2.0], "kx", ms=8, label="targets p99 (1 ms, 2 ms)")
     lat.set_xscale("log")
     lat.set_yscale("log")
@@ -453,9 +474,13 @@ def chart(results: dict[str, Any], path: str) -> str:
     lat.set_title("status (0 API requests each)", fontsize=10)
     lat.legend(fontsize=8)
     lat.grid(True, which="both", alpha=0.3)
-    mem.plot(tracked, [r["rss_mb"] for r in rows], "o-", label="RSS after status")
-    mem.plot(tracked, [r.get("peak_rss_mb_end", math.nan) for r in rows], "s--",
-             label="peak RSS, recovered kgahp after the pod changes")
+    for label, get, style in (
+            ("RSS after status", lambda r: r["rss_mb"], "o-"),
+            ("peak RSS, recovered kgahp after the pod changes",
+             lambda r: r.get("peak_rss_mb_end", math.nan), "s--")):
+        tracked, mid, err = _series(runs, get)
+        mem.errorbar(tracked, mid, yerr=err if several else None, fmt=style, capsize=3,
+                     label=label)
     mem.plot([10_000, 100_000], [150, 600], "kx", ms=8, label="targets (150, 600 MB)")
     mem.set_xscale("log")
     mem.set_xlabel("tracked jobs")
@@ -468,9 +493,10 @@ def chart(results: dict[str, Any], path: str) -> str:
         axes.set_xticks(tracked)
         axes.set_xticklabels([f"{t:,}" for t in tracked], fontsize=8)
     mem.minorticks_off()
-    meta = results["meta"]
+    meta = runs[-1]["meta"]
+    what = f"median of {len(runs)} runs (bars: lowest, highest)" if several else meta["date"]
     fig.suptitle(f"kgahp against tracked jobs - {meta['cores']} cores ({meta['cpu_model']}), "
-                 f"{meta['date']}", fontsize=10)
+                 f"{what}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     if path.endswith(".png"):
