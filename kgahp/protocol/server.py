@@ -43,6 +43,7 @@ __all__ = ["COMMAND_NAMES", "INTERNAL_ERROR", "GahpServer", "Handlers", "banner"
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 2.0
+_ACCEPTED = replies.success()          # `S`: the immediate answer to every accepted request
 
 
 # --- the server
@@ -263,7 +264,7 @@ class GahpServer:
                 self._write(replies.threads_limit())
                 return
             pool.outstanding += 1
-            self._write(replies.success())
+            self._write(_ACCEPTED)
         started = time.monotonic()
 
         def task() -> None:
