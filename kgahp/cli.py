@@ -12,12 +12,15 @@ kgahp [--version | --help]           run the GAHP server (what KUBERNETES_GAHP s
 kgahp sim [options]                  run the simulated Kubernetes cluster
 kgahp render [AD_FILE|-] [options]   print the pod and Secrets a submit ad becomes
 kgahp demo                           run a few jobs through kgahp on the simulated cluster
+kgahp demo --pilots                  pilots on demand (kgahp provision) on the simulated cluster
 kgahp status [options]               list the pods kgahp manages and their job status
 kgahp show-config                    print every KGAHP_ knob and its value
 kgahp show-config --markdown         print the knob reference (docs/configuration.md)
 kgahp show-config --snippet          print condor_config.d/50-kgahp.conf
 kgahp show-config --write-docs DIR   rewrite both of those files in the checkout DIR
 kgahp check [--user U] [--json]      check the install, knobs, credentials, RBAC, namespaces
+kgahp provision [--once] [--dry-run] [--jobs FILE] [--startds FILE] [--shapes FILE]
+                                     start pilot pods for idle jobs (pilots on demand)
 """
 
 
@@ -135,6 +138,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from kgahp.render import main as render_main
 
         return render_main(rest)
+    if command == "demo" and rest[:1] == ["--pilots"]:
+        from kgahp.provision.demo import main as pilots_demo
+
+        return pilots_demo(rest[1:])
     if command == "demo":
         from kgahp.demo import main as demo_main
 
@@ -149,5 +156,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         from kgahp.check import main as check_main
 
         return check_main(rest)
+    if command == "provision":
+        from kgahp.provision.cli import main as provision_main
+
+        return provision_main(rest)
     print(f"kgahp: unknown command {command!r}\n\n{USAGE}", file=sys.stderr, end="")
     return 2

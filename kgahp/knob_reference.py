@@ -40,6 +40,7 @@ SECTION_TITLES: dict[str, str] = {
     "pod": "Pods, resources and policy",
     "lifecycle": "Job states and timing",
     "transfer": "Files and credentials",
+    "provision": "Pilots on demand (kgahp provision)",
 }
 REFERENCE_FILES = ("docs/configuration.md", "condor_config.d/50-kgahp.conf")
 REGENERATE_COMMAND = "kgahp show-config --write-docs ."
@@ -83,9 +84,9 @@ def knobs_markdown() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "<!-- Generated from KNOBS in kgahp/config.py: do not edit by hand. After changing a knob,",
-        f"     run `{REGENERATE_COMMAND}` in the checkout (it rewrites this page and",
-        "     condor_config.d/50-kgahp.conf). -->",
+        "<!-- Generated from the knob fields in kgahp/config/settings.py: do not edit by hand.",
+        f"     After changing a knob, run `{REGENERATE_COMMAND}` in the checkout (it",
+        "     rewrites this page and condor_config.d/50-kgahp.conf). -->",
         "",
         *_REFERENCE_INTRO.format(count=len(KNOBS), prefix=PREFIX).splitlines(),
     ]

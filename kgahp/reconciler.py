@@ -21,13 +21,11 @@ import time
 from typing import Callable, Optional
 
 from kgahp import lifecycle
-from kgahp.codes import HoldCode
-from kgahp.errors import KgahpError, TransientApiError
-from kgahp.jobad import parse_submit_ad
-from kgahp.model import HELD, IDLE, REMOVED, RUNNING, JobState
+from kgahp.model import IDLE, REMOVED, RUNNING, JobState
 from kgahp.mounts import MountChecks
-from kgahp.podactions import PodActions, RetryLater, attempt_of, is_active, meta, phase
+from kgahp.podactions import PodActions, RetryLater, attempt_of, meta, phase
 from kgahp.podspec import build, names
+from kgahp.recreation import recreate
 from kgahp.store import JobRecord
 from kgahp.workqueue import WorkQueue
 
@@ -352,55 +350,7 @@ class Reconciler:
         with self._pending_guard:
             self._recreating.add((namespace, job))
         try:
-            self._recreate(namespace, job, pod)
+            recreate(self.actions, namespace, job, pod, record_final=self._record_final)
         finally:
             with self._pending_guard:
                 self._recreating.discard((namespace, job))
-
-    def _recreate(self, namespace: str, job: str, old: Optional[dict]) -> None:
-        with self.actions.lock_for(job):
-            rec = self.store.get(job)
-            if rec is None or rec.cancelled or rec.final is not None:
-                return
-            attempt, restarts = rec.attempt + 1, rec.restarts + 1
-            if old is not None and attempt_of(old) != rec.attempt:
-                if attempt_of(old) > rec.attempt or any(
-                        attempt_of(p) == rec.attempt
-                        for p in self.cache.pods_for_job(namespace, job)):
-                    return   # already recreated
-                # a recreation was recorded but its pod never seen (the instance died around
-                # the create): make it now, under the recorded name, so a late one collides
-                attempt, restarts = rec.attempt, rec.restarts
-            if not rec.ad:
-                self._record_final(namespace, job, rec.attempt, JobState(
-                    REMOVED, remove_reason=f"pod of job {namespace}/{job} was lost and its "
-                    f"submit ad is not known here, so it cannot be created again"),
-                    "lost, not recreatable")
-                return
-            if old is None:
-                # "vanished" came from the cache or one read; a second pod is a worse mistake
-                # than a late answer, so ask the API once more before making one
-                pods, _ = self.actions.kube.list_pods(namespace, self.actions.job_selector(job))
-                live = sorted((p for p in pods if is_active(p)), key=attempt_of)
-                if live:
-                    log.info("job %s/%s: pod %s is there after all; not recreating",
-                             namespace, job, meta(live[-1]).get("name"))
-                    self.cache.note(live[-1])
-                    if attempt_of(live[-1]) != rec.attempt:
-                        self.store.update(job, attempt=attempt_of(live[-1]),
-                                          restarts=lifecycle.restarts_of(live[-1]))
-                    return
-            try:
-                req = parse_submit_ad(rec.ad)
-                self.actions.create_attempt(req, rec.ad, namespace, job, attempt,
-                                            restarts=restarts)
-            except TransientApiError:
-                raise   # the work queue tries again, backing off
-            except KgahpError as exc:
-                self._record_final(namespace, job, rec.attempt, JobState(
-                    HELD, hold_code=HoldCode.SystemPolicy, hold_subcode=0,
-                    hold_reason=f"pod for job {namespace}/{job} was lost and could not be "
-                                f"created again: {exc}"), "not recreatable")
-        if old is not None:
-            self.actions.delete_pod(old)
-        log.info("recreated job %s/%s after a disruption", namespace, job)

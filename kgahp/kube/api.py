@@ -16,11 +16,12 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException, RESTResponse
 from kubernetes.watch.watch import iter_resp_lines
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_delay
+from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from kgahp.config import KubeSettings
-from kgahp.errors import ApiError, NotFoundError, TransientApiError, api_error
+from kgahp.errors import NotFoundError
 from kgahp.kube.credentials import reauthenticator_of
+from kgahp.kube.failures import Backoff, is_transient, translate
 from kgahp.kube.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -28,63 +29,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
-
-
-def _status_message(exc: ApiException) -> tuple[str, str]:
-    """(message, reason) from a Kubernetes Status body, falling back to the HTTP reason."""
-    body = exc.body
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    if body:
-        try:
-            status = json.loads(body)
-            if isinstance(status, dict) and status.get("message"):
-                return str(status["message"]), str(status.get("reason") or "")
-        except ValueError:
-            pass
-    return str(exc.reason or f"HTTP {exc.status}"), str(exc.reason or "")
-
-
-def _retry_after(exc: ApiException) -> Optional[float]:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def translate(exc: BaseException, what: str) -> ApiError:
-    """Turn a client/urllib3 exception into kgahp's typed error with a readable sentence."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, ApiException):
-        message, reason = _status_message(exc)
-        status = int(exc.status or 0)
-        retry_after = _retry_after(exc) if status not in (404, 409) else None
-        return api_error(f"{what}: {message}", status, reason, retry_after)
-    # connection refused/reset, timeouts, protocol errors: all transient
-    detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-    return TransientApiError(f"{what}: Kubernetes API unreachable ({detail})", 0, "Unreachable")
-
-
-class _Wait:
-    """Exponential backoff with a floor of the server's Retry-After (never faster than asked)."""
-
-    def __init__(self, initial: float = 0.2, maximum: float = 10.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-
-    def __call__(self, state: RetryCallState) -> float:
-        backoff = min(self.maximum, self.initial * (2 ** (state.attempt_number - 1)))
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ApiError) and exc.retry_after:
-            return max(backoff, exc.retry_after)
-        return backoff
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, TransientApiError)
 
 
 class Kube:
@@ -139,8 +83,8 @@ class Kube:
             return self._once(what, fn, secret)
         retrying = Retrying(
             stop=stop_after_delay(self.retry_deadline if deadline is None else deadline),
-            wait=_Wait(),
-            retry=retry_if_exception(_is_transient),
+            wait=Backoff(),
+            retry=retry_if_exception(is_transient),
             reraise=True,
             before_sleep=lambda s: log.warning(
                 "%s failed (%s); retrying", what,

@@ -1,15 +1,12 @@
-"""deploy/: every object is what a v1.36 API server accepts (its recorded OpenAPI v2 schema),
-the Role grants what kgahp uses, examples/queues.yaml names nothing deploy/ lacks, and applied to
-the simulator the objects make `kgahp check` pass for the examples where the simulator can tell."""
+"""deploy/ beyond its schemas (tests/deploy validates those): the Role grants what kgahp uses,
+examples/queues.yaml names nothing deploy/ lacks, and applied to the simulator the objects make
+`kgahp check` pass for the examples where the simulator can tell."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
@@ -23,8 +20,6 @@ from kgahp.podspec import load_templates
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 EXAMPLES = REPO / "examples"
-OPENAPI_V2 = REPO / "tests" / "data" / "k8s-recordings-v1.36" / "26d-openapi-v2.body.json.gz"
-KUEUE_KINDS = {"ResourceFlavor", "ClusterQueue", "LocalQueue"}
 
 
 def _documents() -> list[tuple[str, dict[str, Any]]]:
@@ -37,90 +32,6 @@ def _documents() -> list[tuple[str, dict[str, Any]]]:
 
 
 DOCS = _documents()
-
-
-@pytest.fixture(scope="module")
-def definitions() -> dict[str, Any]:
-    with gzip.open(OPENAPI_V2) as handle:
-        return dict(json.load(handle)["definitions"])
-
-
-def _definition_for(definitions: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
-    group, _, version = doc["apiVersion"].rpartition("/")
-    for schema in definitions.values():
-        for gvk in schema.get("x-kubernetes-group-version-kind") or []:
-            if (gvk["group"], gvk["version"], gvk["kind"]) == (group, version, doc["kind"]):
-                return dict(schema)
-    raise AssertionError(f"no {doc['apiVersion']} {doc['kind']} in the v1.36 API")
-
-
-_TYPES: dict[str, Any] = {"string": str, "integer": int, "boolean": bool, "object": dict,
-                          "array": list, "number": (int, float)}
-
-
-def schema_errors(value: Any, schema: dict[str, Any], definitions: dict[str, Any],
-                  where: str) -> list[str]:
-    """What a strict (kubectl --validate=strict) client finds wrong with `value`."""
-    if "$ref" in schema:
-        schema = definitions[schema["$ref"].rsplit("/", 1)[-1]]
-    if schema.get("format") == "int-or-string":
-        return [] if isinstance(value, (int, str)) else [f"{where}: not int-or-string"]
-    kind = schema.get("type")
-    if kind == "string" and schema.get("format") in ("byte", "date-time"):
-        return [] if isinstance(value, str) else [f"{where}: not a string"]
-    if kind is None and "properties" not in schema:
-        return []       # Quantity, RawExtension, ...: anything goes at this level
-    expected = _TYPES.get(kind or "object", object)
-    if not isinstance(value, expected) or (kind == "integer" and isinstance(value, bool)):
-        return [f"{where}: expected {kind}, got {type(value).__name__}"]
-    errors: list[str] = []
-    if isinstance(value, dict):
-        props = schema.get("properties")
-        for key in schema.get("required") or []:
-            if key not in value:
-                errors.append(f"{where}: missing required field {key!r}")
-        for key, item in value.items():
-            if props is not None and key in props:
-                errors += schema_errors(item, props[key], definitions, f"{where}.{key}")
-            elif isinstance(schema.get("additionalProperties"), dict):
-                errors += schema_errors(item, schema["additionalProperties"], definitions,
-                                        f"{where}.{key}")
-            elif props is not None:
-                errors.append(f"{where}: unknown field {key!r}")
-    elif isinstance(value, list) and "items" in schema:
-        for index, item in enumerate(value):
-            errors += schema_errors(item, schema["items"], definitions, f"{where}[{index}]")
-    return errors
-
-
-def test_validator_finds_what_a_strict_client_finds(definitions: dict[str, Any]) -> None:
-    pc = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-          "metadata": {"name": "x"}, "value": "high", "preemption": "Never"}
-    errors = schema_errors(pc, _definition_for(definitions, pc), definitions, "PriorityClass")
-    assert errors == ["PriorityClass.value: expected integer, got str",
-                      "PriorityClass: unknown field 'preemption'"]
-    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-               "metadata": {"name": "x"}}
-    assert schema_errors(binding, _definition_for(definitions, binding), definitions,
-                         "rb") == ["rb: missing required field 'roleRef'"]
-
-
-@pytest.mark.parametrize("source,doc", [d for d in DOCS if d[1]["kind"] not in KUEUE_KINDS],
-                         ids=lambda d: d if isinstance(d, str) else d["metadata"]["name"])
-def test_objects_match_the_v136_schema(source: str, doc: dict[str, Any],
-                                       definitions: dict[str, Any]) -> None:
-    assert schema_errors(doc, _definition_for(definitions, doc), definitions, doc["kind"]) == []
-
-
-def test_kueue_objects_have_their_required_fields() -> None:
-    kueue = {d["kind"]: d for _, d in DOCS if d["kind"] in KUEUE_KINDS}
-    assert set(kueue) == KUEUE_KINDS
-    assert all(d["apiVersion"] == "kueue.x-k8s.io/v1beta1" for d in kueue.values())
-    local = kueue["LocalQueue"]
-    assert local["spec"]["clusterQueue"] == kueue["ClusterQueue"]["metadata"]["name"]
-    flavors = {f["name"] for g in kueue["ClusterQueue"]["spec"]["resourceGroups"]
-               for f in g["flavors"]}
-    assert flavors == {kueue["ResourceFlavor"]["metadata"]["name"]}
 
 
 def test_role_grants_every_verb_kgahp_uses() -> None:

@@ -1,5 +1,6 @@
 """The knob reference (docs/configuration.md) and the shipped config snippet
-(condor_config.d/50-kgahp.conf) are generated from KNOBS in kgahp/config.py and may not drift.
+(condor_config.d/50-kgahp.conf) are generated from the knob fields in
+kgahp/config/settings.py and may not drift.
 
 When a knob is added, changed or removed, these fail and name the one command that rewrites
 both files."""

@@ -86,9 +86,12 @@ def test_compaction_forces_a_relist_and_the_cache_stays_right(sim):
         assert cache.wait_synced(10)
         lists = sim.stats.count(verb="list", resource="pods")
         sim.compact()                        # every older resourceVersion now gets 410
+        # Nothing changes until the watch comes back (watch_timeout=1) from its old
+        # resourceVersion: a pod created now would arrive on the open watch and move that
+        # resourceVersion past the compaction, and no 410 (so no relist) would follow.
+        _until(lambda: sim.stats.count(verb="list", resource="pods") > lists)
         kube.create_pod("default", _pod("b-0", "b"))
         _until(lambda: cache.get("default", "b-0") is not None)
-        _until(lambda: sim.stats.count(verb="list", resource="pods") > lists)
     finally:
         cache.stop()
 

@@ -1,198 +1,32 @@
-"""kgahp's knobs, read once from HTCondor's configuration and passed down as frozen dataclasses.
-
-Every knob is `KGAHP_<NAME>` in HTCondor's configuration, so `condor_config_val KGAHP_NAMESPACE`
-shows it and `_CONDOR_KGAHP_NAMESPACE=...` in the environment overrides it. Each knob is declared
-once, as a field of one of the section dataclasses below (`knob(...)`: its name, its default as
-written in a config file, its meaning and the parser that turns the text into the field's value).
-`KNOBS` and `show-config` are derived from those fields, and so are
-`condor_config.d/50-kgahp.conf` and `docs/configuration.md` (kgahp.knob_reference; `kgahp
-show-config --write-docs .` in a checkout rewrites both files; tests/docs checks they agree).
+"""The settings: one frozen dataclass per section, one field per knob (each declared here once,
+with `knob(...)`), and `Settings`, which holds the sections and what kgahp derives from them.
 """
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import os
-import re
-import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Optional
+from dataclasses import dataclass, field
+from typing import Optional
 
-from kgahp.errors import ConfigError
-from kgahp.k8snames import LABEL_VALUE_MAX, is_label_value, is_qualified_name, label_fragment
+from kgahp.config.knob import knob
+from kgahp.config.parsers import (
+    GpuMode,
+    _cpu_quantity,
+    _csv,
+    _env_pairs,
+    _extended_resource,
+    _gpu_modes,
+    _group_id,
+    _log_level,
+    _lower,
+    _memory_quantity,
+    _reconcile_workers,
+    _user_id,
+)
+from kgahp.config.provision import ProvisionSettings
+from kgahp.k8snames import LABEL_VALUE_MAX, label_fragment
 
-PREFIX = "KGAHP_"
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One knob: `name` without the prefix, `default` as written in a config file, `help` its
-    meaning; `parse` turns the text into the settings field's value, `choices` limit it.
-    `section` and `attr` say which settings field it fills (set when KNOBS is derived)."""
-
-    name: str
-    default: str
-    help: str
-    parse: Callable[[str], Any] = str
-    choices: tuple[str, ...] = ()
-    section: str = ""
-    attr: str = ""
-
-
-_KNOB = "kgahp.knob"    # the dataclass field metadata key that holds a field's Knob
-
-
-def knob(name: str, default: str, help: str, *, parse: Callable[[str], Any] = str,
-         choices: tuple[str, ...] = ()) -> Any:
-    """A settings field that is the knob KGAHP_<name>; its value when the knob is unset is
-    `parse(default)`, so the default is written once, as an admin would write it."""
-    return field(default=parse(default),
-                 metadata={_KNOB: Knob(name, default, help, parse, choices)})
-
-
-# --- parsers: the text of a knob -> the value of its field (ValueError names the problem)
-
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in value.replace(";", ",").split(",") if p.strip())
-
-
-def _lower(value: str) -> str:
-    return value.strip().lower()
-
-
-def _reconcile_workers(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= 256:
-        raise ValueError("must be between 1 and 256")
-    return number
-
-
-def _log_level(value: str) -> str:
-    return value.strip().upper() or "INFO"
-
-
-def _extended_resource(value: str) -> str:
-    """An extended resource name: domain/name outside kubernetes.io, so never cpu or memory."""
-    value = value.strip()
-    if not value:
-        return ""
-    domain = value.rpartition("/")[0]
-    if not domain or not is_qualified_name(value):
-        raise ValueError(f"{value!r} is not an extended resource name such as vendor.com/device")
-    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
-        raise ValueError(f"{value!r} is in the kubernetes.io domain, not an extended resource")
-    return value
-
-
-# A Kubernetes quantity as an admin writes one for cpu or memory: 100m, 0.5, 64Mi, 1G
-_QUANTITY = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?")
-
-
-_SCALE = {None: 1, "m": 0.001, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10,
-          "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-
-
-def quantity_value(value: str) -> float:
-    """A quantity accepted by `_quantity` as a number (cores or bytes)."""
-    match = _QUANTITY.fullmatch(value.strip())
-    if match is None:
-        raise ValueError(f"{value!r} is not a quantity")
-    return float(match.group(1)) * _SCALE[match.group(3)]
-
-
-def _quantity(value: str, what: str) -> str:
-    value = value.strip()
-    if not _QUANTITY.fullmatch(value):
-        raise ValueError(f"not a Kubernetes {what} quantity such as "
-                         f"{'100m' if what == 'cpu' else '64Mi'}")
-    return value
-
-
-def _cpu_quantity(value: str) -> str:
-    return _quantity(value, "cpu")
-
-
-def _memory_quantity(value: str) -> str:
-    return _quantity(value, "memory")
-
-
-GPU_MODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")   # also what GPUMode may hold
-
-
-@dataclass(frozen=True)
-class GpuMode:
-    """One KGAHP_GPU_MODES entry: what a job's GPUMode turns into."""
-
-    name: str                                         # lower-case mode name
-    resource: str = ""                                # "" = KGAHP_GPU_RESOURCE
-    node_selector: tuple[tuple[str, str], ...] = ()   # admin's label=value pairs
-
-
-def _gpu_modes(value: str) -> tuple[GpuMode, ...]:
-    """`MODE:RESOURCE[:LABEL=VALUE...]` entries separated by spaces or commas."""
-    modes: list[GpuMode] = []
-    for entry in value.replace(",", " ").split():
-        name, _, rest = entry.partition(":")
-        if not GPU_MODE_NAME.fullmatch(name):
-            raise ValueError(f"entry {entry!r}: the mode must be a short name "
-                             "(letters, digits, '_', '-', '.')")
-        if any(m.name == name.lower() for m in modes):
-            raise ValueError(f"mode {name!r} is listed twice")
-        resource, *selectors = rest.split(":") if rest else [""]
-        pairs: list[tuple[str, str]] = []
-        for selector in selectors:
-            key, equals, label = selector.partition("=")
-            if not (equals and is_qualified_name(key) and is_label_value(label)):
-                raise ValueError(f"entry {entry!r}: {selector!r} is not a node selector "
-                                 "LABEL=VALUE")
-            pairs.append((key, label))
-        modes.append(GpuMode(name.lower(), _extended_resource(resource) if resource else "",
-                             tuple(pairs)))
-    return tuple(modes)
-
-
-def _env_pairs(value: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in value.split(";"):
-        item = item.strip()
-        if not item:
-            continue
-        if "=" not in item:
-            raise ConfigError(f"{PREFIX}ENVIRONMENT entry {item!r} is not NAME=VALUE")
-        name, _, val = item.partition("=")
-        pairs.append((name.strip(), val))
-    return tuple(pairs)
-
-
-def _numeric_id(value: str, knob: str) -> Optional[int]:
-    """A non-root numeric user or group id; 'image' (HTCondor cannot say empty when the
-    default is not) = None: kgahp sets none."""
-    if value.strip().lower() in ("", "image"):
-        return None
-    if value.strip().lower() == "owner":
-        number = os.getuid() if knob == "RUN_AS_USER" else os.getgid()
-        if number == 0:
-            raise ValueError("the GAHP runs as root, so 'owner' would be root; set a number")
-        return number
-    number = int(value)
-    if number == 0:
-        raise ValueError(f"0 is root; set {PREFIX}{knob} = image to let the image decide")
-    if not 0 < number <= 2**31 - 1:
-        raise ValueError("must be between 1 and 2147483647")
-    return number
-
-
-def _user_id(value: str) -> Optional[int]:
-    return _numeric_id(value, "RUN_AS_USER")
-
-
-def _group_id(value: str) -> Optional[int]:
-    return _numeric_id(value, "RUN_AS_GROUP")
-
-
-# --- the settings: one frozen dataclass per section, one field per knob
 
 @dataclass(frozen=True)
 class KubeSettings:
@@ -485,6 +319,7 @@ class Settings:
     pod: PodSettings = field(default_factory=PodSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     transfer: TransferSettings = field(default_factory=TransferSettings)
+    provision: ProvisionSettings = field(default_factory=ProvisionSettings)
     condor_log_dir: str = ""     # HTCondor's $(LOG), for the default log file
     user: str = ""               # the account kgahp runs as (the job owner)
     schedd: str = ""             # the schedd this GAHP serves (SCHEDD_NAME, else FULL_HOSTNAME)
@@ -531,126 +366,3 @@ def default_instance(user: str, schedd: str) -> str:
     digest = hashlib.sha256(schedd.encode("utf-8", "replace")).hexdigest()[:8]
     head = label_fragment(owner, LABEL_VALUE_MAX - len(digest) - 1)
     return f"{head}-{digest}" if head else digest
-
-
-# --- the knob list, derived from the fields above
-
-SECTIONS: dict[str, type] = {
-    "kube": KubeSettings,
-    "server": ServerSettings,
-    "pod": PodSettings,
-    "lifecycle": LifecycleSettings,
-    "transfer": TransferSettings,
-}
-
-KNOBS: tuple[Knob, ...] = tuple(
-    replace(f.metadata[_KNOB], section=section, attr=f.name)
-    for section, cls in SECTIONS.items() for f in fields(cls) if _KNOB in f.metadata)
-
-
-def settings_from_mapping(values: Mapping[str, str], *, condor_log_dir: str = "",
-                          user: str = "", schedd: str = "") -> Settings:
-    """Build Settings from `{knob name without prefix: text}`; missing knobs take defaults.
-
-    Raises ConfigError naming the knob when a value cannot be used.
-    """
-    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    for spec in KNOBS:
-        name = spec.name
-        raw = values.get(name)
-        if raw is None:
-            raw = spec.default
-        raw = str(raw).strip()
-        try:
-            value = spec.parse(raw)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{PREFIX}{name} = {raw!r} is not valid: {exc}") from None
-        if spec.choices and value not in spec.choices:
-            raise ConfigError(
-                f"{PREFIX}{name} = {raw!r} is not one of {', '.join(spec.choices)}")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise ConfigError(f"{PREFIX}{name} = {raw!r} must not be negative")
-        sections[spec.section][spec.attr] = value
-    if (sections["transfer"]["mode"] == "shared" and values.get("RUN_AS_USER") is None
-            and os.getuid() != 0):
-        # files on the shared volume belong to the job owner: the job runs as the owner
-        sections["pod"]["run_as_user"] = os.getuid()
-        if values.get("RUN_AS_GROUP") is None:
-            sections["pod"]["run_as_group"] = os.getgid()
-    pod = PodSettings(**sections["pod"])
-    gpu_resources = {pod.gpu_resource} | {m.resource for m in pod.gpu_modes}
-    if pod.mic_resource and pod.mic_resource in gpu_resources:
-        raise ConfigError(f"{PREFIX}MIC_RESOURCE = {pod.mic_resource!r} is also a GPU resource "
-                          f"({PREFIX}GPU_RESOURCE or {PREFIX}GPU_MODES): MIC cards need their own")
-    transfer = TransferSettings(**sections["transfer"])
-    for resource in ("cpu", "memory"):
-        request = getattr(transfer, f"helper_{resource}_request")
-        limit = getattr(transfer, f"helper_{resource}_limit")
-        if quantity_value(request) > quantity_value(limit):
-            raise ConfigError(f"{PREFIX}HELPER_{resource.upper()}_REQUEST = {request} is more "
-                              f"than {PREFIX}HELPER_{resource.upper()}_LIMIT = {limit}")
-    if transfer.mode == "shared" and not transfer.shared_volume:
-        raise ConfigError(f"{PREFIX}TRANSFER_MODE = shared needs {PREFIX}SHARED_VOLUME")
-    return Settings(
-        kube=KubeSettings(**sections["kube"]),
-        server=ServerSettings(**sections["server"]),
-        pod=pod,
-        lifecycle=LifecycleSettings(**sections["lifecycle"]),
-        transfer=transfer,
-        condor_log_dir=condor_log_dir,
-        user=user,
-        schedd=schedd,
-    )
-
-
-def _current_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers): fall back to the uid
-        return str(os.getuid())
-
-
-def load_settings(overrides: Optional[Mapping[str, str]] = None) -> Settings:
-    """Read every KGAHP_ knob through HTCondor's configuration (htcondor2.param).
-
-    `overrides` (knob name without prefix -> text) win over the configuration; the CLI uses them.
-    Without a readable HTCondor configuration the defaults apply, as do `_CONDOR_KGAHP_*`
-    environment variables (HTCondor's own override rule).
-    """
-    values: dict[str, str] = {}
-    log_dir = ""
-    schedd = ""
-    try:
-        import htcondor2
-
-        param = htcondor2.param
-        for knob in KNOBS:
-            v = param.get(PREFIX + knob.name)
-            if v is not None:
-                values[knob.name] = str(v)
-        log_dir = str(param.get("LOG") or "")
-        # the schedd whose gridmanager runs this GAHP: its configured name, else the host's
-        schedd = str(param.get("SCHEDD_NAME") or param.get("FULL_HOSTNAME") or "")
-    except Exception:  # htcondor2 without any config file: env overrides still count
-        for knob in KNOBS:
-            v = os.environ.get(f"_CONDOR_{PREFIX}{knob.name}")
-            if v is not None:
-                values[knob.name] = v
-        schedd = os.environ.get("_CONDOR_SCHEDD_NAME", "")
-    if not schedd:
-        schedd = socket.getfqdn()
-    if log_dir and not os.path.isdir(log_dir):
-        log_dir = ""
-    values.update(overrides or {})
-    return settings_from_mapping(values, condor_log_dir=log_dir, user=_current_user(),
-                                 schedd=schedd)
-
-
-def describe(settings: Settings) -> dict[str, Any]:
-    """Flat view for `kgahp --show-config` and the log's first lines (nothing secret lives here)."""
-    out: dict[str, Any] = {}
-    for section in ("kube", "server", "pod", "lifecycle", "transfer"):
-        obj = getattr(settings, section)
-        for f in fields(obj):
-            out[f"{section}.{f.name}"] = getattr(obj, f.name)
-    return out
