@@ -14,7 +14,10 @@ from typing import Any, Union
 
 import orjson
 
-_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS
+# Keys that are not strings become strings, as `json` makes them; dataclasses and datetimes,
+# which orjson would encode but `json` refuses, go to `json` (and are refused, as before).
+_DUMP_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
+                 | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def loads(data: Union[bytes, bytearray, memoryview, str]) -> Any:

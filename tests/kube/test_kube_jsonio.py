@@ -3,6 +3,8 @@ library did, and splits a watch stream into its events however the stream is cut
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import json
 
 import pytest
@@ -10,6 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kgahp.kube import jsonio
+
+
+@dataclasses.dataclass
+class _Point:
+    x: int
+    y: int
+
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
@@ -36,8 +45,9 @@ def test_not_json_raises_value_error() -> None:
 
 def test_values_orjson_cannot_encode_fall_back() -> None:
     assert json.loads(jsonio.dumps({"n": 2**70, 3: "x"})) == {"n": 2**70, "3": "x"}
-    with pytest.raises(TypeError):
-        jsonio.dumps({"x": object()})
+    for unencodable in (object(), datetime.datetime(2026, 1, 1), _Point(1, 2)):
+        with pytest.raises(TypeError):       # refused, as the standard library refuses them
+            jsonio.dumps({"x": unencodable})
 
 
 def test_watch_lines_across_chunk_boundaries() -> None:
