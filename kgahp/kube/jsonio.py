@@ -21,16 +21,22 @@ _DUMP_OPTIONS = (orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def loads(data: Union[bytes, bytearray, memoryview, str]) -> Any:
-    """Decode one JSON document. Bytes that are not UTF-8 are read with replacement characters
-    (as the official client's watch reader does) rather than refused."""
+    """Decode one JSON document (an API answer)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        # orjson refuses what `json` reads (invalid UTF-8, which the official client's watch
-        # reader replaces): ask `json`, which raises its own ValueError for what is not JSON
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            data = bytes(data).decode("utf-8", "replace")
-        return json.loads(data)
+        # what orjson refuses and `json` may still read (UTF-16 or UTF-32 bytes): `json`
+        # decides, and raises its own ValueError for what is not JSON at all
+        return json.loads(bytes(data) if isinstance(data, memoryview) else data)
+
+
+def _load_line(line: bytes) -> Any:
+    """Decode one watch event. Bytes that are not UTF-8 are read with replacement characters,
+    as the official client's watch reader does, rather than refused."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line.decode("utf-8", "replace"))
 
 
 def dumps(obj: Any) -> bytes:
@@ -57,4 +63,4 @@ def json_lines(chunks: Iterable[bytes]) -> Iterator[Any]:
         pending = lines.pop()         # the part after the last newline: not complete yet
         for line in lines:
             if line and not line.isspace():
-                yield loads(line)
+                yield _load_line(line)

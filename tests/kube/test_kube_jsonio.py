@@ -34,8 +34,14 @@ def test_round_trip_matches_the_standard_library(value: object) -> None:
     assert jsonio.loads(json.dumps(value).encode()) == value
 
 
-def test_invalid_utf8_is_replaced_not_refused() -> None:
-    assert jsonio.loads(b'{"m":"a\xffb"}') == {"m": "a\ufffdb"}
+def test_invalid_utf8_in_a_watch_event_is_replaced_not_refused() -> None:
+    assert list(jsonio.json_lines([b'{"m":"a\xffb"}\n'])) == [{"m": "a\ufffdb"}]
+
+
+def test_an_answer_in_utf16_is_read_and_invalid_utf8_refused() -> None:
+    assert jsonio.loads('{"m": "x"}'.encode("utf-16")) == {"m": "x"}
+    with pytest.raises(ValueError):
+        jsonio.loads(b'{"m":"a\xffb"}')
 
 
 def test_not_json_raises_value_error() -> None:
