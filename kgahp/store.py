@@ -43,6 +43,17 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 # Stores made before `reported` existed: count their results as seen (the old behaviour).
 _ADD_REPORTED = "ALTER TABLE jobs ADD COLUMN reported INTEGER NOT NULL DEFAULT 1"
+_COLUMNS = ("job", "namespace", "attempt", "ad", "submitted_at", "restarts", "started",
+            "cancelled", "final", "finished_at", "reported")
+_INSERT = (f"INSERT INTO jobs ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+# A changed record is updated in place: half the cost of INSERT OR REPLACE, which deletes the
+# row and inserts it again (a job's record changes a few times in its life: started, final,
+# reported). Upsert needs SQLite 3.24 (2018); older libraries keep REPLACE.
+_UPSERT = (_INSERT + " ON CONFLICT(job) DO UPDATE SET "
+           + ", ".join(f"{c}=excluded.{c}" for c in _COLUMNS[1:])
+           if sqlite3.sqlite_version_info >= (3, 24, 0)
+           else _INSERT.replace("INSERT", "INSERT OR REPLACE", 1))
 
 
 @dataclass
@@ -107,8 +118,7 @@ class JobStore:
 
     def _write(self, rec: JobRecord) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO jobs (job, namespace, attempt, ad, submitted_at, restarts, "
-            "started, cancelled, final, finished_at, reported) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            _UPSERT,
             (rec.job, rec.namespace, rec.attempt, rec.ad, rec.submitted_at, rec.restarts,
              int(rec.started), int(rec.cancelled), _state_to_json(rec.final), rec.finished_at,
              int(rec.reported)))

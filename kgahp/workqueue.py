@@ -53,6 +53,7 @@ class WorkQueue(Generic[K]):
         self._seq = itertools.count()
         self._failures: dict[K, int] = {}    # consecutive failures of keys not yet done
         self._stopped = False
+        self._idle_waiters = 0               # callers in wait_idle (only they need notify_all)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ producers
@@ -102,12 +103,16 @@ class WorkQueue(Generic[K]):
         and shutdown."""
         until = time.monotonic() + timeout
         with self._cv:
-            while self._dirty or self._running or (include_delayed and self._due):
-                left = until - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cv.wait(min(left, 0.05))
-            return True
+            self._idle_waiters += 1
+            try:
+                while self._dirty or self._running or (include_delayed and self._due):
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._cv.wait(min(left, 0.05))
+                return True
+            finally:
+                self._idle_waiters -= 1
 
     # ------------------------------------------------------------------ workers
     def start(self) -> None:
@@ -158,7 +163,10 @@ class WorkQueue(Generic[K]):
                     self._due[key] = due
                     heapq.heappush(self._heap, (due, next(self._seq), key))
                 self._cv.notify()
-            self._cv.notify_all()   # wait_idle
+            if self._idle_waiters:
+                # for wait_idle only: waking every idle worker after each key (each to find
+                # nothing and sleep again) cost several thread switches per reconcile
+                self._cv.notify_all()
 
     def _work(self) -> None:
         while True:

@@ -134,12 +134,20 @@ class PodCache:
         self._put(pod)
 
     def _put(self, pod: dict) -> bool:
-        pod = slim(pod)
+        """Keep `pod` unless a newer version is cached; True unless it was older. The version
+        already cached (a created pod's ADDED event, an unchanged pod in a relist) is kept
+        as it is: the same resourceVersion is the same object."""
         key = _key(pod)
+        rv = _rv(pod)
         with self._lock:
             old = self._pods.get(key)
-            if old is not None and _rv(old) > _rv(pod):
-                return False
+            if old is not None:
+                old_rv = _rv(old)
+                if old_rv > rv:
+                    return False
+                if old_rv == rv != 0:
+                    return True
+            pod = slim(pod)
             self._pods[key] = pod
             job = ((pod.get("metadata") or {}).get("labels") or {}).get(self.job_label)
             if job:

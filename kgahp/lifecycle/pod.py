@@ -4,6 +4,7 @@ at: `read_pod`, and `restarts_of` for the disruption count kgahp keeps in an ann
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,18 @@ def parse_time(value: Any) -> Optional[float]:
     """RFC 3339 time (as the API or sanitize_for_serialization writes it) → epoch seconds."""
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        return _parse_time_text(value)
+    return _parse_time(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_time_text(value: str) -> Optional[float]:
+    """The same pod's timestamps come back in every event and every look at it."""
+    return _parse_time(value)
+
+
+def _parse_time(value: Any) -> Optional[float]:
     if isinstance(value, datetime):
         moment = value
     else:
@@ -88,6 +101,18 @@ def parse_time(value: Any) -> Optional[float]:
 def _quantity(value: Any) -> Optional[Decimal]:
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        return _text_quantity(value)
+    return _any_quantity(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_quantity(value: str) -> Optional[Decimal]:
+    """Pods ask for a handful of distinct quantities ("1", "64Mi"): each is read once."""
+    return _any_quantity(value)
+
+
+def _any_quantity(value: Any) -> Optional[Decimal]:
     try:
         return Decimal(parse_quantity(value))
     except (ValueError, InvalidOperation, TypeError):

@@ -28,7 +28,7 @@ from kgahp.config import GpuMode, Settings
 from kgahp.errors import ConfigError, JobAdError
 from kgahp.model import JobRequest
 from kgahp.podspec import names
-from kgahp.podspec.merge import strategic_merge
+from kgahp.podspec.merge import strategic_merge, tree_copy
 from kgahp.podspec.policy import (
     check,
     check_image_allowed,
@@ -57,7 +57,7 @@ def build_pod(req: JobRequest, settings: Settings, templates: Templates, *,
         raise ValueError(f"attempt {attempt} is outside 0..{ATTEMPT_MAX}")
     check(req, settings, templates)
     queue = templates.queues.get(req.queue or "")
-    pod = copy.deepcopy(templates.base)
+    pod = tree_copy(templates.base)
     if queue is not None and queue.template:
         pod = strategic_merge(pod, queue.template)
     spec: dict[str, Any] = pod.get("spec") or {}
@@ -98,7 +98,7 @@ def main_container(pod_or_spec: dict[str, Any]) -> dict[str, Any]:
 
 def _with_job_values(spec: dict[str, Any], req: JobRequest, settings: Settings,
                      queue: Optional[QueueConfig], image: str) -> dict[str, Any]:
-    spec = copy.deepcopy(spec)
+    spec = tree_copy(spec)
     containers = list(spec.get("containers") or [])
     index = next((i for i, c in enumerate(containers) if c.get("name") == MAIN_CONTAINER), None)
     if index is None:
@@ -244,7 +244,7 @@ def with_security_defaults(spec: dict[str, Any], *, run_as_user: Optional[int] =
     User and group go on the pod, where a template's container-level choice still wins over
     them (the kubelet's rule) and a template's pod-level choice is kept as it is.
     """
-    spec = copy.deepcopy(spec)
+    spec = tree_copy(spec)
     pod_context = dict(spec.get("securityContext") or {})
     pod_context.setdefault("seccompProfile", {"type": "RuntimeDefault"})
     run_as = [pod_context.get("runAsUser")]

@@ -6,6 +6,7 @@ The grammar those names follow is kgahp.k8snames.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -80,11 +81,13 @@ def _fit(fragment: str, budget: int) -> str:
     return fragment[:max(budget, 0)].strip("-")
 
 
+@functools.lru_cache(maxsize=4096)
 def job_base_name(job_directory: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Deterministic DNS-1123 label of at most 56 chars: `<prefix>-<schedd>-<cluster-proc>-<hash>`.
 
     The hash (of the full JobDirectory) keeps names unique when the readable part is cut or
-    when two JobDirectories differ only in characters that were replaced.
+    when two JobDirectories differ only in characters that were replaced. Remembered for the
+    latest few thousand JobDirectories: a submit asks twice (the job id, the pod's name).
     """
     digest = short_hash(job_directory)
     clean_prefix = _fit(_dns_fragment(prefix), 16) or DEFAULT_PREFIX

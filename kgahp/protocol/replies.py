@@ -8,8 +8,9 @@ shifts or drops fields). Messages become one token, at most `MAX_MESSAGE_CHARS` 
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 from kgahp.protocol.escaping import encode_line, escape_token
 
@@ -22,6 +23,9 @@ NOT_AVAILABLE = "N/A"
 THREADS_LIMIT = "Threads limit reached"
 
 ReqId = Union[int, str]
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_BANNER_LIMIT = 150
 
 
 class ReplyFormError(AssertionError):
@@ -152,3 +156,22 @@ def results_header(count: int) -> bytes:
 
 
 ASYNC_NOTICE = b"R\r\n"
+
+
+# --- the banner (the first line of a session, and the answer to VERSION after `S `)
+
+def banner(version: str, date: Optional[datetime.date] = None) -> bytes:
+    """`$GahpVersion: <ver> <Mon> <DD> <YYYY> kgahp\\ Kubernetes\\ GAHP $` + CR LF, < 150 bytes."""
+    day = date or datetime.datetime.now(datetime.timezone.utc).date()
+    ver = escape_token(" ".join(version.split()) or "0")[:40].rstrip("\\") or "0"
+    text = (f"$GahpVersion: {ver} {_MONTHS[day.month - 1]} {day.day:02d} {day.year:04d} "
+            "kgahp\\ Kubernetes\\ GAHP $")
+    line = text.encode("utf-8", "replace") + b"\r\n"
+    assert len(line) < _BANNER_LIMIT
+    return line
+
+
+def write_banner(out: BinaryIO, version: str) -> None:
+    """Send the banner now (e.g. before slow start-up work); then pass `banner_sent=True`."""
+    out.write(banner(version))
+    out.flush()

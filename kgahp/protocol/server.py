@@ -11,174 +11,39 @@ from __future__ import annotations
 import datetime
 import logging
 import os
-import queue
 import select
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import FrameType
-from typing import BinaryIO, Callable, Optional, Protocol
+from typing import BinaryIO, Callable, Optional
 
 from kgahp.errors import KgahpError
 from kgahp.protocol import replies
-from kgahp.protocol.escaping import (
-    MAX_LINE_BYTES,
-    LineReader,
-    OversizeLine,
-    escape_token,
-    split_line,
+from kgahp.protocol.commands import (
+    ASYNC_COMMANDS,
+    COMMAND_NAMES,
+    INTERNAL_ERROR,
+    SYNC_COMMANDS,
+    AsyncCommand,
+    Handlers,
+    job_subject,
+    printable,
+    result_code,
+    valid_reqid,
 )
+from kgahp.protocol.escaping import MAX_LINE_BYTES, LineReader, OversizeLine, split_line
+from kgahp.protocol.pool import WorkerPool
+from kgahp.protocol.replies import banner, write_banner
+
+__all__ = ["COMMAND_NAMES", "INTERNAL_ERROR", "GahpServer", "Handlers", "banner", "serve",
+           "write_banner"]
 
 log = logging.getLogger(__name__)
 
-INTERNAL_ERROR = "Internal kgahp error; see the kgahp log"
 SHUTDOWN_GRACE_SECONDS = 2.0
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
-           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_BANNER_LIMIT = 150
-
-
-class Handlers(Protocol):
-    """The five verbs the service layer implements. Each may block; each runs in a pool thread."""
-
-    def ping(self, batch_type: str) -> tuple[int, str]: ...
-
-    def submit(self, ad_text: str) -> tuple[int, str, Optional[str]]: ...
-
-    def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]: ...
-
-    def cancel(self, job_id: str) -> tuple[int, str]: ...
-
-    def refresh_proxy(self, job_id: str, proxy_path: str) -> tuple[int, str]: ...
-
-
-# --- the command table (pure data)
-
-SYNC_COMMANDS = ("ASYNC_MODE_OFF", "ASYNC_MODE_ON", "COMMANDS", "QUIT", "RESULTS", "VERSION")
-
-
-@dataclass(frozen=True)
-class AsyncCommand:
-    params: int                  # parameters after the command name, reqid included
-    slow: bool                   # runs in the submit/cancel/refresh pool
-    run: Callable[[Handlers, str, list[str]], bytes]   # (handlers, reqid, args) -> result line
-
-
-def _run_ping(h: Handlers, reqid: str, args: list[str]) -> bytes:
-    code, msg = h.ping(args[0])
-    return replies.ping_result(reqid, code, msg)
-
-
-def _run_submit(h: Handlers, reqid: str, args: list[str]) -> bytes:
-    code, msg, job_id = h.submit(args[0])
-    return replies.submit_result(reqid, code, msg, job_id)
-
-
-def _run_status(h: Handlers, reqid: str, args: list[str]) -> bytes:
-    code, msg, job_status, ad = h.status(args[0])
-    return replies.status_result(reqid, code, msg, job_status, ad)
-
-
-def _run_cancel(h: Handlers, reqid: str, args: list[str]) -> bytes:
-    code, msg = h.cancel(args[0])
-    return replies.cancel_result(reqid, code, msg)
-
-
-def _run_refresh(h: Handlers, reqid: str, args: list[str]) -> bytes:
-    code, msg = h.refresh_proxy(args[0], args[1])
-    return replies.refresh_result(reqid, code, msg)
-
-
-ASYNC_COMMANDS: dict[str, AsyncCommand] = {
-    "BLAH_PING": AsyncCommand(2, False, _run_ping),
-    "BLAH_JOB_STATUS": AsyncCommand(2, False, _run_status),
-    "BLAH_JOB_SUBMIT": AsyncCommand(2, True, _run_submit),
-    "BLAH_JOB_CANCEL": AsyncCommand(2, True, _run_cancel),
-    "BLAH_JOB_REFRESH_PROXY": AsyncCommand(3, True, _run_refresh),
-}
-
-# The failure line for each command when its handler breaks (same token counts as success).
-_FAILURE_LINE: dict[str, Callable[[str, str], bytes]] = {
-    "BLAH_PING": lambda r, m: replies.ping_result(r, 1, m),
-    "BLAH_JOB_STATUS": lambda r, m: replies.status_result(r, 1, m, 0, None),
-    "BLAH_JOB_SUBMIT": lambda r, m: replies.submit_result(r, 1, m, None),
-    "BLAH_JOB_CANCEL": lambda r, m: replies.cancel_result(r, 1, m),
-    "BLAH_JOB_REFRESH_PROXY": lambda r, m: replies.refresh_result(r, 1, m),
-}
-
-COMMAND_NAMES = tuple(sorted(SYNC_COMMANDS + tuple(ASYNC_COMMANDS)))
-
-
-def banner(version: str, date: Optional[datetime.date] = None) -> bytes:
-    """`$GahpVersion: <ver> <Mon> <DD> <YYYY> kgahp\\ Kubernetes\\ GAHP $` + CR LF, < 150 bytes."""
-    day = date or datetime.datetime.now(datetime.timezone.utc).date()
-    ver = escape_token(" ".join(version.split()) or "0")[:40].rstrip("\\") or "0"
-    text = (f"$GahpVersion: {ver} {_MONTHS[day.month - 1]} {day.day:02d} {day.year:04d} "
-            "kgahp\\ Kubernetes\\ GAHP $")
-    line = text.encode("utf-8", "replace") + b"\r\n"
-    assert len(line) < _BANNER_LIMIT
-    return line
-
-
-def write_banner(out: BinaryIO, version: str) -> None:
-    """Send the banner now (e.g. before slow start-up work); then pass `banner_sent=True`."""
-    out.write(banner(version))
-    out.flush()
-
-
-def _valid_reqid(token: str) -> bool:
-    return token.isascii() and token.isdigit() and len(token) <= 18 and int(token) > 0
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """Log-safe text: bytes that are not UTF-8 or not printable shown as escapes."""
-    raw = text[:limit].encode("utf-8", "surrogateescape")
-    return raw.decode("utf-8", "backslashreplace").encode("unicode_escape").decode("ascii")
-
-
-def _job_subject(command: str, args: list[str]) -> str:
-    """What a log line may say about a request: the job id, never the ad (it may hold secrets)."""
-    return "" if command == "BLAH_JOB_SUBMIT" else _printable(args[0])
-
-
-def _result_code(line: bytes) -> str:
-    parts = line.split(b" ", 2)
-    return parts[1].decode("ascii", "replace") if len(parts) > 1 else "?"
-
-
-# --- the pools
-
-
-class _Pool:
-    """A fixed set of daemon threads: a stuck handler never keeps the process from exiting."""
-
-    def __init__(self, name: str, size: int) -> None:
-        self.size = size
-        self.outstanding = 0        # accepted and not finished (guarded by the server's lock)
-        self._tasks: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-                         for i in range(size)]
-        for t in self._threads:
-            t.start()
-
-    def _work(self) -> None:
-        while True:
-            task = self._tasks.get()
-            if task is None:
-                return
-            try:
-                task()
-            except Exception:  # a task already catches handler errors; keep the thread anyway
-                log.exception("pool task failed")
-
-    def put(self, task: Callable[[], None]) -> None:
-        self._tasks.put(task)
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._tasks.put(None)
+_ACCEPTED = replies.success()          # `S`: the immediate answer to every accepted request
 
 
 # --- the server
@@ -211,8 +76,8 @@ class GahpServer:
         self._broken = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)  # waking must never block (signal handler)
-        self._fast: Optional[_Pool] = None
-        self._slow: Optional[_Pool] = None
+        self._fast: Optional[WorkerPool] = None
+        self._slow: Optional[WorkerPool] = None
 
     # --- output
 
@@ -276,8 +141,8 @@ class GahpServer:
     # --- main loop
 
     def run(self) -> int:
-        self._fast = _Pool("gahp-status", self._fast_size)
-        self._slow = _Pool("gahp-submit", self._slow_size)
+        self._fast = WorkerPool("gahp-status", self._fast_size)
+        self._slow = WorkerPool("gahp-submit", self._slow_size)
         restore = self._install_sigterm()
         try:
             if not self._banner_sent:
@@ -352,14 +217,14 @@ class GahpServer:
             self._refuse(name, f"expected {expected} parameters, {len(args)} found")
         elif command is None:
             return self._handle_sync(name)
-        elif not _valid_reqid(args[0]):
+        elif not valid_reqid(args[0]):
             self._refuse(name, "Invalid request id")
         else:
             self._dispatch(name, command, str(int(args[0])), args[1:])
         return True
 
     def _refuse(self, name: str, reason: str) -> None:
-        log.warning("refused request %s: %s", _printable(name, 60), reason)
+        log.warning("refused request %s: %s", printable(name, 60), reason)
         self._reply(replies.error(reason))
 
     def _handle_sync(self, name: str) -> bool:
@@ -399,7 +264,7 @@ class GahpServer:
                 self._write(replies.threads_limit())
                 return
             pool.outstanding += 1
-            self._write(replies.success())
+            self._write(_ACCEPTED)
         started = time.monotonic()
 
         def task() -> None:
@@ -408,15 +273,15 @@ class GahpServer:
                 line = self._execute(name, command, reqid, args)
             finally:
                 if line is None:     # only if _execute itself broke (e.g. MemoryError)
-                    line = _FAILURE_LINE[name](reqid, INTERNAL_ERROR)
+                    line = command.fail(reqid, INTERNAL_ERROR)
                 self._finish(pool, line)
             log.info("reqid=%s cmd=%s %s code=%s ms=%.1f", reqid, name,
-                     _job_subject(name, args), _result_code(line),
+                     job_subject(name, args), result_code(line),
                      (time.monotonic() - started) * 1000)
 
         pool.put(task)
 
-    def _finish(self, pool: _Pool, line: bytes) -> None:
+    def _finish(self, pool: WorkerPool, line: bytes) -> None:
         """Queue a result line and send the async notice once per RESULTS cycle."""
         with self._lock:
             pool.outstanding -= 1
@@ -432,10 +297,10 @@ class GahpServer:
             return command.run(self._handlers, reqid, args)
         except KgahpError as exc:
             log.warning("reqid=%s cmd=%s failed: %s", reqid, name, exc)
-            return _FAILURE_LINE[name](reqid, str(exc))
+            return command.fail(reqid, str(exc))
         except Exception:
             log.exception("reqid=%s cmd=%s: handler raised", reqid, name)
-            return _FAILURE_LINE[name](reqid, INTERNAL_ERROR)
+            return command.fail(reqid, INTERNAL_ERROR)
 
 
 def serve(handlers: Handlers, *, workers: int, max_queued: int, stdin: BinaryIO, out: BinaryIO,

@@ -153,3 +153,28 @@ def test_a_relist_keeps_a_pod_created_after_its_snapshot(sim):
     finally:
         kube.proceed.set()
         cache.stop()
+
+
+def test_a_noted_pod_still_reaches_listeners_and_older_versions_never_replace_newer(sim):
+    """A pod noted from its create answer is announced when its ADDED event comes (same
+    version), and a version older than the cached one is ignored."""
+    sim.require_sim()
+    cache, kube = _cache(sim, resync_interval=3600)
+    seen: list[tuple[str, str]] = []
+    cache.add_listener(lambda kind, pod: seen.append((kind, pod["metadata"]["name"])))
+    cache.start()
+    try:
+        assert cache.wait_synced(10)
+        created = kube.create_pod("default", _pod("noted-0", "noted"))
+        cache.note(created)
+        _until(lambda: ("ADDED", "noted-0") in seen)
+        newer = dict(created, metadata={**created["metadata"], "resourceVersion": str(
+            int(created["metadata"]["resourceVersion"]) + 1000)})
+        cache.note(newer)
+        cache.note(created)                  # older than the cached version: ignored
+        got = cache.get("default", "noted-0")
+        assert got is not None
+        assert got["metadata"]["resourceVersion"] == newer["metadata"]["resourceVersion"]
+        assert "managedFields" not in got["metadata"]
+    finally:
+        cache.stop()

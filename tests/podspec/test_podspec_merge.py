@@ -49,3 +49,24 @@ def test_strategic_merge(base: Any, patch: Any, expected: Any) -> None:
     base_before, patch_before = copy.deepcopy(base), copy.deepcopy(patch)
     assert strategic_merge(base, patch) == expected
     assert base == base_before and patch == patch_before   # inputs untouched
+
+
+def test_result_shares_nothing_mutable_with_its_inputs() -> None:
+    """The result is the caller's to change: no dict or list of it belongs to an input, and a
+    part the input holds twice (a YAML alias) is two independent parts in the result."""
+    import datetime
+
+    shared = {"limits": {"cpu": "1"}}
+    base = {"containers": [{"name": "a", "resources": shared}, {"name": "b", "resources": shared}],
+            "when": datetime.date(2026, 1, 1)}
+    patch = {"containers": [{"name": "a", "env": [{"name": "X", "value": "1"}]}],
+             "tolerations": [{"key": "t"}]}
+    out = strategic_merge(base, patch)
+    out["containers"][0]["resources"]["limits"]["cpu"] = "2"
+    out["containers"][0]["env"].append({"name": "Y"})
+    out["tolerations"][0]["key"] = "changed"
+    assert shared == {"limits": {"cpu": "1"}}
+    assert out["containers"][1]["resources"] == {"limits": {"cpu": "1"}}
+    assert patch["containers"][0]["env"] == [{"name": "X", "value": "1"}]
+    assert patch["tolerations"] == [{"key": "t"}]
+    assert out["when"] == datetime.date(2026, 1, 1)
