@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from kgahp import sandbox
 from kgahp.config import Settings, TransferSettings
+from kgahp.finalizers import add_finalizer
 from kgahp.model import JobRequest
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
@@ -94,6 +95,8 @@ def assemble(req: JobRequest, settings: Settings, templates: Templates, *, attem
                          proxy_secret=f"{name}-proxy" if creds else None,
                          credential_keys=tuple(creds))
     pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = transfer_spec(req)
+    if settings.lifecycle.tracking_finalizer:
+        add_finalizer(pod)   # kgahp.htcondor.org/collect: kept until the result is read
     # once, on the finished pod: helpers within KGAHP_HELPER_*, the rest within the request
     policy.verify_pod(pod, templates, settings, req=req)
     return Manifests(pod, tuple(secret_manifests(pod, bundle, creds)))

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from kgahp import lifecycle, sandbox
+from kgahp import finalizers, lifecycle, sandbox
 from kgahp.config import Settings
 from kgahp.errors import ApiError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
@@ -275,6 +275,8 @@ class Service:
                 for pod in pods:
                     if not meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(meta(pod).get("name")))
+                # deleted first, so nothing of the job runs on; then nothing may stay stuck
+                finalizers.release_all(self.kube, pods, "its job was cancelled")
                 # Owned secrets go with their pod (garbage collection); this also catches one
                 # orphaned by a crash between creating a pod and its secret. Best effort: the
                 # cancel itself is about the pod.
