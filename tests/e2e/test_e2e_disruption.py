@@ -34,7 +34,7 @@ def _pods_of(gahp: Gahp, job_id: str) -> list[dict]:
 
 
 def _creates(gahp: Gahp) -> int:
-    return int(gahp.sim.stats.count(verb="create", resource="pods"))
+    return int(gahp.sim.stats.count(verb="create", resource="pods", subresource=""))
 
 
 def _evict(gahp: Gahp, job_id: str) -> str:
