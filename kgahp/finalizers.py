@@ -29,22 +29,13 @@ from kgahp.store import JobRecord, JobStore
 
 log = logging.getLogger("kgahp.finalizers")
 
-FINALIZER = "kgahp.htcondor.org/collect"
+FINALIZER = names.FINALIZER_COLLECT
 JSON_PATCH = "application/json-patch+json"
 REMOVE_TRIES = 4
 
 
 def _meta(pod: dict[str, Any]) -> dict[str, Any]:
     return pod.get("metadata") or {}
-
-
-def add_finalizer(pod: dict[str, Any]) -> None:
-    """Put the tracking finalizer on a pod manifest (in place; once)."""
-    meta = pod.setdefault("metadata", {})
-    finalizers = list(meta.get("finalizers") or [])
-    if FINALIZER not in finalizers:
-        finalizers.append(FINALIZER)
-    meta["finalizers"] = finalizers
 
 
 def has_finalizer(pod: dict[str, Any]) -> bool:

@@ -17,7 +17,6 @@ from typing import Any, Optional
 
 from kgahp import sandbox
 from kgahp.config import Settings, TransferSettings
-from kgahp.finalizers import add_finalizer
 from kgahp.model import JobRequest
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
@@ -96,7 +95,11 @@ def assemble(req: JobRequest, settings: Settings, templates: Templates, *, attem
                          credential_keys=tuple(creds))
     pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = transfer_spec(req)
     if settings.lifecycle.tracking_finalizer:
-        add_finalizer(pod)   # kgahp.htcondor.org/collect: kept until the result is read
+        # kgahp.htcondor.org/collect: a deleted pod stays until kgahp has read its result
+        # (kgahp/finalizers.py removes it)
+        finalizers = list(pod["metadata"].get("finalizers") or [])
+        if names.FINALIZER_COLLECT not in finalizers:
+            pod["metadata"]["finalizers"] = [*finalizers, names.FINALIZER_COLLECT]
     # once, on the finished pod: helpers within KGAHP_HELPER_*, the rest within the request
     policy.verify_pod(pod, templates, settings, req=req)
     return Manifests(pod, tuple(secret_manifests(pod, bundle, creds)))
