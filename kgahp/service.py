@@ -21,7 +21,7 @@ from kgahp.errors import ApiError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
 from kgahp.kube.api import Kube
 from kgahp.kube.cache import PodCache
-from kgahp.model import COMPLETED, REMOVED, RUNNING, JobRequest, JobState
+from kgahp.model import COMPLETED, IDLE, REMOVED, RUNNING, JobRequest, JobState
 from kgahp.podactions import PodActions, attempt_of, is_active, meta, phase
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
@@ -231,11 +231,13 @@ class Service:
 
     def _start_unseen(self, job: str, rec: JobRecord) -> bool:
         """True once for a completed attempt whose start no status answer has shown (in this
-        process); never after its COMPLETED was answered."""
+        process); never after its COMPLETED was answered. The same for an attempt that ran and
+        was disrupted under KGAHP_DISRUPTION_POLICY = remove (final Idle): a CE removes a job
+        that is Idle after a start, and counts the start only on a Running answer."""
         key = (job, rec.attempt)
         reported = self.reconciler.reported(rec)
         with self._running_guard:
-            if rec.final is None or rec.final.job_status != COMPLETED or reported:
+            if rec.final is None or rec.final.job_status not in (COMPLETED, IDLE) or reported:
                 self._running_shown.discard(key)
                 return False
             if key in self._running_shown:

@@ -179,3 +179,19 @@ def test_sweeper_frees_a_pod_whose_job_kgahp_no_longer_tracks(make_gahp: Any) ->
     assert _pods_of(gahp, job_id), "the finalizer holds the pod while nobody looks"
     gahp.start()
     wait_until(lambda: not _pods_of(gahp, job_id), 30, "the sweeper to free the pod")
+
+
+def test_under_remove_a_start_no_answer_showed_is_shown_once_before_idle(
+        make_gahp: Any) -> None:
+    """The job ran and was evicted between two polls: the CE counts a start only on a Running
+    answer and removes only a job Idle after a start, so kgahp shows Running once, then Idle."""
+    gahp = make_gahp(DISRUPTION_POLICY="remove")
+    job_id = gahp.submit("dis_remove_unseen_1.0", **sleeps())
+    wait_until(lambda: any(p.get("status", {}).get("phase") == "Running"
+                           for p in _pods_of(gahp, job_id)), 30, "the pod to run")
+    time.sleep(1.0)                                 # the reconcile has seen it run
+    _evict(gahp, job_id)
+    wait_until(lambda: not _pods_of(gahp, job_id), 30, "the evicted pod to go")
+    time.sleep(0.5)
+    answers = [gahp.status(job_id)[0] for _ in range(3)]
+    assert answers == [RUNNING, IDLE, IDLE], answers
