@@ -18,6 +18,7 @@ back another controller's finalizer (and 23a5: no finalizer may be added during 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
@@ -147,6 +148,14 @@ class FinalizerKeeper:
         self.store = store
         self.cache = cache
         self.enqueue = enqueue
+        # pods whose finalizer this process removed (or found gone), until their DELETED: a
+        # cache view older than the patch does not send it again
+        self._released: set[tuple[str, str]] = set()
+        self._guard = threading.Lock()
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._guard:
+            self._released.discard((namespace, name))
 
     @staticmethod
     def job_of(pod: dict[str, Any]) -> str:
@@ -159,6 +168,10 @@ class FinalizerKeeper:
         why = release_reason(pod, self.store.get(job))
         if why is None:
             return
+        key = (str(_meta(pod).get("namespace")), str(_meta(pod).get("name")))
+        with self._guard:
+            if key in self._released:
+                return
         try:
             patched = remove_finalizer(self.kube, pod, why)
         except TransientApiError:
@@ -167,6 +180,8 @@ class FinalizerKeeper:
             log.warning("could not remove the finalizer of pod %s/%s (%s): %s",
                         _meta(pod).get("namespace"), _meta(pod).get("name"), why, exc)
             return
+        with self._guard:
+            self._released.add(key)
         if patched is not None and not _meta(patched).get("deletionTimestamp"):
             self.cache.note(patched)   # a deleted one is gone now: the watch says so
 

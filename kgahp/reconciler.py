@@ -83,6 +83,7 @@ class Reconciler:
             self.mounts.forget(namespace, name)
             if kind == "DELETED":
                 self.actions.forget_pod(namespace, name)
+                self.finalizers.forget(namespace, name)
         job = (m.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
