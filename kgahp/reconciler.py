@@ -102,6 +102,8 @@ class Reconciler:
             deleted_by_kgahp=bool(rec and rec.cancelled),
             mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))),
             ever_started=ever_started)
+        if not disruption.is_disruption(verdict):
+            return verdict
         main = lifecycle.read_pod(pod, build.MAIN_CONTAINER).main
         started = ever_started or (main is not None and (main.running or main.terminated))
         return self._policy(verdict, disruption.queue_of(pod), started,
