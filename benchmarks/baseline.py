@@ -47,9 +47,10 @@ def _timed_run(argv: Sequence[str], stdin: bytes = b"") -> tuple[float, float, b
 
 def kgahp_pod(iwd: str, job_dir: str, workload: Workload, instance: str,
               namespace: str = "default") -> dict:
-    """The pod kgahp renders for the benchmark's ad, labelled with `instance`."""
+    """The pod kgahp renders for the benchmark's ad, labelled with `instance`. Without the
+    tracking finalizer: no kgahp manages these pods, so nothing would ever remove it."""
     settings = settings_from_mapping({"TRANSFER_MODE": "none", "INSTANCE": instance,
-                                      "NAMESPACE": namespace})
+                                      "NAMESPACE": namespace, "TRACKING_FINALIZER": "false"})
     pod = render_text(job_ad(iwd, job_dir, workload.image, workload.cmd, workload.arguments),
                       settings, load_templates(settings.pod))
     pod = copy.deepcopy(pod)

@@ -94,6 +94,12 @@ def assemble(req: JobRequest, settings: Settings, templates: Templates, *, attem
                          proxy_secret=f"{name}-proxy" if creds else None,
                          credential_keys=tuple(creds))
     pod["metadata"].setdefault("annotations", {})[ANN_TRANSFER] = transfer_spec(req)
+    if settings.lifecycle.tracking_finalizer:
+        # kgahp.htcondor.org/collect: a deleted pod stays until kgahp has read its result
+        # (kgahp/finalizers.py removes it)
+        finalizers = list(pod["metadata"].get("finalizers") or [])
+        if names.FINALIZER_COLLECT not in finalizers:
+            pod["metadata"]["finalizers"] = [*finalizers, names.FINALIZER_COLLECT]
     # once, on the finished pod: helpers within KGAHP_HELPER_*, the rest within the request
     policy.verify_pod(pod, templates, settings, req=req)
     return Manifests(pod, tuple(secret_manifests(pod, bundle, creds)))

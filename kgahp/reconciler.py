@@ -21,7 +21,8 @@ import threading
 import time
 from typing import Callable, Optional
 
-from kgahp import lifecycle
+from kgahp import disruption, lifecycle
+from kgahp.finalizers import FinalizerKeeper
 from kgahp.model import IDLE, REMOVED, RUNNING, JobState
 from kgahp.mounts import MountChecks
 from kgahp.podactions import PodActions, RetryLater, attempt_of, meta, phase
@@ -58,10 +59,12 @@ class Reconciler:
         # job -> attempt whose final result a status answer gave, until the store says so
         self._reported_pending: dict[str, int] = {}
         self._pending_guard = threading.Lock()
+        self.finalizers = FinalizerKeeper(actions.kube, self.store, self.cache, self.enqueue)
 
     def start(self) -> None:
         self.queue.start()
         self.cache.add_listener(self.on_pod_event)
+        self.queue.add(("finalizers",), self.finalizers.interval)
 
     def stop(self) -> None:
         self.queue.stop()
@@ -86,6 +89,7 @@ class Reconciler:
             self.mounts.forget(namespace, name)
             if kind == "DELETED":
                 self.actions.forget_pod(namespace, name)
+                self.finalizers.forget(namespace, name)
         job = (m.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -97,12 +101,26 @@ class Reconciler:
     # ------------------------------------------------------------------ what status asks
     def classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
         m = meta(pod)
-        return lifecycle.classify(
+        ever_started = bool(rec and rec.started and rec.attempt == attempt_of(pod))
+        verdict = lifecycle.classify(
             pod, now=self.clock(), settings=self.settings.lifecycle,
             main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
             deleted_by_kgahp=bool(rec and rec.cancelled),
             mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))),
-            ever_started=bool(rec and rec.started and rec.attempt == attempt_of(pod)))
+            ever_started=ever_started)
+        if not disruption.is_disruption(verdict):
+            return verdict
+        main = lifecycle.read_pod(pod, build.MAIN_CONTAINER).main
+        started = ever_started or (main is not None and (main.running or main.terminated))
+        return self._policy(verdict, disruption.queue_of(pod), started,
+                            f"{m.get('namespace')}/{m.get('name')}")
+
+    def _policy(self, verdict: lifecycle.Verdict, queue: str, started: bool,
+                ref: str) -> lifecycle.Verdict:
+        """The verdict under the job's disruption policy (kgahp/disruption.py)."""
+        policy = disruption.policy_for(queue, self.settings.lifecycle.disruption_policy,
+                                       self.actions.templates)
+        return disruption.apply(verdict, policy, started=started, ref=ref)
 
     def note_reported(self, namespace: str, job: str, attempt: int) -> None:
         """A status answer gave the attempt's final result: the job's reconcile records that
@@ -138,6 +156,18 @@ class Reconciler:
         verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
                                      settings=self.settings.lifecycle, namespace=namespace,
                                      name=names.pod_name(job, rec.attempt))
+        if disruption.is_disruption(verdict):
+            verdict = self._policy(verdict, disruption.queue_of_ad(rec.ad), rec.started,
+                                   f"{namespace}/{names.pod_name(job, rec.attempt)}")
+        if disruption.stopped(verdict):
+            if not record:
+                with self._pending_guard:
+                    self._vanish_seen.add((namespace, job))
+                self.enqueue(namespace, job)
+                return verdict.state
+            self._record_final(namespace, job, rec.attempt, verdict.state, verdict.reason)
+            final = (self.store.get(job) or rec).final
+            return final if final is not None else verdict.state
         if verdict.action is lifecycle.Action.RECREATE:
             with self._pending_guard:
                 self._recreating.add((namespace, job))
@@ -165,6 +195,8 @@ class Reconciler:
             self.mounts.check(key[1])
         elif key[0] == "secrets":
             self.actions.delete_secrets_of(key[1], key[2])
+        elif key[0] == "finalizers":
+            return self.finalizers.sweep()
         return None
 
     def reconcile(self, namespace: str, job: str) -> Optional[float]:
@@ -194,6 +226,8 @@ class Reconciler:
         again = [self._reconcile_pod("CURRENT", job, pod)
                  for pod in self.cache.pods_for_job(namespace, job)]
         self._flush_reported(job)
+        for pod in self.cache.pods_for_job(namespace, job):
+            self.finalizers.release_if_done(pod)
         return min((a for a in again if a is not None), default=None)
 
     def _recreate_vanished(self, namespace: str, job: str) -> None:
@@ -241,8 +275,8 @@ class Reconciler:
                 # The last state of a pod a node controller deleted (node lost, preemption)
                 # still says why: a disruption, so a new pod, not "removed".
                 verdict = self.classify(pod, rec)
-                if verdict.action is lifecycle.Action.RECREATE or \
-                        verdict.state.job_status == REMOVED:
+                if verdict.action is lifecycle.Action.RECREATE or disruption.stopped(verdict) \
+                        or verdict.state.job_status == REMOVED:
                     self.act(pod, verdict, rec, inline=True)
                 elif self.vanished(namespace, job, rec).job_status == IDLE:
                     self._recreate_marked(namespace, job, None)
@@ -271,7 +305,10 @@ class Reconciler:
         start = rec is not None and not rec.started and verdict.state.job_status == RUNNING
         removed = verdict.state.job_status == REMOVED and rec is not None and \
             rec.final is None and attempt_of(pod) == rec.attempt
-        if not inline and (start or removed):
+        # a disruption the policy answers without a new pod: that state is the answer
+        kept = disruption.stopped(verdict) and rec is not None and rec.final is None and \
+            not rec.cancelled and attempt_of(pod) == rec.attempt
+        if not inline and (start or removed or kept):
             self.enqueue(namespace, job)
         elif start:
             self.store.update(job, started=True)
@@ -280,6 +317,9 @@ class Reconciler:
             # the kubelet's last status makes the pod look like it ended on its own
             self._record_final(namespace, job, rec.attempt, verdict.state,
                                f"removed ({verdict.reason})", pod)
+        elif kept and rec is not None:
+            self._record_final(namespace, job, rec.attempt, verdict.state,
+                               f"disrupted, no new pod ({verdict.reason})", pod)
         action = verdict.action
         if action is lifecycle.Action.NONE:
             return None
@@ -298,7 +338,8 @@ class Reconciler:
         if action is lifecycle.Action.RECREATE:
             self._recreate_marked(namespace, job, pod)
         elif action is lifecycle.Action.DELETE:
-            if verdict.state.job_status == IDLE and rec is not None and not rec.cancelled:
+            if verdict.state.job_status == IDLE and rec is not None and not rec.cancelled \
+                    and not disruption.stopped(verdict):
                 # node lost: the job deserves another pod. Recreate first, so the old pod's
                 # DELETED event already belongs to a superseded attempt.
                 self._recreate_marked(namespace, job, pod)

@@ -15,13 +15,13 @@ import threading
 import time
 from typing import Callable, Optional
 
-from kgahp import lifecycle, sandbox
+from kgahp import finalizers, lifecycle, sandbox
 from kgahp.config import Settings
 from kgahp.errors import ApiError, JobAdError, KgahpError, TransferError
 from kgahp.jobad import parse_submit_ad
 from kgahp.kube.api import Kube
 from kgahp.kube.cache import PodCache
-from kgahp.model import COMPLETED, REMOVED, RUNNING, JobRequest, JobState
+from kgahp.model import COMPLETED, IDLE, REMOVED, RUNNING, JobRequest, JobState
 from kgahp.podactions import PodActions, attempt_of, is_active, meta, phase
 from kgahp.podspec import build, names, policy
 from kgahp.podspec.templates import Templates
@@ -237,11 +237,13 @@ class Service:
 
     def _start_unseen(self, job: str, rec: JobRecord) -> bool:
         """True once for a completed attempt whose start no status answer has shown (in this
-        process); never after its COMPLETED was answered."""
+        process); never after its COMPLETED was answered. The same for an attempt that ran and
+        was disrupted under KGAHP_DISRUPTION_POLICY = remove (final Idle): a CE removes a job
+        that is Idle after a start, and counts the start only on a Running answer."""
         key = (job, rec.attempt)
         reported = self.reconciler.reported(rec)
         with self._running_guard:
-            if rec.final is None or rec.final.job_status != COMPLETED or reported:
+            if rec.final is None or rec.final.job_status not in (COMPLETED, IDLE) or reported:
                 self._running_shown.discard(key)
                 return False
             if key in self._running_shown:
@@ -281,6 +283,8 @@ class Service:
                 for pod in pods:
                     if not meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(meta(pod).get("name")))
+                # deleted first, so nothing of the job runs on; then nothing may stay stuck
+                finalizers.release_all(self.kube, pods, "its job was cancelled")
                 # Owned secrets go with their pod (garbage collection); this also catches one
                 # orphaned by a crash between creating a pod and its secret. Best effort: the
                 # cancel itself is about the pod.

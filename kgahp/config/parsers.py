@@ -22,6 +22,16 @@ def _lower(value: str) -> str:
     return value.strip().lower()
 
 
+def _bool(value: str) -> bool:
+    """HTCondor's booleans: true/false, yes/no, on/off, 1/0 (any case)."""
+    text = value.strip().lower()
+    if text in ("true", "yes", "on", "1", "t", "y"):
+        return True
+    if text in ("false", "no", "off", "0", "f", "n"):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (true or false)")
+
+
 def _reconcile_workers(value: str) -> int:
     number = int(value)
     if not 1 <= number <= 256:

@@ -12,6 +12,7 @@ from typing import Optional
 from kgahp.config.knob import knob
 from kgahp.config.parsers import (
     GpuMode,
+    _bool,
     _cpu_quantity,
     _csv,
     _env_pairs,
@@ -254,6 +255,23 @@ class LifecycleSettings:
         "RESYNC_INTERVAL", "300",
         "Seconds between full relists of the watched pods",
         parse=float)
+    disruption_policy: str = knob(
+        "DISRUPTION_POLICY", "recreate",
+        "What a disruption (eviction, preemption incl. Kueue's, node loss) does to the job: "
+        "'recreate' = a new pod, NumRestarts + 1 (an access point, or a CE with "
+        "ENABLE_JOB_RETRIES = True); 'hold' = no new pod, the job is held (HoldReasonCode 26 "
+        "naming the disruption) so a user or periodic_release decides; 'remove' = no new pod "
+        "for a job that had started, reported Idle with the disruption in ExitReason, which a "
+        "default HTCondor-CE (ENABLE_JOB_RETRIES = False) removes ('disabled job retries'); a "
+        "job that never started is created again. A queue's disruptionPolicy overrides it",
+        parse=_lower, choices=("recreate", "hold", "remove"))
+    tracking_finalizer: bool = knob(
+        "TRACKING_FINALIZER", "true",
+        "Put the finalizer kgahp.htcondor.org/collect on every job pod, so a pod deleted, "
+        "evicted or garbage-collected (even while kgahp is down) stays until kgahp has read its "
+        "exit code and outputs; kgahp removes it once the result is recorded, on cancel, and "
+        "from pods of jobs it no longer tracks. Needs 'patch' on pods",
+        parse=_bool)
 
 
 @dataclass(frozen=True)

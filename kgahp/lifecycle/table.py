@@ -12,6 +12,7 @@ from kgahp.config import LifecycleSettings
 from kgahp.lifecycle.context import Context
 from kgahp.lifecycle.ending import (
     _deleted_elsewhere,
+    _ended_before_deletion,
     _killed_by_signal,
     _stuck_terminating,
     _unknown_too_long,
@@ -89,7 +90,8 @@ def _not_own(pred: Predicate) -> Predicate:
 RULES: tuple[Rule, ...] = (
     Rule("kueue-stopped", "Kueue stopped the pod (TerminationTarget=True: preempted, evicted, "
          "workload gone) and deletes it; it never recreates it: a disruption, created again",
-         _not_own(lambda p, c: _kueue_stopped(p) is not None and p.phase != "Succeeded"),
+         _not_own(lambda p, c: _kueue_stopped(p) is not None and p.phase != "Succeeded"
+                  and not _ended_before_deletion(p)),
          _v_kueue_stopped),
     Rule("deleted-elsewhere", "Pod deleted by someone else (kubectl delete, graceful or forced, "
          "namespace deletion) before its job ended: 3 Removed if it started, else created again; "
@@ -105,7 +107,8 @@ RULES: tuple[Rule, ...] = (
     Rule("phase-unknown", "Phase Unknown (node unreachable), within KGAHP_UNKNOWN_GRACE",
          lambda p, c: p.phase == "Unknown", _v_unknown_within_grace),
     Rule("disruption", "Evicted, preempted, node lost (status.reason / DisruptionTarget)",
-         _not_own(lambda p, c: _disruption(p) is not None and p.phase != "Succeeded"),
+         _not_own(lambda p, c: _disruption(p) is not None and p.phase != "Succeeded"
+                  and not _ended_before_deletion(p)),
          _v_disruption),
     Rule("deadline-exceeded", "status.reason = DeadlineExceeded (activeDeadlineSeconds)",
          lambda p, c: p.reason == "DeadlineExceeded", _v_deadline),

@@ -39,6 +39,9 @@ ANN_OWNER = "kgahp.htcondor.org/owner"
 ANN_PROJECT = "kgahp.htcondor.org/project"
 ANN_QUEUE = "kgahp.htcondor.org/queue"      # the queue whose admin overlay the pod was built from
 
+# --- the tracking finalizer (kgahp/finalizers.py): kept until kgahp has read the pod's result
+FINALIZER_COLLECT = "kgahp.htcondor.org/collect"
+
 BASE_NAME_MAX = 56          # leaves room for "-<attempt>" with up to 6 digits in a 63-char label
 DEFAULT_PREFIX = "kg"
 

@@ -10,6 +10,7 @@ means a minimal pod with one container named `job`. `KGAHP_QUEUE_CONFIG` is a YA
         priorityClassName: batch-high
         kueueQueue: gpu-local               # Kueue LocalQueue (kueue.x-k8s.io/queue-name)
         kueuePriorityClass: batch-urgent    # WorkloadPriorityClass (kueue.x-k8s.io/priority-class)
+        disruptionPolicy: hold              # overrides KGAHP_DISRUPTION_POLICY for this queue
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ DEFAULT_BASE: dict[str, Any] = {
 }
 _POD_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue",
-                         "kueuePriorityClass"})
+                         "kueuePriorityClass", "disruptionPolicy"})
+DISRUPTION_POLICIES = ("recreate", "hold", "remove")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class QueueConfig:
     priority_class: Optional[str] = None
     kueue_queue: Optional[str] = None
     kueue_priority_class: Optional[str] = None
+    disruption_policy: Optional[str] = None       # recreate|hold|remove; None: the knob's
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,13 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
         if not (kueue_priority and is_label_value(kueue_priority)):
             raise ConfigError(f"{where}: kueuePriorityClass {kueue_priority!r} is not a valid "
                               "label value")
+    disruption = _opt_str(entry, "disruptionPolicy", where)
+    if disruption is not None and disruption.strip().lower() not in DISRUPTION_POLICIES:
+        raise ConfigError(f"{where}: disruptionPolicy {disruption!r} is not one of "
+                          f"{', '.join(DISRUPTION_POLICIES)}")
     return QueueConfig(template=template, namespace=namespace, priority_class=priority,
-                       kueue_queue=kueue, kueue_priority_class=kueue_priority)
+                       kueue_queue=kueue, kueue_priority_class=kueue_priority,
+                       disruption_policy=disruption.strip().lower() if disruption else None)
 
 
 def _opt_str(entry: dict[str, Any], key: str, where: str) -> Optional[str]:

@@ -34,10 +34,12 @@ ROLE_PILOT = "pilot"
 
 def pilot_settings(settings: Settings) -> Settings:
     """The GAHP's settings as a pilot is built with them: this provisioner's instance label
-    (so no GAHP ever adopts a pilot), and no file transfer."""
+    (so no GAHP ever adopts a pilot), no file transfer, and no tracking finalizer (no GAHP
+    collects a pilot, so nothing would ever remove it)."""
     return replace(settings,
                    kube=replace(settings.kube, instance=settings.provision.instance),
-                   transfer=replace(settings.transfer, mode="none"))
+                   transfer=replace(settings.transfer, mode="none"),
+                   lifecycle=replace(settings.lifecycle, tracking_finalizer=False))
 
 
 def selector(settings: Settings) -> dict[str, str]:

@@ -1,5 +1,5 @@
 """The one benchmark command, end to end at a tiny scale: it must run, and what it measures must
-hold (two API requests per job life, none per status, the limiter honoured, full recovery)."""
+hold (three API requests per job life, none per status, the limiter honoured, full recovery)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     life = results["job_life"]
     assert life["pods_left"] == 0
     assert life["counted_by"] == "sim"
-    assert life["requests"] == {"create/pods/": 6, "delete/pods/": 6}
+    # one create, one patch (the tracking finalizer, once the result is recorded), one delete
+    assert life["requests"] == {"create/pods/": 6, "patch/pods/": 6, "delete/pods/": 6}
     # what kgahp's own request log counted is what the server counted
     assert life["client_requests"] == life["requests"]
     assert results["meta"]["cluster"] == "sim"

@@ -2,19 +2,19 @@
 
 - cancel leaves nothing: no pod and no Secret, whether the job was idle (unschedulable), running,
   or already finished, with input files and a proxy shipped as Secrets (api transfer mode);
-- a pod that ends and is deleted while kgahp is down is never a false result: after the restart
-  the job is either Completed with the exit code its process really had (what the tracking
-  finalizer is to guarantee) or reported Removed/Held, never Completed with another code and
-  never left Running or Idle forever.
+- a pod that ends and is deleted while kgahp is down is never a false result: the tracking
+  finalizer keeps it until kgahp, back up, has read it, so the job is Completed with the exit
+  code its process really had and its outputs are in Iwd.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from harness import Gahp, exits, managed_objects, sleeps, succeeds, wait_until
+from harness import Gahp, managed_objects, sh, sleeps, succeeds, wait_until
 
-from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
+from kgahp.model import COMPLETED, IDLE, REMOVED, RUNNING
 
 
 def _objects(gahp: Gahp, kind: str) -> list[str]:
@@ -46,26 +46,36 @@ def test_cancel_leaves_no_pod_and_no_secret(make_gahp: Any) -> None:
 
 def test_a_pod_that_ends_and_is_deleted_while_kgahp_is_down_is_never_a_false_result(
         make_gahp: Any) -> None:
+    """The tracking finalizer holds the deleted pod (deletionTimestamp set, its last status and
+    log kept) until kgahp, back up, has read it: its real exit code and outputs."""
     from kubernetes import client
 
-    gahp = make_gahp()
-    job_id = gahp.submit("leftover_down_1.0", **exits(4, after=2))
+    gahp = make_gahp(TRANSFER_MODE="api")
+    job_id = gahp.submit("leftover_down_1.0", **sh("sleep 2; echo made > result.txt; "
+                                                     "echo out; exit 4",
+                                                     TransferOutput="result.txt"))
     gahp.wait_status(job_id, {RUNNING})
     gahp.driver.kill()                               # kill -9: nothing of kgahp runs now
     core = client.CoreV1Api(gahp.sim.api_client())
     (pod,) = managed_objects(gahp.sim, "pods")
     name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
+    assert pod["metadata"]["finalizers"] == ["kgahp.htcondor.org/collect"]
 
     def ended() -> bool:
         return core.read_namespaced_pod(name, namespace).status.phase in ("Succeeded", "Failed")
 
     wait_until(ended, 60, "the job's process to end while kgahp is down")
+    time.sleep(1.5)                                  # deleted well after it ended
     core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)   # GC, a person, ...
+    held = core.read_namespaced_pod(name, namespace)  # still there: the finalizer holds it
+    assert held.metadata.deletion_timestamp is not None
     gahp.start()
     status, ad = gahp.wait_status(job_id, lambda s: s not in (IDLE, RUNNING), timeout=60)
-    if status == COMPLETED:
-        assert ad.eval("ExitCode") == 4, ad      # only ever the real exit code
-    else:
-        assert status in (REMOVED, HELD), ad
+    assert status == COMPLETED, ad
+    assert ad.eval("ExitCode") == 4, ad              # the real exit code
+    assert (gahp.iwd / "result.txt").read_text() == "made\n"
+    assert (gahp.iwd / "leftover_down_1.0.out").read_text() == "out\n"
     again, _ = gahp.status(job_id)
     assert again == status                           # a settled answer, not a flicker
+    wait_until(lambda: not managed_objects(gahp.sim, "pods"), 30,
+               "the pod to go once kgahp removed its finalizer")

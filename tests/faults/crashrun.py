@@ -29,6 +29,7 @@ from harness import (
     managed_objects,
 )
 
+from kgahp.finalizers import FINALIZER
 from kgahp.model import COMPLETED, HELD, REMOVED, RUNNING
 from kgahp.podspec.names import job_base_name
 
@@ -71,6 +72,7 @@ class CampaignReport:
     held_by_gm: list[str] = field(default_factory=list)
     leaked_pods: list[str] = field(default_factory=list)
     leaked_secrets: list[str] = field(default_factory=list)
+    leaked_finalizers: list[str] = field(default_factory=list)
     max_reply_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -78,14 +80,16 @@ class CampaignReport:
         return {k: v for k, v in {
             "lost": self.lost, "wrong": self.wrong, "duplicated": self.duplicated,
             "held_by_gm": self.held_by_gm, "leaked_pods": self.leaked_pods,
-            "leaked_secrets": self.leaked_secrets}.items() if v}
+            "leaked_secrets": self.leaked_secrets,
+            "leaked_finalizers": self.leaked_finalizers}.items() if v}
 
     def summary(self) -> str:
         return (f"{self.jobs} jobs, {self.kills} SIGKILLs ({self.kills_after_create} between a "
                 f"pod's creation and the submit's answer), {self.resubmits} resubmits, "
                 f"{self.status_calls} status calls ({self.status_errors} errors), lost "
                 f"{len(self.lost)}, wrong {len(self.wrong)}, duplicated {len(self.duplicated)}, "
-                f"leaked {len(self.leaked_pods)} pods/{len(self.leaked_secrets)} secrets, "
+                f"leaked {len(self.leaked_pods)} pods/{len(self.leaked_secrets)} secrets/"
+                f"{len(self.leaked_finalizers)} finalizers, "
                 f"max reply {self.max_reply_seconds:.2f} s, {self.seconds:.0f} s")
 
 
@@ -306,6 +310,9 @@ def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
         time.sleep(0.5)
     report.leaked_pods = [p["metadata"]["name"] for p in pods]
     report.leaked_secrets = [s["metadata"]["name"] for s in secrets]
+    # a pod still carrying kgahp's finalizer at the end would be stuck forever once deleted
+    report.leaked_finalizers = [p["metadata"]["name"] for p in pods
+                                if FINALIZER in (p["metadata"].get("finalizers") or ())]
     report.seconds = time.monotonic() - started
     assert report.max_reply_seconds < GM_RESPONSE_TIMEOUT
     return report

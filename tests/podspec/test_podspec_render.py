@@ -115,6 +115,13 @@ def test_attempt_and_knobs_are_used() -> None:
     assert job_container(pod)["volumeMounts"][0] == {"name": "scratch", "mountPath": "/scratch"}
 
 
+def test_render_shows_the_tracking_finalizer_the_gahp_puts_on_its_pods() -> None:
+    assert pod_from(render([], stdin=NEW_AD))["metadata"]["finalizers"] == [
+        "kgahp.htcondor.org/collect"]
+    off = pod_from(render([], stdin=NEW_AD, TRACKING_FINALIZER="false"))
+    assert "finalizers" not in off["metadata"]
+
+
 @pytest.mark.parametrize(("args", "stdin", "knobs", "message"), [
     (["/nonexistent/job.ad"], "", {}, "Cannot read /nonexistent/job.ad"),
     (["-"], "", {}, "The submit ad is empty"),

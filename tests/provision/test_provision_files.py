@@ -121,6 +121,8 @@ def test_the_deployments_config_builds_pilots_within_policy(tmp_path: Path) -> N
         assert pod["metadata"]["namespace"] == "osg-pilots"
         assert pod["spec"]["priorityClassName"] == "pilots"
         assert f"{PREFIX}" not in str(pod["metadata"]["name"])
+        # no GAHP collects a pilot: the tracking finalizer would keep a deleted one for ever
+        assert "finalizers" not in pod["metadata"]
 
 
 def test_without_a_reachable_schedd_the_cycle_fails_in_one_sentence(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ simulator sent), so the row's input is exactly what the reconciler reads.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import pytest
 
 from kgahp.app import build_service
 from kgahp.config import settings_from_mapping
-from kgahp.model import COMPLETED, REMOVED, JobState
+from kgahp.finalizers import FINALIZER
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, JobState
 from kgahp.podspec import names
 from kgahp.service import Service
 
@@ -230,6 +232,10 @@ def _gone(r: Rig, pod: dict) -> dict:
     """Delete the pod in the cluster, and deliver its DELETED as the watch would."""
     name = pod["metadata"]["name"]
     r.service.kube.delete_pod(NS, name, grace_seconds=0)
+    # gone for good: as if an admin cleared the finalizers while kgahp was not looking (23b3)
+    r.service.kube.call("clearing finalizers", lambda: r.service.kube.request(
+        "PATCH", f"/api/v1/namespaces/{NS}/pods/{name}",
+        body={"metadata": {"finalizers": None}}, content_type="application/merge-patch+json"))
     deadline = time.monotonic() + 10
     while name in r.pods():
         assert time.monotonic() < deadline
@@ -327,7 +333,92 @@ def _expect_vanished_removed(r: Rig, job: str, d: dict[str, int],
     assert final.job_status == REMOVED and d["create pods"] == 0
 
 
+def _policy(r: Rig, policy: str) -> None:
+    """The reconciler reads the knob from its settings: as if KGAHP_DISRUPTION_POLICY said so."""
+    settings = r.service.reconciler.settings
+    r.service.reconciler.settings = dataclasses.replace(
+        settings, lifecycle=dataclasses.replace(settings.lifecycle, disruption_policy=policy))
+
+
+def _evicted_hold(r: Rig, job: str) -> None:
+    _policy(r, "hold")
+    _evicted(r, job)
+
+
+def _evicted_remove(r: Rig, job: str) -> None:
+    _policy(r, "remove")
+    _evicted(r, job)
+
+
+def _expect_held_26(r: Rig, job: str, d: dict[str, int], again: Optional[float]) -> None:
+    final = _final(r, job)
+    assert final.job_status == HELD and final.hold_code == 26, final
+    assert "KGAHP_DISRUPTION_POLICY = hold" in (final.hold_reason or "")
+    assert d["create pods"] == 0
+    assert not _finalizers(r, job)                 # answered: kgahp no longer holds the pod
+
+
+def _expect_idle_final(r: Rig, job: str, d: dict[str, int], again: Optional[float]) -> None:
+    final = _final(r, job)
+    assert final.job_status == IDLE and final.num_restarts == 1, final
+    assert "KGAHP_DISRUPTION_POLICY = remove" in (final.exit_reason or "")
+    assert d["create pods"] == 0
+
+
+def _finalizers(r: Rig, job: str, attempt: int = 0) -> list[str]:
+    pod = r.service.kube.get_pod(NS, names.pod_name(job, attempt))
+    assert pod is not None
+    return list(pod["metadata"].get("finalizers") or [])
+
+
+def _ended_then_deleted(r: Rig, job: str) -> None:
+    """Exited 4 a minute ago; deleted (grace 0, as for a finished pod) 5 s ago while kgahp was
+    not looking: the finalizer kept it, and its own end came first."""
+    r.service.store.update(job, started=True)
+    r.put(_pod0(r, job), phase="Failed", main=_exited(4, ago=60), deleted_ago=5, grace=0)
+
+
+def _expect_exit_4_released(r: Rig, job: str, d: dict[str, int],
+                            again: Optional[float]) -> None:
+    final = _final(r, job)
+    assert final.job_status == COMPLETED and final.exit_code == 4, final
+    assert not _finalizers(r, job)
+
+
+def _expect_collected_released(r: Rig, job: str, d: dict[str, int],
+                               again: Optional[float]) -> None:
+    _expect_collected(r, job, d, again)
+    assert not _finalizers(r, job)
+
+
+def _untracked_running(r: Rig, job: str) -> None:
+    """The store forgot the job (its record purged or the file lost) while its pod runs."""
+    r.put(_pod0(r, job), phase="Running", main=_running())
+    with r.service.store._lock:
+        del r.service.store._jobs[job]
+
+
+def _expect_swept(r: Rig, job: str, d: dict[str, int], again: Optional[float]) -> None:
+    assert not _finalizers(r, job)
+    assert d["delete pods"] == 0 and d["create pods"] == 0
+
+
+def _expect_kept_while_running(r: Rig, job: str, d: dict[str, int],
+                               again: Optional[float]) -> None:
+    _expect_started(r, job, d, again)
+    assert _finalizers(r, job) == [FINALIZER]
+
+
 ROWS = [
+    Row("evicted, policy hold: held 26, no new pod, finalizer released", _evicted_hold,
+        _expect_held_26),
+    Row("evicted after start, policy remove: Idle as the answer, no new pod", _evicted_remove,
+        _expect_idle_final),
+    Row("ended, then deleted while kgahp looked away: its exit code, finalizer released",
+        _ended_then_deleted, _expect_exit_4_released),
+    Row("succeeded: collected, finalizer released", _succeeded, _expect_collected_released),
+    Row("running: the finalizer stays", _running_marks_started, _expect_kept_while_running),
+    Row("job no longer tracked: the finalizer is released", _untracked_running, _expect_swept),
     Row("running: the start is recorded", _running_marks_started, _expect_started),
     Row("succeeded: collected, kept for the retention", _succeeded, _expect_collected),
     Row("store lost: the record is rebuilt and the pod collected", _store_lost,
