@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -390,3 +391,12 @@ def world_readable(path: Path, root: Path) -> bool:
         return False
     return all(os.stat(parent).st_mode & 0o001 for parent in path.parents
                if root in parent.parents)
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for a simulated API server on https://127.0.0.1 (CN kubernetes)."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=kubernetes", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

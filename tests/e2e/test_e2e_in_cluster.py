@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Gahp
+from harness import Gahp, self_signed_certificate
 
 from kgahp.model import COMPLETED, RUNNING
 from kgahp.testing import GahpDriver, condor_env
@@ -48,18 +48,10 @@ WHY_NOT = _namespaces_work()
 pytestmark = pytest.mark.skipif(bool(WHY_NOT), reason=f"needs root and unshare -m: {WHY_NOT}")
 
 
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "tls.crt", directory / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=kubernetes", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.fixture
 def tls_sim(tmp_path: Path, sim: Any) -> Iterator[Any]:
     sim.require_sim("serves https with its own CA and issues tokens")
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
     cluster = SimCluster(SimConfig(workdir=str(tmp_path / "tls-sim"), schedule_delay=0.01,

@@ -6,13 +6,13 @@ set-up (KUBERNETES_SERVICE_HOST, the ServiceAccount token and CA, https) and the
 from __future__ import annotations
 
 import ssl
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from harness import self_signed_certificate
 
 from kgahp.config import KubeSettings
 from kgahp.errors import ApiError, ConfigError, TransientApiError
@@ -102,18 +102,10 @@ def test_exec_plugin_kubeconfig_is_reloaded_on_401(token_sim, tmp_path):
 
 
 # ----- in-cluster -----------------------------------------------------------------------------
-def _certificate(directory: Path) -> tuple[Path, Path]:
-    cert, key = directory / "tls.crt", directory / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=kubernetes", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
 @pytest.fixture
 def tls_sim(tmp_path: Path, sim: Any) -> Any:
     sim.require_sim("serves https with its own CA")
-    cert, key = _certificate(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
     cluster = SimCluster(SimConfig(workdir=str(tmp_path / "tls-sim")), ssl_context=context)
