@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from kgahp import lifecycle
+from kgahp import lifecycle, workloads
 from kgahp.model import IDLE, REMOVED, RUNNING, JobState
 from kgahp.mounts import MountChecks
 from kgahp.podactions import PodActions, RetryLater, attempt_of, meta, phase
@@ -79,7 +79,7 @@ class Reconciler:
         if kind == "DELETED" or phase(pod) != "Pending":
             self.mounts.forget(namespace, name)
             if kind == "DELETED":
-                self.actions.forget_pod(namespace, name)
+                self.actions.forget_pod(namespace, workloads.attempt_name(pod))
         job = (m.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return
@@ -88,15 +88,28 @@ class Reconciler:
                 self._departed.setdefault((namespace, job), {})[name] = pod
         self.enqueue(namespace, job)
 
+    def on_job_event(self, kind: str, obj: dict) -> None:
+        """Job mode: a change of one of this instance's Jobs (its pod's events come anyway;
+        this catches a Job whose pod never came, or went before the Job said why)."""
+        m = meta(obj)
+        job = (m.get("labels") or {}).get(names.LABEL_JOB)
+        if job:
+            self.enqueue(str(m.get("namespace")), job)
+
     # ------------------------------------------------------------------ what status asks
     def classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
         m = meta(pod)
-        return lifecycle.classify(
+        verdict = lifecycle.classify(
             pod, now=self.clock(), settings=self.settings.lifecycle,
             main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
             deleted_by_kgahp=bool(rec and rec.cancelled),
             mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))),
             ever_started=bool(rec and rec.started and rec.attempt == attempt_of(pod)))
+        if self.actions.jobs is not None and not (rec and rec.cancelled):   # job mode
+            verdict = self.actions.jobs.amend(pod, verdict, now=self.clock(),
+                                              settings=self.settings.lifecycle,
+                                              main_container=build.MAIN_CONTAINER)
+        return verdict
 
     def note_reported(self, namespace: str, job: str, attempt: int) -> None:
         """A status answer gave the attempt's final result: the job's reconcile records that
@@ -129,6 +142,16 @@ class Reconciler:
             # a disrupted pod (an eviction) can be gone before its successor is recorded:
             # that is a job being moved, not one deleted
             return JobState(IDLE, num_restarts=rec.restarts + 1)
+        if self.actions.jobs is not None:   # job mode: the attempt's Job may say more
+            told = self.actions.jobs.without_pod(namespace, job, rec.attempt, rec.restarts)
+            if told is not None:
+                if told.state.job_status != IDLE and record:
+                    self._record_final(namespace, job, rec.attempt, told.state, told.reason)
+                elif told.state.job_status != IDLE:
+                    with self._pending_guard:
+                        self._vanish_seen.add((namespace, job))
+                    self.enqueue(namespace, job)
+                return told.state
         verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
                                      settings=self.settings.lifecycle, namespace=namespace,
                                      name=names.pod_name(job, rec.attempt))

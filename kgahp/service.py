@@ -272,6 +272,8 @@ class Service:
                 if not pods and self.store.get(job) is None and self.actions.legacy_record(job):
                     pods = self.actions.adopt_legacy(namespace, job)
                 rec = self.store.update(job, cancelled=True)
+                if self.actions.jobs is not None:   # job mode: the Jobs take their pods along
+                    self.actions.jobs.delete_all(namespace, job, self.actions.job_selector(job))
                 for pod in pods:
                     if not meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(meta(pod).get("name")))
@@ -318,5 +320,7 @@ class Service:
     # ------------------------------------------------------------------ shutdown
     def close(self, secrets_deadline: float = 10.0) -> None:
         self.cache.stop()
+        if self.actions.jobs is not None:
+            self.actions.jobs.stop()
         self.reconciler.stop()
         self.actions.finish_secret_cleanup(secrets_deadline)

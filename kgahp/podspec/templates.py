@@ -10,6 +10,8 @@ means a minimal pod with one container named `job`. `KGAHP_QUEUE_CONFIG` is a YA
         priorityClassName: batch-high
         kueueQueue: gpu-local               # Kueue LocalQueue (kueue.x-k8s.io/queue-name)
         kueuePriorityClass: batch-urgent    # WorkloadPriorityClass (kueue.x-k8s.io/priority-class)
+        workload: job                       # pod (KGAHP_WORKLOAD's default) or job (batch/v1)
+        multikueue: false                   # true: Jobs carry managedBy kueue.x-k8s.io/multikueue
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ DEFAULT_BASE: dict[str, Any] = {
 }
 _POD_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue",
-                         "kueuePriorityClass"})
+                         "kueuePriorityClass", "workload", "multikueue"})
+WORKLOADS = ("pod", "job")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,9 @@ class QueueConfig:
     priority_class: Optional[str] = None
     kueue_queue: Optional[str] = None
     kueue_priority_class: Optional[str] = None
+    workload: Optional[str] = None     # "pod" or "job"; None: KGAHP_WORKLOAD
+    multikueue: bool = False           # Job mode, dispatched by MultiKueue
+
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,23 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
         if not (kueue_priority and is_label_value(kueue_priority)):
             raise ConfigError(f"{where}: kueuePriorityClass {kueue_priority!r} is not a valid "
                               "label value")
+    workload = _opt_str(entry, "workload", where)
+    if workload is not None and workload not in WORKLOADS:
+        raise ConfigError(f"{where}: workload {workload!r} is neither 'pod' nor 'job'")
+    multikueue = entry.get("multikueue", False)
+    if not isinstance(multikueue, bool):
+        raise ConfigError(f"{where}: multikueue must be true or false")
+    if multikueue:
+        if workload == "pod":
+            raise ConfigError(f"{where}: multikueue dispatches batch/v1 Jobs; it needs "
+                              "workload: job")
+        if kueue is None:
+            raise ConfigError(f"{where}: multikueue needs kueueQueue (MultiKueue takes only "
+                              "Jobs queued in a LocalQueue)")
+        workload = "job"
     return QueueConfig(template=template, namespace=namespace, priority_class=priority,
-                       kueue_queue=kueue, kueue_priority_class=kueue_priority)
+                       kueue_queue=kueue, kueue_priority_class=kueue_priority,
+                       workload=workload, multikueue=multikueue)
 
 
 def _opt_str(entry: dict[str, Any], key: str, where: str) -> Optional[str]:
