@@ -366,7 +366,7 @@ class Reconciler:
     def _drop_secrets(self, pod: dict) -> None:
         if self.actions.want_secrets_deleted(pod):
             m = meta(pod)
-            self.queue.add(("secrets", str(m.get("namespace")), str(m.get("name"))))
+            self.queue.add(("secrets", str(m.get("namespace")), workloads.attempt_name(pod)))
 
     def _recreate_marked(self, namespace: str, job: str, pod: Optional[dict]) -> None:
         """Recreate, showing the job as being moved (IDLE) to status meanwhile."""

@@ -104,9 +104,11 @@ def mutate_job(config: SimConfig, job: Any) -> None:
 
 
 def _job_waits(job: Mapping[str, Any]) -> bool:
-    spec = job.get("spec") or {}
+    """Suspended and stopped: Kueue admits an evicted Job again only once its pods are gone."""
+    spec, status = job.get("spec") or {}, job.get("status") or {}
     return bool(spec.get("suspend")) and spec.get("managedBy") != MULTIKUEUE and \
-        not job["metadata"].get("deletionTimestamp") and not _job_ended(job)
+        not job["metadata"].get("deletionTimestamp") and not _job_ended(job) and \
+        not status.get("active") and not status.get("terminating")
 
 
 def _job_ended(job: Mapping[str, Any]) -> bool:

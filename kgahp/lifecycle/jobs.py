@@ -18,7 +18,7 @@ from typing import Any, Optional
 from kgahp.config import LifecycleSettings
 from kgahp.lifecycle.context import Context, _disrupted, _held
 from kgahp.lifecycle.kueue import KUEUE_QUEUE_LABEL
-from kgahp.lifecycle.pod import read_pod
+from kgahp.lifecycle.pod import parse_time, read_pod
 from kgahp.lifecycle.verdict import (
     HOLD_JOB_EXECUTE_EXCEEDED,
     Action,
@@ -45,6 +45,22 @@ def deadline_exceeded(job: Mapping[str, Any]) -> bool:
 
 def suspended(job: Mapping[str, Any]) -> bool:
     return bool((job.get("spec") or {}).get("suspend")) or _true(job, "Suspended") is not None
+
+
+def suspended_during(job: Mapping[str, Any], since: Optional[float]) -> bool:
+    """The Job is suspended, or was suspended or resumed at or after `since` (a pod's
+    creation): Kueue evicted it and may already have admitted it again. With backoffLimit 0 and
+    podReplacementPolicy Failed nothing else stops a pod of an unfinished Job this way."""
+    if _true(job, "Complete") is not None or _true(job, "Failed") is not None:
+        return False
+    if suspended(job):
+        return True
+    for cond in (job.get("status") or {}).get("conditions") or ():
+        if isinstance(cond, dict) and cond.get("type") == "Suspended":
+            changed = parse_time(cond.get("lastTransitionTime"))
+            if changed is not None and since is not None and changed >= since:
+                return True
+    return False
 
 
 def _name(job: Mapping[str, Any]) -> str:
@@ -96,7 +112,7 @@ def with_pod(pod: Mapping[str, Any], job: Mapping[str, Any], verdict: Verdict, *
         state = _held(p, ctx, HOLD_JOB_EXECUTE_EXCEEDED, _deadline_text(job))
         return Verdict(state, Action.NONE, None, "Job DeadlineExceeded", "job-deadline")
     stopping = p.deletion_at is not None or p.finished
-    if suspended(job) and stopping and p.phase != "Succeeded":
+    if stopping and p.phase != "Succeeded" and suspended_during(job, p.created):
         return _disrupted(p, ctx, f"Job {_name(job)} suspended (Kueue evicted or preempted "
                           f"its workload)", Action.RECREATE)
     return verdict

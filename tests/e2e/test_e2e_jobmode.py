@@ -73,7 +73,7 @@ def test_outputs_are_collected_from_the_jobs_pod(sim, make_gahp):
         fh.write("hello input\n")
     script = f"{iwd}/job.sh"
     with open(script, "w") as fh:
-        fh.write("#!/bin/sh\ncat in.txt > result.txt\necho done\n")
+        fh.write("#!/bin/sh\nsleep 2\ncat in.txt > result.txt\necho done\n")
     os.chmod(script, 0o755)
     job_id = g.submit("jm_files_1.0", Cmd=script, StageCmd=True, TransferInput="in.txt",
                       TransferOutput="result.txt", Out="job.out", Err="job.err")
@@ -193,7 +193,7 @@ def kueue_jgahp(sim: Any, make_gahp: Any, tmp_path: Path) -> Any:
 
 def test_kueue_suspended_job_is_idle_waiting_for_quota_then_runs(kueue_jgahp):
     g = kueue_jgahp
-    first = g.submit("jmk_a_1.0", KubernetesImage="sim.invalid/ok:2s", Queue="kj")
+    first = g.submit("jmk_a_1.0", KubernetesImage="sim.invalid/ok:5s", Queue="kj")
     g.wait_status(first, {RUNNING})
     second = g.submit("jmk_b_1.0", KubernetesImage="sim.invalid/ok:300ms", Queue="kj")
     [job] = mine(jobs_of(g.sim), second)
