@@ -23,6 +23,7 @@ from typing import Any, Optional
 import classad2
 from harness import (
     GM_RESPONSE_TIMEOUT,
+    MANAGED,
     Gahp,
     PodCensus,
     job_label,
@@ -71,6 +72,7 @@ class CampaignReport:
     held_by_gm: list[str] = field(default_factory=list)
     leaked_pods: list[str] = field(default_factory=list)
     leaked_secrets: list[str] = field(default_factory=list)
+    leaked_jobs: list[str] = field(default_factory=list)      # job mode's batch/v1 Jobs
     max_reply_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -78,14 +80,16 @@ class CampaignReport:
         return {k: v for k, v in {
             "lost": self.lost, "wrong": self.wrong, "duplicated": self.duplicated,
             "held_by_gm": self.held_by_gm, "leaked_pods": self.leaked_pods,
-            "leaked_secrets": self.leaked_secrets}.items() if v}
+            "leaked_secrets": self.leaked_secrets, "leaked_jobs": self.leaked_jobs}.items()
+            if v}
 
     def summary(self) -> str:
         return (f"{self.jobs} jobs, {self.kills} SIGKILLs ({self.kills_after_create} between a "
                 f"pod's creation and the submit's answer), {self.resubmits} resubmits, "
                 f"{self.status_calls} status calls ({self.status_errors} errors), lost "
                 f"{len(self.lost)}, wrong {len(self.wrong)}, duplicated {len(self.duplicated)}, "
-                f"leaked {len(self.leaked_pods)} pods/{len(self.leaked_secrets)} secrets, "
+                f"leaked {len(self.leaked_pods)} pods/{len(self.leaked_secrets)} secrets/"
+                f"{len(self.leaked_jobs)} Jobs, "
                 f"max reply {self.max_reply_seconds:.2f} s, {self.seconds:.0f} s")
 
 
@@ -227,6 +231,15 @@ class Gridmanager:
             # a lost status or cancel is simply sent again at the next poll
 
 
+def managed_jobs(sim: Any) -> list[dict]:
+    """Every batch/v1 Job carrying kgahp's managed-by label (job mode)."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(sim.api_client())
+    return [batch.api_client.sanitize_for_serialization(j)
+            for j in batch.list_job_for_all_namespaces(label_selector=MANAGED).items]
+
+
 def _pods_exist(gahp: Gahp, jobs: list[Job]) -> bool:
     labels = {job_label(p) for p in managed_objects(gahp.sim, "pods")}
     return all(job.label in labels for job in jobs)
@@ -238,8 +251,8 @@ def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
     """`slow_creates`: the share of pod creates the API server takes 0.8 s over, so kills
     often land while a create is on its way (it still completes, as on a real server)."""
     rng = random.Random(seed)
-    if slow_creates:
-        gahp.sim.faults.add(method="POST", path="/pods$", latency=0.8,
+    if slow_creates:   # job mode: kgahp creates Jobs (their pods come from the controller)
+        gahp.sim.faults.add(method="POST", path="/(pods|jobs)$", latency=0.8,
                             probability=slow_creates)
     report = CampaignReport(jobs=jobs)
     started = time.monotonic()
@@ -301,9 +314,11 @@ def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
     while time.monotonic() < deadline:
         pods = managed_objects(gahp.sim, "pods")
         secrets = managed_objects(gahp.sim, "secrets")
-        if not pods and not secrets:
+        jobs_left = managed_jobs(gahp.sim)
+        if not pods and not secrets and not jobs_left:
             break
         time.sleep(0.5)
+    report.leaked_jobs = [j["metadata"]["name"] for j in jobs_left]
     report.leaked_pods = [p["metadata"]["name"] for p in pods]
     report.leaked_secrets = [s["metadata"]["name"] for s in secrets]
     report.seconds = time.monotonic() - started
