@@ -104,9 +104,12 @@ def without_pod(job: Mapping[str, Any], *, restarts: int) -> Optional[Verdict]:
 def with_pod(pod: Mapping[str, Any], job: Mapping[str, Any], verdict: Verdict, *, now: float,
              settings: LifecycleSettings, restarts: int, main_container: str = "job") -> Verdict:
     """`verdict` (the pod table's), corrected by what the pod's Job says about its end."""
-    if verdict.state.job_status in (COMPLETED, HELD):
+    if verdict.state.job_status in (COMPLETED, HELD) or (
+            verdict.final is not None and verdict.final.job_status == HELD):
         return verdict
     p = read_pod(pod, main_container)
+    if p.phase == "Succeeded":
+        return verdict   # it ended on its own, whatever the Job decided a moment later
     ctx = Context(now=now, settings=settings, restarts=restarts, deleted_by_kgahp=False)
     if deadline_exceeded(job):
         state = _held(p, ctx, HOLD_JOB_EXECUTE_EXCEEDED, _deadline_text(job))

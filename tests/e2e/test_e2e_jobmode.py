@@ -200,7 +200,7 @@ def test_kueue_suspended_job_is_idle_waiting_for_quota_then_runs(kueue_jgahp):
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "lq-j"
     assert job["spec"]["suspend"] is True        # Kueue's webhook: suspended until admitted
     assert not mine(g.pods(), second)
-    code, _msg, status, ad_text = g.driver.status(second)
+    code, _msg, status, _ad = g.driver.status(second)
     assert (code, status) == (0, IDLE)
     from kgahp.lifecycle.jobs import without_pod
     verdict = without_pod(job, restarts=0)
