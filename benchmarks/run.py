@@ -91,6 +91,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help=f"their command (default {DEFAULT_LIFE_COMMAND!r})")
     parser.add_argument("--log-level", default="INFO",
                         help="KGAHP_DEBUG of the benchmarked kgahp (the default is INFO)")
+    parser.add_argument("--workload", choices=("pod", "job"), default="pod",
+                        help="what one job attempt is (KGAHP_WORKLOAD): a pod or a batch/v1 Job")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -162,7 +164,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else "kgahp's own process (client side)"})
         if not target.is_sim:
             _cleanup(target, say)
-        bench = phases.Bench(target, workdir, say, log_level=args.log_level)
+        bench = phases.Bench(target, workdir, say, log_level=args.log_level,
+                             workload=args.workload)
+        results["meta"]["workload"] = args.workload
         say(f"cluster: {target.description}, {results['meta']['server_version']}; "
             f"scratch {workdir}")
         say(f"phase 1: {args.life_jobs} whole job lives (API requests per job)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes_validate import utils as kv
-from podspec_support import JOB_DIR, settings
+from podspec_support import EXAMPLES, JOB_DIR, settings
 from test_podspec_render import documents, render
 
 from kgahp import workloads
@@ -119,3 +119,31 @@ def test_render_of_a_job_mode_queue_shows_the_job(tmp_path: Path) -> None:
     owner = secret["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"]) == ("Job", job["metadata"]["name"])
     kv.validate(job, kv.latest_version(), strict=True)
+
+
+def test_job_mode_role_grants_what_kube_jobs_uses() -> None:
+    """`kgahp check` asks for JOB_PERMISSIONS in job mode; deploy/rbac-job-mode.yaml grants
+    them, and they are exactly the verbs of kgahp/kube/jobs.py's calls."""
+    import inspect
+    import re
+
+    import yaml
+
+    from kgahp.kube import jobs as jobapi
+
+    source = inspect.getsource(jobapi)
+    used = {"create"} if '"POST", _path(namespace)' in source else set()
+    if re.search(r'"GET", _path\(namespace, name\)', source):
+        used.add("get")
+    if re.search(r'"DELETE", _path\(namespace, name\)', source):
+        used.add("delete")
+    if '("watch", True)' in source:
+        used.add("watch")
+    if 'kube.request("GET", _path(namespace), query=q' in source:
+        used.add("list")
+    assert used == {verb for verb, _, _ in jobapi.JOB_PERMISSIONS}
+    role = next(d for d in yaml.safe_load_all(
+        (EXAMPLES.parent / "deploy" / "rbac-job-mode.yaml").read_text()) if d["kind"] == "Role")
+    granted = {v for rule in role["rules"] if rule["apiGroups"] == ["batch"]
+               and "jobs" in rule["resources"] for v in rule["verbs"]}
+    assert used <= granted
