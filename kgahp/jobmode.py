@@ -7,6 +7,8 @@ through small hooks and otherwise treat the Job's pod as they treat a bare pod.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Optional
 
 from kgahp import lifecycle, sandbox, workloads
@@ -17,17 +19,24 @@ from kgahp.kube.api import Kube
 from kgahp.kube.cache import PodCache
 from kgahp.model import COMPLETED, HELD, JobRequest
 from kgahp.podspec import names
+from kgahp.store import JobRecord
 
 if TYPE_CHECKING:
     from kgahp.podactions import PodActions
 
 log = logging.getLogger(__name__)
 
+DELETED_REMEMBERED = 20_000   # Job names whose delete this process already sent
+
 
 class JobMode:
     def __init__(self, kube: Kube, cache: PodCache) -> None:
         self.kube = kube
         self.cache = cache     # a PodCache of kind "job": the same machinery, Jobs in it
+        # Jobs this process deleted (Background: gone at once, for good): the reconciles that
+        # still see their terminating pod do not ask again (bounded, oldest forgotten first)
+        self._deleted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._deleted_guard = threading.Lock()
 
     @classmethod
     def build(cls, kube: Kube, namespaces: tuple[str, ...], selector: str, *,
@@ -97,6 +106,38 @@ class JobMode:
                                        restarts=lifecycle.restarts_of(pod),
                                        main_container=main_container)
 
+    def sweep(self, namespace: str, job: str, rec: Optional[JobRecord], pods: list[dict],
+              now: float, retention: float) -> Optional[float]:
+        """Delete the job's Jobs that have no pod for the pod rules to clean up (a deadline
+        hold whose pod the controller deleted, a superseded attempt whose pod never came, a
+        cancelled one): after the retention once the result is recorded, at once otherwise.
+        Returns when to look again."""
+        if rec is None:
+            return None
+        with_pods = {workloads.attempt_name(p) for p in pods}
+        again: Optional[float] = None
+        for item in self.cache.pods_for_job(namespace, job):
+            meta = item.get("metadata") or {}
+            name = str(meta.get("name"))
+            if meta.get("deletionTimestamp") or name in with_pods:
+                continue
+            try:
+                attempt = int((meta.get("labels") or {}).get(names.LABEL_ATTEMPT, -1))
+            except ValueError:
+                continue
+            if attempt == rec.attempt and not rec.cancelled:
+                if rec.final is None:
+                    continue              # its pod is still to come (or Kueue holds it)
+                left = retention - (now - (rec.finished_at or now))
+                if left > 0:
+                    again = left if again is None else min(again, left)
+                    continue
+            elif attempt > rec.attempt:
+                continue                  # made by a recreation not yet recorded here
+            if self.delete(namespace, name):
+                log.info("deleted Job %s/%s (no pod left to clean up)", namespace, name)
+        return again
+
     # ---- writes
     def create_attempt(self, actions: PodActions, req: JobRequest, ad_text: str,
                        namespace: str, job: str, attempt: int, restarts: int, manifest: dict,
@@ -144,6 +185,9 @@ class JobMode:
 
     def create(self, namespace: str, manifest: dict) -> dict:
         created = jobapi.create_job(self.kube, namespace, manifest)
+        with self._deleted_guard:
+            self._deleted.pop((namespace, str((created.get("metadata") or {}).get("name"))),
+                              None)
         self.cache.note(created)
         return created
 
@@ -155,11 +199,20 @@ class JobMode:
 
     def delete(self, namespace: str, name: str) -> bool:
         """Delete one Job with its pods (propagation Background) and so its Secrets."""
+        key = (namespace, name)
+        with self._deleted_guard:
+            if key in self._deleted:
+                return False
         try:
-            return jobapi.delete_job(self.kube, namespace, name)
+            gone = jobapi.delete_job(self.kube, namespace, name)
         except ApiError as exc:
             log.warning("could not delete Job %s/%s: %s", namespace, name, exc)
             return False
+        with self._deleted_guard:
+            self._deleted[key] = None
+            while len(self._deleted) > DELETED_REMEMBERED:
+                self._deleted.popitem(last=False)
+        return gone
 
     def delete_all(self, namespace: str, job: str, selector: str) -> int:
         """Delete every Job of `job` (cancel): from the API's list, not the cache, so a Job

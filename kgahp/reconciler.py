@@ -207,6 +207,10 @@ class Reconciler:
                 self.vanished(namespace, job, rec)
         again = [self._reconcile_pod("CURRENT", job, pod)
                  for pod in self.cache.pods_for_job(namespace, job)]
+        if self.actions.jobs is not None:   # job mode: Jobs left without a pod
+            again.append(self.actions.jobs.sweep(
+                namespace, job, self.store.get(job), self.cache.pods_for_job(namespace, job),
+                self.clock(), self.settings.lifecycle.pod_retention))
         self._flush_reported(job)
         return min((a for a in again if a is not None), default=None)
 

@@ -104,7 +104,9 @@ def test_oom_kill_holds_with_memory_limit(jgahp):
     assert "100Mi" in ad.eval("HoldReason")
 
 
-def test_deadline_holds_47_even_when_the_job_controller_deletes_the_pod(jgahp):
+def test_deadline_holds_47_even_when_the_job_controller_deletes_the_pod(sim, make_gahp):
+    sim.require_sim("job mode runs against the sim's Job controller here")
+    jgahp = make_gahp(WORKLOAD="job", POD_RETENTION="2")
     job_id = jgahp.submit("jm_deadline_1.0", **sleeps(), BatchRuntime=2)
     [job] = mine(jobs_of(jgahp.sim), job_id)
     assert job["spec"]["activeDeadlineSeconds"] == 2
@@ -114,6 +116,9 @@ def test_deadline_holds_47_even_when_the_job_controller_deletes_the_pod(jgahp):
     assert ad.eval("HoldReasonCode") == 47
     assert REMOVED not in [s for s, _ in seen]
     assert "activeDeadlineSeconds" in ad.eval("HoldReason")
+    # the Job (whose pod may be gone already) goes after the retention, its result kept
+    wait_until(lambda: not mine(jobs_of(jgahp.sim), job_id), 30, "the held job's Job deleted")
+    assert jgahp.status(job_id)[0] == HELD
 
 
 def test_image_pull_error_holds_35_after_grace(jgahp):
