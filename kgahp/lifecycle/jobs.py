@@ -80,11 +80,13 @@ def _waiting(job: Mapping[str, Any]) -> str:
     labels = (job.get("metadata") or {}).get("labels") or {}
     queue = labels.get(KUEUE_QUEUE_LABEL)
     if (job.get("spec") or {}).get("managedBy") == MULTIKUEUE_MANAGER:
-        return f"Job {_name(job)} waits for MultiKueue (LocalQueue {queue}) to admit and " \
+        return f"waiting for MultiKueue (LocalQueue {queue}) to admit Job {_name(job)} and " \
                f"dispatch it to a worker cluster"
+    if suspended(job) and queue:
+        return f"waiting for quota in LocalQueue {queue} (Job {_name(job)} is suspended " \
+               f"until Kueue admits it)"
     if suspended(job):
-        where = f" in LocalQueue {queue}" if queue else ""
-        return f"Job {_name(job)} is suspended: waiting for quota{where} (Kueue admission)"
+        return f"Job {_name(job)} is suspended"
     return f"Job {_name(job)} created; the Job controller has not made its pod yet"
 
 

@@ -8,6 +8,8 @@ Secrets away; a restart adopts Jobs and pods without making a second attempt.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from harness import allocates_past_limit, exits, sleeps, succeeds, wait_until
 
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
+from kgahp.testing import condor_env
 
 MANAGED = "app.kubernetes.io/managed-by=kgahp"
 
@@ -198,7 +201,7 @@ def kueue_jgahp(sim: Any, make_gahp: Any, tmp_path: Path) -> Any:
 
 def test_kueue_suspended_job_is_idle_waiting_for_quota_then_runs(kueue_jgahp):
     g = kueue_jgahp
-    first = g.submit("jmk_a_1.0", KubernetesImage="sim.invalid/ok:5s", Queue="kj")
+    first = g.submit("jmk_a_1.0", KubernetesImage="sim.invalid/sleep", Queue="kj")
     g.wait_status(first, {RUNNING})
     second = g.submit("jmk_b_1.0", KubernetesImage="sim.invalid/ok:300ms", Queue="kj")
     [job] = mine(jobs_of(g.sim), second)
@@ -207,13 +210,17 @@ def test_kueue_suspended_job_is_idle_waiting_for_quota_then_runs(kueue_jgahp):
     assert not mine(g.pods(), second)
     code, _msg, status, _ad = g.driver.status(second)
     assert (code, status) == (0, IDLE)
-    from kgahp.lifecycle.jobs import without_pod
-    verdict = without_pod(job, restarts=0)
-    assert verdict is not None and "waiting for quota in LocalQueue lq-j" in verdict.reason
+    out = subprocess.run([sys.executable, "-m", "kgahp", "status"], env=condor_env(g.knobs),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if second in line)
+    assert "job/" in row and "waiting for quota in LocalQueue lq-j" in row
+    assert g.status(second)[0] == IDLE and not mine(g.pods(), second)
+    assert g.driver.cancel(first) == (0, "No error")      # its quota goes back to the queue
     seen = g.poll(second, 0.2, timeout=60)
     assert seen[-1][0] == COMPLETED and seen[-1][1].eval("ExitCode") == 0
     assert RUNNING in [s for s, _ in seen]
-    assert g.wait_status(first, {COMPLETED})[1].eval("ExitCode") == 0
+    assert seen[-1][1].eval("NumRestarts") == 0
 
 
 def test_kueue_preempted_job_is_recreated_and_never_completed(kueue_jgahp):
