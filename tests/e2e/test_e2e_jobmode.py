@@ -242,3 +242,22 @@ def test_kueue_preempted_job_is_recreated_and_never_completed(kueue_jgahp):
     time.sleep(0.5)
     assert len([p for p in mine(g.pods(), job_id)
                 if not p["metadata"].get("deletionTimestamp")]) == 1
+
+
+def test_multikueue_job_is_left_to_multikueue_and_idle_until_dispatched(sim, make_gahp,
+                                                                        tmp_path):
+    sim.require_sim("runs the sim's Kueue stand-in (no worker cluster: never dispatched)")
+    sim.config.kueue_queues = {"lq-m": {"pods": "4"}}
+    queues = tmp_path / "queues.yaml"
+    queues.write_text("queues:\n  mk: {kueueQueue: lq-m, multikueue: true}\n")
+    g = make_gahp(QUEUE_CONFIG=str(queues))
+    job_id = g.submit("jmm_1.0", **succeeds(), Queue="mk")
+    [job] = mine(jobs_of(g.sim), job_id)
+    assert job["spec"]["managedBy"] == "kueue.x-k8s.io/multikueue"
+    assert job["spec"]["suspend"] is True
+    time.sleep(1.0)     # the local Job controller leaves it alone (22k2): no pod here
+    assert not mine(g.pods(), job_id)
+    assert g.status(job_id)[0] == IDLE
+    assert g.driver.cancel(job_id) == (0, "No error")
+    wait_until(lambda: not jobs_of(g.sim), 20, "the Job deleted")
+    assert g.status(job_id)[0] == REMOVED
