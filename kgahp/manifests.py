@@ -78,6 +78,8 @@ def secret_manifests(pod: dict[str, Any], bundle: Optional[sandbox.InputBundle],
 def owner_reference(pod: dict[str, Any]) -> dict[str, Any]:
     """The ownerReference a Secret of `pod` carries, so it goes when the pod goes (when its
     Job goes, for a Job's pod)."""
+    if pod.get("kind") == "Job":     # job mode, the attempt's Job itself
+        return workloads.job_owner_reference(pod)
     job = workloads.owner_job(pod)
     if job is not None:
         return {"apiVersion": "batch/v1", "kind": "Job", "name": job.get("name"),

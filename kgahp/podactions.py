@@ -267,8 +267,7 @@ class PodActions:
                        bundle: Optional[sandbox.InputBundle], creds: dict[str, bytes]) -> None:
         """Create the pod's input and credential Secrets, owned by the pod (so they go with
         it); existing ones are brought up to date."""
-        owner = (workloads.job_owner_reference(pod) if pod.get("kind") == "Job"
-                 else manifests.owner_reference(pod))
+        owner = manifests.owner_reference(pod)
         for manifest in manifests.secret_manifests(pod, bundle, creds):
             self.create_secret(namespace, manifest, owner)
 

@@ -190,8 +190,10 @@ class Service:
                 # recovery at 10,000 jobs 17 s and 220 requests -> 11 s and 21 requests).
                 self.cache.wait_synced(STARTUP_SYNC_WAIT)
                 pod = self._current_pod(namespace, job, rec)
-        if pod is None and (rec is None or not self.cache.is_synced(namespace)
-                            or self.clock() - rec.submitted_at < 60):
+        held_back = pod is None and rec is not None and self.actions.jobs is not None and \
+            self.actions.jobs.of_attempt(namespace, job, rec.attempt) is not None
+        if pod is None and not held_back and (rec is None or not self.cache.is_synced(namespace)
+                                              or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
                 if pod is None and rec is None and not legacy and self.actions.legacy_record(job):
@@ -304,6 +306,8 @@ class Service:
         if rec is not None and rec.final is not None:
             return 0, "No proxy to renew - job completed"
         pod = self.cache.get(namespace, job) if legacy else self._current_pod(namespace, job, rec)
+        if pod is None and rec is not None and self.actions.jobs is not None:
+            pod = self.actions.jobs.of_attempt(namespace, job, rec.attempt)  # no pod yet
         if pod is None or not is_active(pod):
             return 0, "No proxy to renew - job not active"
         try:

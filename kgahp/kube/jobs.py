@@ -98,6 +98,6 @@ def slim_job(job: dict) -> dict:
     """What the Job cache keeps: identity, the spec fields the rules read, status."""
     meta = job.get("metadata") or {}
     spec = job.get("spec") or {}
-    return {"metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+    return {"kind": "Job", "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
             "spec": {k: spec.get(k) for k in ("suspend", "activeDeadlineSeconds", "managedBy")},
             "status": job.get("status") or {}}

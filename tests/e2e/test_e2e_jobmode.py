@@ -7,6 +7,7 @@ Secrets away; a restart adopts Jobs and pods without making a second attempt.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -203,7 +204,11 @@ def test_kueue_suspended_job_is_idle_waiting_for_quota_then_runs(kueue_jgahp):
     g = kueue_jgahp
     first = g.submit("jmk_a_1.0", KubernetesImage="sim.invalid/sleep", Queue="kj")
     g.wait_status(first, {RUNNING})
-    second = g.submit("jmk_b_1.0", KubernetesImage="sim.invalid/ok:300ms", Queue="kj")
+    proxy = g.iwd / "b.proxy"
+    proxy.write_text("PROXY-ONE\n")
+    proxy.chmod(0o600)
+    second = g.submit("jmk_b_1.0", KubernetesImage="sim.invalid/ok:300ms", Queue="kj",
+                      x509userproxy=str(proxy))
     [job] = mine(jobs_of(g.sim), second)
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "lq-j"
     assert job["spec"]["suspend"] is True        # Kueue's webhook: suspended until admitted
@@ -216,6 +221,13 @@ def test_kueue_suspended_job_is_idle_waiting_for_quota_then_runs(kueue_jgahp):
     row = next(line for line in out.stdout.splitlines() if second in line)
     assert "job/" in row and "waiting for quota in LocalQueue lq-j" in row
     assert g.status(second)[0] == IDLE and not mine(g.pods(), second)
+    # a proxy renewed while the Job waits in the queue reaches its Secret (owned by the Job)
+    proxy.write_text("PROXY-TWO\n")
+    assert g.driver.refresh_proxy(second, str(proxy)) == (0, "Proxy renewed")
+    [secret] = [x for x in mine(secrets_of(g.sim), second) if x["metadata"]["name"].endswith(
+        "-proxy")]
+    assert base64.b64encode(b"PROXY-TWO\n").decode() in secret["data"].values()
+    assert secret["metadata"]["ownerReferences"][0]["kind"] == "Job"
     assert g.driver.cancel(first) == (0, "No error")      # its quota goes back to the queue
     seen = g.poll(second, 0.2, timeout=60)
     assert seen[-1][0] == COMPLETED and seen[-1][1].eval("ExitCode") == 0
