@@ -42,8 +42,10 @@ class Bench:
     on a cluster that is not the built-in simulator."""
 
     def __init__(self, target: ClusterTarget, workdir: str, say: Say,
-                 log_level: str = "INFO", argv: Optional[Sequence[str]] = None) -> None:
+                 log_level: str = "INFO", argv: Optional[Sequence[str]] = None,
+                 workload: str = "pod") -> None:
         self.target = target
+        self.workload = workload      # KGAHP_WORKLOAD of every kgahp started: pod or job
         self.kubeconfig = target.kubeconfig
         self.workdir = workdir
         self.say = say
@@ -58,7 +60,8 @@ class Bench:
         return self.target.namespace
 
     def knobs(self, name: str, **knobs: str) -> dict[str, str]:
-        extra = {"NAMESPACE": self.namespace, "DEBUG": self.log_level, **knobs}
+        extra = {"NAMESPACE": self.namespace, "DEBUG": self.log_level,
+                 "WORKLOAD": self.workload, **knobs}
         if self.target.context:
             extra["CONTEXT"] = self.target.context
         return gahp_knobs(self.kubeconfig, self.workdir, name, **extra)

@@ -113,6 +113,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--kgahp-python", default=sys.executable,
                         help="the Python that runs the benchmarked kgahp (another checkout's "
                              "venv, to compare versions on the same simulator and driver)")
+    parser.add_argument("--workload", choices=("pod", "job"), default="pod",
+                        help="what one job attempt is (KGAHP_WORKLOAD): a pod or a batch/v1 Job")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
@@ -262,10 +264,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not target.is_sim:
             _cleanup(target, say)
         argv = [args.kgahp_python, *phases.COUNTED_KGAHP[1:]]
-        bench = phases.Bench(target, workdir, say, log_level=args.log_level, argv=argv)
+        bench = phases.Bench(target, workdir, say, log_level=args.log_level, argv=argv,
+                             workload=args.workload)
         results["meta"]["kgahp_python"] = args.kgahp_python
         results["meta"]["kgahp_version"] = _kgahp_version(args.kgahp_python)
         results["meta"]["phases"] = list(args.phases)
+        results["meta"]["workload"] = args.workload
         say(f"cluster: {target.description}, {results['meta']['server_version']}; "
             f"scratch {workdir}; kgahp {results['meta']['kgahp_version']}")
         run_phases(args, bench, target, results, say)

@@ -60,6 +60,7 @@ STARTUP_WAIT = 120.0   # seconds a request waits for the service to be built
 
 def build_service(settings: Settings, *, start: bool = True) -> Service:
     # heavy imports (the kubernetes client) here, not at module level: the banner goes first
+    from kgahp.jobmode import JobMode
     from kgahp.kube.api import Kube, label_selector
     from kgahp.kube.cache import PodCache
     from kgahp.kube.connect import api_client
@@ -67,6 +68,7 @@ def build_service(settings: Settings, *, start: bool = True) -> Service:
     from kgahp.podspec.templates import load_templates
     from kgahp.service import Service
     from kgahp.store import JobStore
+    from kgahp.workloads import uses_jobs
 
     client = api_client(settings.kube, pool_size=settings.server.workers
                         + settings.server.reconcile_workers + 4)
@@ -89,6 +91,13 @@ def build_service(settings: Settings, *, start: bool = True) -> Service:
             legacy = JobStore(path)
     templates = load_templates(settings.pod)
     service = Service(settings, kube, cache, store, templates, legacy_store=legacy)
+    if uses_jobs(settings, templates):   # job mode: a second watch, of this instance's Jobs
+        jobs = JobMode.build(kube, settings.kube.namespaces, selector,
+                             resync_interval=settings.lifecycle.resync_interval)
+        service.actions.jobs = jobs
+        jobs.cache.add_listener(lambda kind, job: service.reconciler.on_job_event(kind, job))
+        if start:
+            jobs.start()
     if start:
         cache.start()
     return service

@@ -17,9 +17,11 @@ from kgahp.check_local import FAIL, INFO, OK, WARN, Result
 from kgahp.config import PREFIX, Settings
 from kgahp.errors import ApiError, KgahpError
 from kgahp.kube.api import PERMISSIONS, Kube
+from kgahp.kube.jobs import JOB_PERMISSIONS
 from kgahp.model import JobRequest
 from kgahp.podspec import Templates, build_pod, choose_namespace, verify_pod
 from kgahp.sandbox.credentials import CREDENTIALS_SECRET_PLACEHOLDER
+from kgahp.workloads import uses_jobs
 
 PSA_PREFIX = "pod-security.kubernetes.io/"
 KUEUE_GROUP = "kueue.x-k8s.io"
@@ -85,10 +87,12 @@ def check_namespace(kube: Kube, namespace: str, settings: Settings) -> Result:
     return Result(label, OK, f"exists; {shown}", data={"podSecurity": levels})
 
 
-def check_rbac(kube: Kube, namespace: str) -> Result:
+def check_rbac(kube: Kube, namespace: str, *, job_mode: bool = False) -> Result:
+    """Every permission kgahp uses in `namespace`; with `job_mode`, those on Jobs too."""
     label = f"rbac {namespace}"
     denied: list[str] = []
-    for verb, resource, sub in PERMISSIONS:
+    wanted = PERMISSIONS + (JOB_PERMISSIONS if job_mode else ())
+    for verb, resource, sub in wanted:
         try:
             allowed, _ = kube.can_i(verb, resource, namespace, sub)
         except ApiError as exc:
@@ -100,7 +104,7 @@ def check_rbac(kube: Kube, namespace: str) -> Result:
     if denied:
         return Result(label, FAIL, f"may not {', '.join(denied)}", RBAC_FIX,
                       {"denied": denied})
-    return Result(label, OK, f"all {len(PERMISSIONS)} permissions kgahp uses are granted")
+    return Result(label, OK, f"all {len(wanted)} permissions kgahp uses are granted")
 
 
 # ---- the pod of each queue ---------------------------------------------------------------------
@@ -329,7 +333,7 @@ def check_cluster(settings: Settings, templates: Templates) -> list[Result]:
         return results
     for ns in namespaces_in_use(settings, templates):
         results.append(check_namespace(kube, ns, settings))
-        results.append(check_rbac(kube, ns))
+        results.append(check_rbac(kube, ns, job_mode=uses_jobs(settings, templates)))
     queue_pods = [render_queue_pod(q, settings, templates)
                   for q in ["", *sorted(templates.queues)]]
     wanted: set[tuple[str, str, str]] = set()

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from kgahp import sandbox
+from kgahp import sandbox, workloads
 from kgahp.config import Settings, TransferSettings
 from kgahp.model import JobRequest
 from kgahp.podspec import build, names, policy
@@ -33,6 +33,7 @@ class Manifests:
 
     pod: dict[str, Any]
     secrets: tuple[dict[str, Any], ...]
+    job: Optional[dict[str, Any]] = None   # job mode: the batch/v1 Job that makes `pod`
 
 
 def secret_contents(req: JobRequest, transfer: TransferSettings
@@ -62,7 +63,7 @@ def secret_manifests(pod: dict[str, Any], bundle: Optional[sandbox.InputBundle],
                      creds: dict[str, bytes]) -> list[dict[str, Any]]:
     """The Secrets `pod` mounts (`<pod>-input`, `<pod>-proxy`), labelled as the pod is."""
     meta = _meta(pod)
-    name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+    name, namespace = workloads.attempt_name(pod), str(meta.get("namespace"))
     pod_labels = meta.get("labels") or {}
     labels = {k: str(pod_labels[k]) for k in _SECRET_LABELS if k in pod_labels}
     out = []
@@ -75,7 +76,14 @@ def secret_manifests(pod: dict[str, Any], bundle: Optional[sandbox.InputBundle],
 
 
 def owner_reference(pod: dict[str, Any]) -> dict[str, Any]:
-    """The ownerReference a Secret of `pod` carries, so it goes when the pod goes."""
+    """The ownerReference a Secret of `pod` carries, so it goes when the pod goes (when its
+    Job goes, for a Job's pod)."""
+    if pod.get("kind") == "Job":     # job mode, the attempt's Job itself
+        return workloads.job_owner_reference(pod)
+    job = workloads.owner_job(pod)
+    if job is not None:
+        return {"apiVersion": "batch/v1", "kind": "Job", "name": job.get("name"),
+                "uid": job.get("uid", ""), "blockOwnerDeletion": False}
     meta = _meta(pod)
     return {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name"),
             "uid": meta.get("uid", ""), "blockOwnerDeletion": False}
@@ -102,7 +110,11 @@ def assemble(req: JobRequest, settings: Settings, templates: Templates, *, attem
             pod["metadata"]["finalizers"] = [*finalizers, names.FINALIZER_COLLECT]
     # once, on the finished pod: helpers within KGAHP_HELPER_*, the rest within the request
     policy.verify_pod(pod, templates, settings, req=req)
-    return Manifests(pod, tuple(secret_manifests(pod, bundle, creds)))
+    job = None
+    if workloads.workload_for(req.queue, settings, templates) == "job":
+        queue = templates.queues.get(req.queue or "")
+        job = workloads.job_manifest(pod, multikueue=bool(queue and queue.multikueue))
+    return Manifests(pod, tuple(secret_manifests(pod, bundle, creds)), job)
 
 
 def redacted(secret: dict[str, Any]) -> dict[str, Any]:

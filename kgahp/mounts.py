@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import Callable
 
-from kgahp import lifecycle
+from kgahp import lifecycle, workloads
 from kgahp.errors import ApiError, KgahpError
 from kgahp.jobad import parse_submit_ad
 from kgahp.kube import events
@@ -83,7 +83,8 @@ class MountChecks:
         """Recreate the pod's own Secrets when the kubelet says one of them is missing."""
         m = meta(pod)
         namespace, name = str(m.get("namespace")), str(m.get("name"))
-        missing = [s for s in (f"{name}-input", f"{name}-proxy")
+        own = workloads.attempt_name(pod)   # job mode: the Secrets carry the Job's name
+        missing = [s for s in (f"{own}-input", f"{own}-proxy")
                    if f'secret "{s}" not found' in message]
         job = (m.get("labels") or {}).get(names.LABEL_JOB, "")
         rec = self.actions.store.get(job) if job and missing else None

@@ -11,9 +11,9 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
-from kgahp import lifecycle, manifests, sandbox
+from kgahp import lifecycle, manifests, sandbox, workloads
 from kgahp.codes import HoldCode
 from kgahp.config import Settings
 from kgahp.errors import ApiError, ConflictError, KgahpError, TransferError, TransientApiError
@@ -23,6 +23,9 @@ from kgahp.model import COMPLETED, HELD, JobRequest, JobState
 from kgahp.podspec import build, names
 from kgahp.podspec.templates import Templates
 from kgahp.store import JobRecord, JobStore
+
+if TYPE_CHECKING:
+    from kgahp.jobmode import JobMode
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ class PodActions:
         self.legacy_labels = {names.LABEL_MANAGED_BY: "kgahp",
                               names.LABEL_INSTANCE: names.label_value(legacy)} if legacy else None
         self.legacy_store = legacy_store
+        self.jobs: Optional[JobMode] = None    # job mode's Jobs (kgahp/jobmode.py), when used
         self._stripes = tuple(threading.Lock() for _ in range(JOB_LOCK_STRIPES))
         # (namespace, pod) whose Secrets are to go now that the job's result is recorded; and
         # those already gone (in this process), so a later look does not ask again
@@ -154,12 +158,18 @@ class PodActions:
     def create_attempt(self, req: JobRequest, ad_text: str, namespace: str, job: str,
                        attempt: int, restarts: int) -> dict:
         bundle, creds = self.secret_contents(req)
-        pod = manifests.assemble(req, self.settings, self.templates, attempt=attempt,
-                                 restarts=restarts, bundle=bundle, creds=creds).pod
+        made = manifests.assemble(req, self.settings, self.templates, attempt=attempt,
+                                  restarts=restarts, bundle=bundle, creds=creds)
+        pod = made.pod
         name = meta(pod)["name"]
 
         # Recorded first: a crash after the create still knows the name it may have made.
         self.store.record_submit(job, namespace, attempt, ad_text, restarts=restarts)
+        if made.job is not None:
+            if self.jobs is None:
+                raise KgahpError("job mode is not set up; restart kgahp")
+            return self.jobs.create_attempt(self, req, ad_text, namespace, job, attempt,
+                                            restarts, made.job, bundle, creds)
         try:
             created = self.kube.create_pod(namespace, pod)
         except ConflictError:
@@ -190,6 +200,12 @@ class PodActions:
 
     def delete_pod(self, pod: dict, grace_seconds: Optional[int] = None) -> None:
         m = meta(pod)
+        owner = workloads.owner_job(pod)
+        if owner is not None and self.jobs is not None:
+            # job mode: the attempt is its Job; its pod and Secrets go with it
+            self.jobs.delete(str(m.get("namespace")), str(owner.get("name")))
+            if grace_seconds is None:
+                return
         try:
             self.kube.delete_pod(str(m.get("namespace")), str(m.get("name")),
                                  grace_seconds=grace_seconds)
@@ -274,7 +290,7 @@ class PodActions:
 
     def update_proxy(self, namespace: str, job: str, pod: dict, proxy: bytes) -> None:
         """Put a renewed proxy into the pod's proxy Secret (made again if it is gone)."""
-        name = str(meta(pod).get("name"))
+        name = workloads.attempt_name(pod)
         secret = f"{name}-proxy"
         try:
             self.kube.patch_secret(namespace, secret,
@@ -282,8 +298,7 @@ class PodActions:
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            owner = {"apiVersion": "v1", "kind": "Pod", "name": name,
-                     "uid": meta(pod).get("uid", ""), "blockOwnerDeletion": False}
+            owner = manifests.owner_reference(pod)
             labels = {**self.instance_labels, names.LABEL_JOB: job}
             self.create_secret(namespace, sandbox.proxy_secret_manifest(
                 secret, namespace, proxy, labels), owner)
@@ -292,7 +307,7 @@ class PodActions:
         """Note the job's own Secrets that `pod` mounts (`<pod>-input`, `<pod>-proxy`; never
         a Secret of the admin's template) as due for deletion. False: none to delete."""
         m = meta(pod)
-        namespace, pod_name = str(m.get("namespace")), str(m.get("name"))
+        namespace, pod_name = str(m.get("namespace")), workloads.attempt_name(pod)
         own = tuple(sorted({
             str((v.get("secret") or {}).get("secretName"))
             for v in (pod.get("spec") or {}).get("volumes") or []

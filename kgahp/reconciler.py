@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-from kgahp import disruption, lifecycle
+from kgahp import disruption, lifecycle, workloads
 from kgahp.finalizers import FinalizerKeeper
 from kgahp.model import IDLE, REMOVED, RUNNING, JobState
 from kgahp.mounts import MountChecks
@@ -88,7 +88,7 @@ class Reconciler:
         if kind == "DELETED" or phase(pod) != "Pending":
             self.mounts.forget(namespace, name)
             if kind == "DELETED":
-                self.actions.forget_pod(namespace, name)
+                self.actions.forget_pod(namespace, workloads.attempt_name(pod))
                 self.finalizers.forget(namespace, name)
         job = (m.get("labels") or {}).get(names.LABEL_JOB)
         if not job:
@@ -97,6 +97,14 @@ class Reconciler:
             with self._pending_guard:
                 self._departed.setdefault((namespace, job), {})[name] = pod
         self.enqueue(namespace, job)
+
+    def on_job_event(self, kind: str, obj: dict) -> None:
+        """Job mode: a change of one of this instance's Jobs (its pod's events come anyway;
+        this catches a Job whose pod never came, or went before the Job said why)."""
+        m = meta(obj)
+        job = (m.get("labels") or {}).get(names.LABEL_JOB)
+        if job:
+            self.enqueue(str(m.get("namespace")), job)
 
     # ------------------------------------------------------------------ what status asks
     def classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
@@ -108,6 +116,10 @@ class Reconciler:
             deleted_by_kgahp=bool(rec and rec.cancelled),
             mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))),
             ever_started=ever_started)
+        if self.actions.jobs is not None and not (rec and rec.cancelled):   # job mode
+            verdict = self.actions.jobs.amend(pod, verdict, now=self.clock(),
+                                              settings=self.settings.lifecycle,
+                                              main_container=build.MAIN_CONTAINER)
         if not disruption.is_disruption(verdict):
             return verdict
         main = lifecycle.read_pod(pod, build.MAIN_CONTAINER).main
@@ -153,6 +165,16 @@ class Reconciler:
             # a disrupted pod (an eviction) can be gone before its successor is recorded:
             # that is a job being moved, not one deleted
             return JobState(IDLE, num_restarts=rec.restarts + 1)
+        if self.actions.jobs is not None:   # job mode: the attempt's Job may say more
+            told = self.actions.jobs.without_pod(namespace, job, rec.attempt, rec.restarts)
+            if told is not None:
+                if told.state.job_status != IDLE and record:
+                    self._record_final(namespace, job, rec.attempt, told.state, told.reason)
+                elif told.state.job_status != IDLE:
+                    with self._pending_guard:
+                        self._vanish_seen.add((namespace, job))
+                    self.enqueue(namespace, job)
+                return told.state
         verdict = lifecycle.vanished(ever_started=rec.started, restarts=rec.restarts,
                                      settings=self.settings.lifecycle, namespace=namespace,
                                      name=names.pod_name(job, rec.attempt))
@@ -225,6 +247,10 @@ class Reconciler:
                 self.vanished(namespace, job, rec)
         again = [self._reconcile_pod("CURRENT", job, pod)
                  for pod in self.cache.pods_for_job(namespace, job)]
+        if self.actions.jobs is not None:   # job mode: Jobs left without a pod
+            again.append(self.actions.jobs.sweep(
+                namespace, job, self.store.get(job), self.cache.pods_for_job(namespace, job),
+                self.clock(), self.settings.lifecycle.pod_retention))
         self._flush_reported(job)
         for pod in self.cache.pods_for_job(namespace, job):
             self.finalizers.release_if_done(pod)
@@ -393,7 +419,7 @@ class Reconciler:
     def _drop_secrets(self, pod: dict) -> None:
         if self.actions.want_secrets_deleted(pod):
             m = meta(pod)
-            self.queue.add(("secrets", str(m.get("namespace")), str(m.get("name"))))
+            self.queue.add(("secrets", str(m.get("namespace")), workloads.attempt_name(pod)))
 
     def _recreate_marked(self, namespace: str, job: str, pod: Optional[dict]) -> None:
         """Recreate, showing the job as being moved (IDLE) to status meanwhile."""

@@ -44,6 +44,9 @@ def recreate(actions: PodActions, namespace: str, job: str, old: Optional[dict],
                 f"submit ad is not known here, so it cannot be created again"),
                 "lost, not recreatable")
             return
+        if old is None and actions.jobs is not None and \
+                actions.jobs.blocks_recreate(namespace, job, rec.attempt):
+            return   # job mode: the attempt's Job is still there (its pod is on its way)
         if old is None:
             # "vanished" came from the cache or one read; a second pod is a worse mistake
             # than a late answer, so ask the API once more before making one

@@ -33,6 +33,7 @@ from kgahp.manifests import (
 )
 from kgahp.podspec import Templates, load_templates, policy
 from kgahp.podspec.build import ATTEMPT_MAX
+from kgahp.workloads import job_owner_reference
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def main(argv: Optional[list[str]] = None, *, stdin: Optional[TextIO] = None,
         made = render_manifests(text, settings, load_templates(settings.pod),
                                 attempt=args.attempt)
         pod = made.pod
-        out.write(yaml.safe_dump_all([pod, *made.secrets], sort_keys=False,
+        first = made.job if made.job is not None else pod   # job mode: the Job holds the pod
+        out.write(yaml.safe_dump_all([first, *made.secrets], sort_keys=False,
                                      default_flow_style=False))
         if args.server_dry_run:
             out.write(f"# server dry run: {server_dry_run(pod, settings)}\n")
@@ -71,12 +73,14 @@ def render_manifests(text: str, settings: Settings, templates: Templates, *,
     made = assemble(request, settings, templates, attempt=attempt, restarts=0, bundle=bundle,
                     creds=creds)
     owner = {**owner_reference(made.pod), "uid": OWNER_UID_PLACEHOLDER}
+    if made.job is not None:
+        owner = {**job_owner_reference(made.job), "uid": OWNER_UID_PLACEHOLDER}
     secrets = []
     for secret in made.secrets:
         shown = redacted(secret)
         shown.setdefault("metadata", {})["ownerReferences"] = [owner]
         secrets.append(shown)
-    return Manifests(made.pod, tuple(secrets))
+    return Manifests(made.pod, tuple(secrets), made.job)
 
 
 def render_text(text: str, settings: Settings, templates: Templates, *,

@@ -190,8 +190,10 @@ class Service:
                 # recovery at 10,000 jobs 17 s and 220 requests -> 11 s and 21 requests).
                 self.cache.wait_synced(STARTUP_SYNC_WAIT)
                 pod = self._current_pod(namespace, job, rec)
-        if pod is None and (rec is None or not self.cache.is_synced(namespace)
-                            or self.clock() - rec.submitted_at < 60):
+        held_back = pod is None and rec is not None and self.actions.jobs is not None and \
+            self.actions.jobs.of_attempt(namespace, job, rec.attempt) is not None
+        if pod is None and not held_back and (rec is None or not self.cache.is_synced(namespace)
+                                              or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
                 old = None if pod is not None or rec is not None or legacy \
@@ -280,6 +282,8 @@ class Service:
                 if not pods and self.store.get(job) is None and self.actions.legacy_record(job):
                     pods = self.actions.adopt_legacy(namespace, job)
                 rec = self.store.update(job, cancelled=True)
+                if self.actions.jobs is not None:   # job mode: the Jobs take their pods along
+                    self.actions.jobs.delete_all(namespace, job, self.actions.job_selector(job))
                 for pod in pods:
                     if not meta(pod).get("deletionTimestamp"):
                         self.kube.delete_pod(namespace, str(meta(pod).get("name")))
@@ -312,6 +316,8 @@ class Service:
         if rec is not None and rec.final is not None:
             return 0, "No proxy to renew - job completed"
         pod = self.cache.get(namespace, job) if legacy else self._current_pod(namespace, job, rec)
+        if pod is None and rec is not None and self.actions.jobs is not None:
+            pod = self.actions.jobs.of_attempt(namespace, job, rec.attempt)  # no pod yet
         if pod is None or not is_active(pod):
             return 0, "No proxy to renew - job not active"
         try:
@@ -328,5 +334,7 @@ class Service:
     # ------------------------------------------------------------------ shutdown
     def close(self, secrets_deadline: float = 10.0) -> None:
         self.cache.stop()
+        if self.actions.jobs is not None:
+            self.actions.jobs.stop()
         self.reconciler.stop()
         self.actions.finish_secret_cleanup(secrets_deadline)

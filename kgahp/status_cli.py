@@ -58,6 +58,36 @@ def rows(pods: list[dict], now: float, settings: Settings) -> list[list[str]]:
     return out
 
 
+def job_rows(jobs: list[dict], pods: list[dict], now: float) -> list[list[str]]:
+    """Job mode: a row for each Job that has no pod (yet, or any more), from what the Job
+    says (suspended and waiting for quota, waiting for MultiKueue, its deadline passed)."""
+    from kgahp import workloads
+    from kgahp.podspec import names
+
+    with_pods = {workloads.attempt_name(p) for p in pods}
+    out = []
+    for job in sorted(jobs, key=lambda j: (j["metadata"].get("namespace", ""),
+                                           j["metadata"].get("name", ""))):
+        meta = job["metadata"]
+        if meta.get("name") in with_pods:
+            continue
+        labels = meta.get("labels") or {}
+        verdict = lifecycle.jobs.without_pod(job, restarts=0)
+        state = verdict.state if verdict is not None else None
+        status = NAMES.get(state.job_status if state else 0, "?")
+        if state and state.hold_code:
+            status += f" ({state.hold_code})"
+        out.append([
+            f"kubernetes/{meta.get('namespace')}/{labels.get(names.LABEL_JOB, '?')}",
+            f"job/{meta.get('name', '?')}",
+            (meta.get("annotations") or {}).get(names.ANN_OWNER)
+            or labels.get(names.LABEL_OWNER, "?"),
+            "-", status, (verdict.reason if verdict else "Job ended; its pod is gone")[:60],
+            _age(meta.get("creationTimestamp"), now),
+        ])
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="kgahp status", description=__doc__)
     parser.add_argument("--all-instances", action="store_true",
@@ -71,7 +101,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from kgahp.errors import KgahpError
     from kgahp.kube.api import Kube, label_selector
     from kgahp.kube.connect import api_client
+    from kgahp.kube.jobs import list_jobs
     from kgahp.podspec import names
+    from kgahp.podspec.templates import load_templates
+    from kgahp.workloads import uses_jobs
 
     try:
         settings = load_settings()
@@ -82,14 +115,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.job:
             selector[names.LABEL_JOB] = args.job
         pods: list[dict] = []
+        jobs: list[dict] = []
+        with_jobs = uses_jobs(settings, load_templates(settings.pod))
         for ns in args.namespace or settings.kube.namespaces:
             items, _ = kube.list_pods(ns, label_selector(selector))
             pods.extend(items)
+            if with_jobs:   # job mode: Jobs that have no pod say why
+                jobs.extend(list_jobs(kube, ns, label_selector(selector))[0])
     except KgahpError as exc:
         print(f"kgahp status: {exc}", file=sys.stderr)
         return 1
     table = [["JOB ID", "POD", "OWNER", "PHASE", "JOBSTATUS", "REASON", "AGE"]]
-    table += rows(pods, time.time(), settings)
+    table += rows(pods, time.time(), settings) + job_rows(jobs, pods, time.time())
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=sys.stdout)

@@ -384,6 +384,10 @@ class SimApi:
             from kgahp_sim import kueue
 
             kueue.mutate_pod(self.config, body)   # the stand-in's webhook, when enabled
+        if route.resource == "jobs":
+            from kgahp_sim import kueue
+
+            kueue.mutate_job(self.config, body)   # the Job webhook: suspended until admitted
         validate_admission = admission.admit_create(self.store, route.resource, route.namespace,
                                                     body)
         warnings += validation.validate_create(route.resource, body)

@@ -152,6 +152,12 @@ class SimCluster:
 
         self.call(lambda: kueue.preempt(self.store, namespace, name))
 
+    def kueue_preempt_job(self, namespace: str, name: str) -> None:
+        """The Kueue stand-in evicts this admitted Job (suspends it; readmitted later)."""
+        from kgahp_sim import kueue
+
+        self.call(lambda: kueue.preempt_job(self.store, namespace, name))
+
     def issue_token(self, ttl: float | None = None) -> str:
         """A new admin bearer token that the API accepts for `ttl` seconds (None: always)."""
         from kgahp_sim import tokens

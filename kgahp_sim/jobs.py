@@ -348,7 +348,10 @@ class JobController:
             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
                                  "uid": meta["uid"], "controller": True,
                                  "blockOwnerDeletion": True}],
-            "finalizers": [TRACKING_FINALIZER]}
+            # GetPodFromTemplate copies the template's finalizers; the controller then adds
+            # its tracking one (pkg/controller/controller_utils.go, job_controller.go)
+            "finalizers": [*[f for f in tmeta.get("finalizers") or () if f !=
+                             TRACKING_FINALIZER], TRACKING_FINALIZER]}
         if tmeta.get("annotations"):
             pod_meta["annotations"] = dict(tmeta["annotations"])
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,

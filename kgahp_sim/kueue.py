@@ -15,6 +15,13 @@ Enabled when `SimConfig.kueue_queues` names at least one LocalQueue (per test, o
   Evicted reason "Preempted"), then a plain DELETE; Kueue never recreates the pod;
 - the finalizer is removed once the pod has ended or is being deleted and no longer runs.
 
+Its Job integration (pkg/controller/jobs/job, jobframework): a batch/v1 Job labelled
+`kueue.x-k8s.io/queue-name` is made `suspend: true` at create (ApplyDefaultForSuspend); admission
+sets `suspend: false` when the template's requests fit the quota (the Job controller then makes
+the pod); an evicted or preempted Job is suspended again (its pods deleted by the Job controller)
+and waits to be admitted anew. Jobs `managedBy: kueue.x-k8s.io/multikueue` stay suspended here:
+no worker cluster is modelled.
+
 Not modelled: Workload, ClusterQueue and ResourceFlavor objects, fair sharing, automatic
 preemption by priority.
 """
@@ -43,6 +50,7 @@ FINALIZER = "kueue.x-k8s.io/managed"
 PREEMPT_CONDITION = "TerminationTarget"
 PREEMPT_REASON = "WorkloadEvictedDueToPreempted"
 TERMINAL = ("Succeeded", "Failed")
+MULTIKUEUE = "kueue.x-k8s.io/multikueue"
 
 
 def enabled(config: SimConfig) -> bool:
@@ -85,6 +93,29 @@ def mutate_pod(config: SimConfig, pod: Any) -> None:
         finalizers.append(FINALIZER)
 
 
+def mutate_job(config: SimConfig, job: Any) -> None:
+    """Kueue's Job webhook at create: a Job in a LocalQueue starts suspended."""
+    if not enabled(config) or not isinstance(job, dict):
+        return
+    labels = (job.get("metadata") or {}).get("labels")
+    spec = job.get("spec")
+    if isinstance(labels, dict) and labels.get(QUEUE_LABEL) and isinstance(spec, dict):
+        spec["suspend"] = True
+
+
+def _job_waits(job: Mapping[str, Any]) -> bool:
+    """Suspended and stopped: Kueue admits an evicted Job again only once its pods are gone."""
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    return bool(spec.get("suspend")) and spec.get("managedBy") != MULTIKUEUE and \
+        not job["metadata"].get("deletionTimestamp") and not _job_ended(job) and \
+        not status.get("active") and not status.get("terminating")
+
+
+def _job_ended(job: Mapping[str, Any]) -> bool:
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or ())
+
+
 def _requests(pod: Mapping[str, Any]) -> dict[str, float]:
     total: dict[str, float] = {"pods": 1.0}
     for container in (pod.get("spec") or {}).get("containers") or ():
@@ -119,12 +150,14 @@ class KueueStandIn:
                 for name, quota in self.config.kueue_queues.items()}
 
     def observe(self, event: WatchEvent) -> None:
-        if event.resource != "pods" or not enabled(self.config):
+        if event.resource not in ("pods", "jobs") or not enabled(self.config):
             return
         labels = event.obj.get("metadata", {}).get("labels") or {}
-        if labels.get(MANAGED_LABEL) != "true":
+        if event.resource == "jobs" and labels.get(QUEUE_LABEL):
+            pass
+        elif labels.get(MANAGED_LABEL) != "true":
             return
-        if event.type != "DELETED":
+        elif event.type != "DELETED":
             self._release_finalizer(event.obj)
         if not self._scheduled:
             self._scheduled = True
@@ -173,6 +206,17 @@ class KueueStandIn:
                 bucket = used.setdefault(key, {})
                 for name, value in _requests(pod).items():
                     bucket[name] = bucket.get(name, 0.0) + value
+        for job in self.store.scan("jobs", None):
+            meta = job["metadata"]
+            queue = (meta.get("labels") or {}).get(QUEUE_LABEL)
+            if not queue:
+                continue
+            if _job_waits(job):
+                waiting.append(job)
+            elif not (job.get("spec") or {}).get("suspend") and not _job_ended(job):
+                bucket = used.setdefault((meta.get("namespace") or "", queue), {})
+                for name, value in _requests(job["spec"].get("template") or {}).items():
+                    bucket[name] = bucket.get(name, 0.0) + value
         waiting.sort(key=lambda p: (p["metadata"].get("creationTimestamp", ""),
                                     int(p["metadata"].get("resourceVersion") or 0)))
         for pod in waiting:
@@ -183,12 +227,16 @@ class KueueStandIn:
                 continue   # no such LocalQueue: Kueue leaves the pod gated
             key = (meta.get("namespace") or "", queue)
             bucket = used.setdefault(key, {})
-            need = _requests(pod)
+            is_job = "template" in (pod.get("spec") or {})
+            need = _requests(pod["spec"]["template"] if is_job else pod)
             if any(bucket.get(k, 0.0) + need.get(k, 0.0) > limit for k, limit in quota.items()):
                 continue
             for name, value in need.items():
                 bucket[name] = bucket.get(name, 0.0) + value
-            self._ungate(pod)
+            if is_job:
+                _set_suspend(self.store, meta.get("namespace") or "", meta["name"], False)
+            else:
+                self._ungate(pod)
 
     def _ungate(self, pod: Mapping[str, Any]) -> None:
         meta = pod["metadata"]
@@ -224,3 +272,18 @@ def preempt(store: Store, namespace: str, name: str,
 
     store.update("pods", namespace, name, mark, copy=False)
     store.delete("pods", namespace, name)
+
+
+def _set_suspend(store: Store, namespace: str, name: str, value: bool) -> None:
+    def write(obj: dict[str, Any]) -> None:
+        obj["spec"]["suspend"] = value
+        obj["metadata"]["generation"] = int(obj["metadata"].get("generation") or 1) + 1
+
+    with contextlib.suppress(Exception):
+        store.update("jobs", namespace, name, write, copy=False)
+
+
+def preempt_job(store: Store, namespace: str, name: str) -> None:
+    """What Kueue does to an admitted Job whose Workload is evicted or preempted: suspend it
+    (the Job controller deletes its pods); it is admitted again when quota allows."""
+    _set_suspend(store, namespace, name, True)

@@ -105,7 +105,13 @@ class PodSettings:
         "YAML pod template every job pod starts from")
     queue_config: str = knob(
         "QUEUE_CONFIG", "",
-        "YAML file: per-queue template overlay, namespace, priorityClassName, Kueue queue")
+        "YAML file: per-queue template overlay, namespace, priorityClassName, Kueue queue, "
+        "workload")
+    workload: str = knob(
+        "WORKLOAD", "pod",
+        "What one job attempt is: 'pod' (a bare pod) or 'job' (a batch/v1 Job making that "
+        "pod, for Kueue's Job integration and MultiKueue); a queue's `workload` overrides it",
+        parse=_lower, choices=("pod", "job"))
     default_image: str = knob(
         "DEFAULT_IMAGE", "",
         "Image for jobs that name none; empty = such jobs fail to submit")

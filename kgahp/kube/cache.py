@@ -20,6 +20,10 @@ from kgahp.kube.api import Kube
 log = logging.getLogger(__name__)
 
 Listener = Callable[[str, dict], None]   # (event type, pod); types ADDED/MODIFIED/DELETED/SYNC
+# another resource (job mode's batch/v1 Jobs): list(ns, selector, retry=) -> (items, rv) and
+# watch(ns, selector, rv, timeout) -> events, as Kube.list_pods / Kube.watch_pods
+Lister = Callable[..., tuple[list[dict], str]]
+Watcher = Callable[[str, str, str, int], Iterable[dict]]
 
 
 def _rv(pod: dict) -> int:
@@ -66,8 +70,14 @@ def _key(pod: dict) -> tuple[str, str]:
 class PodCache:
     def __init__(self, kube: Kube, namespaces: Iterable[str], selector: str, *,
                  job_label: str, resync_interval: float = 300.0,
-                 watch_timeout: int = 290) -> None:
+                 watch_timeout: int = 290, lister: Optional[Lister] = None,
+                 watcher: Optional[Watcher] = None,
+                 slimmer: Callable[[dict], dict] = slim, kind: str = "pod") -> None:
         self.kube = kube
+        self._list: Lister = lister or kube.list_pods
+        self._watch_fn: Watcher = watcher or kube.watch_pods
+        self._slim = slimmer
+        self.kind = kind
         self.namespaces = tuple(namespaces)
         self.selector = selector
         self.job_label = job_label
@@ -91,7 +101,8 @@ class PodCache:
 
     def start(self) -> None:
         for ns in self.namespaces:
-            t = threading.Thread(target=self._run, args=(ns,), name=f"watch-{ns}", daemon=True)
+            name = f"watch-{ns}" if self.kind == "pod" else f"watch-{self.kind}-{ns}"
+            t = threading.Thread(target=self._run, args=(ns,), name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -147,7 +158,7 @@ class PodCache:
                     return False
                 if old_rv == rv != 0:
                     return True
-            pod = slim(pod)
+            pod = self._slim(pod)
             self._pods[key] = pod
             job = ((pod.get("metadata") or {}).get("labels") or {}).get(self.job_label)
             if job:
@@ -202,13 +213,13 @@ class PodCache:
         while not self._stop.is_set():
             try:
                 if rv is None:
-                    items, rv = self.kube.list_pods(namespace, self.selector, retry=False)
+                    items, rv = self._list(namespace, self.selector, retry=False)
                     self._replace(namespace, items, str(rv or ""))
                     last_list = time.monotonic()
                     self._synced[namespace].set()
                     if not self._healthy[namespace]:
-                        log.info("pod cache for %s in sync: %d pods at resourceVersion %s",
-                                 namespace, len(items), rv)
+                        log.info("%s cache for %s in sync: %d %ss at resourceVersion %s",
+                                 self.kind, namespace, len(items), self.kind, rv)
                     self._healthy[namespace] = True
                 self._resume[namespace] = rv
                 rv = self._watch(namespace, rv)
@@ -240,7 +251,7 @@ class PodCache:
         """Follow one watch stream; return the version to resume from (None = relist)."""
         # jittered so many GAHPs do not reconnect together; never 0 (= no timeout at all)
         timeout = max(1, int(self.watch_timeout * random.uniform(0.9, 1.0)))
-        for event in self.kube.watch_pods(namespace, self.selector, rv, timeout):
+        for event in self._watch_fn(namespace, self.selector, rv, timeout):
             kind = event.get("type")
             obj = event.get("object") or {}
             if kind == "ERROR":

@@ -11,6 +11,7 @@ The modules: `verdict` (what the table answers), `pod` (the facts read from a po
 
 from __future__ import annotations
 
+from kgahp.lifecycle import jobs
 from kgahp.lifecycle.context import Context
 from kgahp.lifecycle.kueue import (
     KUEUE_GATE,
@@ -58,5 +59,5 @@ __all__ = [
     "KUEUE_STOP_CONDITION", "MAX_HOLD_REASON", "MAX_KUBE_MESSAGE", "MISSING_INPUT",
     "RESTARTS_ANNOTATION", "RULES", "THROTTLED_PULL", "VANISHED_RULES", "Action", "Container",
     "Context", "Decide", "Pod", "Predicate", "Rule", "VanishedRule", "Verdict", "classify",
-    "one_line", "parse_time", "read_pod", "restarts_of", "vanished",
+    "jobs", "one_line", "parse_time", "read_pod", "restarts_of", "vanished",
 ]

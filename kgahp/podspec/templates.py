@@ -11,6 +11,8 @@ means a minimal pod with one container named `job`. `KGAHP_QUEUE_CONFIG` is a YA
         kueueQueue: gpu-local               # Kueue LocalQueue (kueue.x-k8s.io/queue-name)
         kueuePriorityClass: batch-urgent    # WorkloadPriorityClass (kueue.x-k8s.io/priority-class)
         disruptionPolicy: hold              # overrides KGAHP_DISRUPTION_POLICY for this queue
+        workload: job                       # pod (KGAHP_WORKLOAD's default) or job (batch/v1)
+        multikueue: false                   # true: Jobs carry managedBy kueue.x-k8s.io/multikueue
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ DEFAULT_BASE: dict[str, Any] = {
 }
 _POD_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec"})
 _QUEUE_KEYS = frozenset({"template", "namespace", "priorityClassName", "kueueQueue",
-                         "kueuePriorityClass", "disruptionPolicy"})
+                          "kueuePriorityClass", "disruptionPolicy", "workload",
+                          "multikueue"})
 DISRUPTION_POLICIES = ("recreate", "hold", "remove")
+WORKLOADS = ("pod", "job")
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,9 @@ class QueueConfig:
     kueue_queue: Optional[str] = None
     kueue_priority_class: Optional[str] = None
     disruption_policy: Optional[str] = None       # recreate|hold|remove; None: the knob's
+    workload: Optional[str] = None     # "pod" or "job"; None: KGAHP_WORKLOAD
+    multikueue: bool = False           # Job mode, dispatched by MultiKueue
+
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,23 @@ def _queue_entry(name: str, entry: Any, source: str) -> QueueConfig:
     if disruption is not None and disruption.strip().lower() not in DISRUPTION_POLICIES:
         raise ConfigError(f"{where}: disruptionPolicy {disruption!r} is not one of "
                           f"{', '.join(DISRUPTION_POLICIES)}")
+    workload = _opt_str(entry, "workload", where)
+    if workload is not None and workload not in WORKLOADS:
+        raise ConfigError(f"{where}: workload {workload!r} is neither 'pod' nor 'job'")
+    multikueue = entry.get("multikueue", False)
+    if not isinstance(multikueue, bool):
+        raise ConfigError(f"{where}: multikueue must be true or false")
+    if multikueue:
+        if workload == "pod":
+            raise ConfigError(f"{where}: multikueue dispatches batch/v1 Jobs; it needs "
+                              "workload: job")
+        if kueue is None:
+            raise ConfigError(f"{where}: multikueue needs kueueQueue (MultiKueue takes only "
+                              "Jobs queued in a LocalQueue)")
+        workload = "job"
     return QueueConfig(template=template, namespace=namespace, priority_class=priority,
                        kueue_queue=kueue, kueue_priority_class=kueue_priority,
+                       workload=workload, multikueue=multikueue,
                        disruption_policy=disruption.strip().lower() if disruption else None)
 
 

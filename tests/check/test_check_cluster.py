@@ -29,6 +29,7 @@ from kgahp.check_local import FAIL, INFO, OK, WARN
 from kgahp.config import Settings, settings_from_mapping
 from kgahp.errors import ApiError
 from kgahp.kube.api import PERMISSIONS, Kube, _warning_text
+from kgahp.kube.jobs import JOB_PERMISSIONS
 from kgahp.podspec import Templates, templates_from_data
 from kgahp.podspec.templates import DEFAULT_BASE, parse_queue_config
 
@@ -95,6 +96,12 @@ def test_rbac_granted_and_denied(sim: Any, tmp_path: Path) -> None:
     assert "get pods/log" in result.data["denied"]
     assert len(result.data["denied"]) == len(PERMISSIONS)
     assert "RoleBinding" in result.fix
+    # job mode (some queue makes batch/v1 Jobs): the Jobs' verbs are asked for too
+    assert check_rbac(admin, "default", job_mode=True).detail == \
+        f"all {len(PERMISSIONS) + len(JOB_PERMISSIONS)} permissions kgahp uses are granted"
+    job_mode = check_rbac(restricted, "default", job_mode=True)
+    assert "create jobs" in job_mode.data["denied"] and "watch jobs" in job_mode.data["denied"]
+    assert "create jobs" not in result.data["denied"]
 
 
 def test_namespace_exists_with_its_pod_security_labels(sim: Any, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Optional
 import classad2
 from harness import (
     GM_RESPONSE_TIMEOUT,
+    MANAGED,
     Gahp,
     PodCensus,
     job_label,
@@ -73,6 +74,7 @@ class CampaignReport:
     leaked_pods: list[str] = field(default_factory=list)
     leaked_secrets: list[str] = field(default_factory=list)
     leaked_finalizers: list[str] = field(default_factory=list)
+    leaked_jobs: list[str] = field(default_factory=list)      # job mode's batch/v1 Jobs
     max_reply_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -80,7 +82,7 @@ class CampaignReport:
         return {k: v for k, v in {
             "lost": self.lost, "wrong": self.wrong, "duplicated": self.duplicated,
             "held_by_gm": self.held_by_gm, "leaked_pods": self.leaked_pods,
-            "leaked_secrets": self.leaked_secrets,
+            "leaked_secrets": self.leaked_secrets, "leaked_jobs": self.leaked_jobs,
             "leaked_finalizers": self.leaked_finalizers}.items() if v}
 
     def summary(self) -> str:
@@ -89,6 +91,7 @@ class CampaignReport:
                 f"{self.status_calls} status calls ({self.status_errors} errors), lost "
                 f"{len(self.lost)}, wrong {len(self.wrong)}, duplicated {len(self.duplicated)}, "
                 f"leaked {len(self.leaked_pods)} pods/{len(self.leaked_secrets)} secrets/"
+                f"{len(self.leaked_jobs)} Jobs, "
                 f"{len(self.leaked_finalizers)} finalizers, "
                 f"max reply {self.max_reply_seconds:.2f} s, {self.seconds:.0f} s")
 
@@ -231,6 +234,15 @@ class Gridmanager:
             # a lost status or cancel is simply sent again at the next poll
 
 
+def managed_jobs(sim: Any) -> list[dict]:
+    """Every batch/v1 Job carrying kgahp's managed-by label (job mode)."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(sim.api_client())
+    return [batch.api_client.sanitize_for_serialization(j)
+            for j in batch.list_job_for_all_namespaces(label_selector=MANAGED).items]
+
+
 def _pods_exist(gahp: Gahp, jobs: list[Job]) -> bool:
     labels = {job_label(p) for p in managed_objects(gahp.sim, "pods")}
     return all(job.label in labels for job in jobs)
@@ -242,8 +254,8 @@ def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
     """`slow_creates`: the share of pod creates the API server takes 0.8 s over, so kills
     often land while a create is on its way (it still completes, as on a real server)."""
     rng = random.Random(seed)
-    if slow_creates:
-        gahp.sim.faults.add(method="POST", path="/pods$", latency=0.8,
+    if slow_creates:   # job mode: kgahp creates Jobs (their pods come from the controller)
+        gahp.sim.faults.add(method="POST", path="/(pods|jobs)$", latency=0.8,
                             probability=slow_creates)
     report = CampaignReport(jobs=jobs)
     started = time.monotonic()
@@ -305,9 +317,11 @@ def run_campaign(gahp: Gahp, *, jobs: int, kills: int, seed: int, wave: int = 6,
     while time.monotonic() < deadline:
         pods = managed_objects(gahp.sim, "pods")
         secrets = managed_objects(gahp.sim, "secrets")
-        if not pods and not secrets:
+        jobs_left = managed_jobs(gahp.sim)
+        if not pods and not secrets and not jobs_left:
             break
         time.sleep(0.5)
+    report.leaked_jobs = [j["metadata"]["name"] for j in jobs_left]
     report.leaked_pods = [p["metadata"]["name"] for p in pods]
     report.leaked_secrets = [s["metadata"]["name"] for s in secrets]
     # a pod still carrying kgahp's finalizer at the end would be stuck forever once deleted

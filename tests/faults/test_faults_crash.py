@@ -28,6 +28,18 @@ def test_sigkill_campaign_loses_duplicates_and_leaks_nothing(
     assert report.problems() == {}, report.summary()
 
 
+@pytest.mark.timeout(200)
+def test_sigkill_campaign_in_job_mode(make_gahp: Callable[..., Gahp]) -> None:
+    """The same campaign with every attempt a batch/v1 Job (KGAHP_WORKLOAD = job), smaller:
+    also no Job left behind, and never two pods of one attempt."""
+    gahp = make_gahp(WORKLOAD="job", POD_RETENTION="1", CONFIG_ERROR_GRACE="20", QPS="200",
+                     BURST="400")
+    report = run_campaign(gahp, jobs=60, kills=8, seed=CI_SEED + 1, timeout=120)
+    print(report.summary())
+    assert report.kills == 8 and report.kills_after_create >= 1
+    assert report.problems() == {}, report.summary()
+
+
 @pytest.mark.timeout(120)
 def test_completed_before_the_lost_submit_answer_is_not_run_again(
         make_gahp: Callable[..., Gahp]) -> None:

@@ -1,0 +1,103 @@
+"""The batch/v1 Job calls of job mode (kgahp/workloads.py), on the same client, retries and
+rate limit as every other call (`Kube.call`/`Kube.request`). Used only when some queue runs in
+job mode: otherwise kgahp never touches Jobs and its Role needs no `jobs` rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Optional
+
+import urllib3
+from kubernetes.watch.watch import iter_resp_lines
+
+from kgahp.errors import NotFoundError
+from kgahp.kube.api import Kube, _q
+from kgahp.kube.failures import translate
+
+# what job mode adds to kgahp.kube.api.PERMISSIONS (`kgahp check` asks for these then)
+JOB_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("create", "jobs", ""), ("get", "jobs", ""), ("list", "jobs", ""), ("watch", "jobs", ""),
+    ("delete", "jobs", ""),
+)
+
+
+def _path(namespace: str, name: str = "") -> str:
+    base = f"/apis/batch/v1/namespaces/{_q(namespace)}/jobs"
+    return f"{base}/{_q(name)}" if name else base
+
+
+def create_job(kube: Kube, namespace: str, job: dict[str, Any]) -> dict:
+    name = job.get("metadata", {}).get("name", "?")
+    return kube._json(kube.call(f"creating Job {namespace}/{name}", lambda: kube.request(
+        "POST", _path(namespace), body=job, timeout=kube.timeout)))
+
+
+def get_job(kube: Kube, namespace: str, name: str) -> Optional[dict]:
+    try:
+        return kube._json(kube.call(f"reading Job {namespace}/{name}", lambda: kube.request(
+            "GET", _path(namespace, name), timeout=kube.timeout)))
+    except NotFoundError:
+        return None
+
+
+def delete_job(kube: Kube, namespace: str, name: str) -> bool:
+    """Delete a Job and, in the background, its pods (never orphaned); False: already gone."""
+    try:
+        kube.call(f"deleting Job {namespace}/{name}", lambda: kube.request(
+            "DELETE", _path(namespace, name), query=[("propagationPolicy", "Background")],
+            timeout=kube.timeout).read())
+        return True
+    except NotFoundError:
+        return False
+
+
+def list_jobs(kube: Kube, namespace: str, label_selector: str, *,
+              retry: bool = True) -> tuple[list[dict], str]:
+    """All matching Jobs and the list's resourceVersion (pages of 500)."""
+    items: list[dict] = []
+    token: Optional[str] = None
+    rv = ""
+    while True:
+        query: list[tuple[str, Any]] = [("labelSelector", label_selector), ("limit", 500)]
+        if token:
+            query.append(("continue", token))
+        page = kube._json(kube.call(f"listing Jobs in {namespace}", lambda q=query: (  # type: ignore[misc]
+            kube.request("GET", _path(namespace), query=q, timeout=max(kube.timeout, 60))),
+            retry=retry))
+        items.extend(page.get("items") or [])
+        meta = page.get("metadata") or {}
+        rv = meta.get("resourceVersion") or rv
+        token = meta.get("continue")
+        if not token:
+            return items, rv
+
+
+def watch_jobs(kube: Kube, namespace: str, label_selector: str, resource_version: str,
+               timeout_seconds: int) -> Iterator[dict]:
+    """Raw watch events of Jobs, as `Kube.watch_pods` gives them for pods."""
+    query: list[tuple[str, Any]] = [
+        ("allowWatchBookmarks", True), ("labelSelector", label_selector),
+        ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds),
+        ("watch", True)]
+    resp = kube._once(f"watching Jobs in {namespace}", lambda: kube.request(
+        "GET", _path(namespace), query=query, timeout=(kube.timeout, timeout_seconds + 30)))
+    try:
+        for line in iter_resp_lines(resp):
+            if line and not line.isspace():
+                yield json.loads(line)
+    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise translate(exc, f"watching Jobs in {namespace}") from exc
+    finally:
+        resp.close()
+        resp.release_conn()
+
+
+def slim_job(job: dict) -> dict:
+    """What the Job cache keeps: identity, the spec fields the rules read, status."""
+    meta = job.get("metadata") or {}
+    spec = job.get("spec") or {}
+    return {"kind": "Job", "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+            "spec": {k: spec.get(k) for k in ("suspend", "activeDeadlineSeconds", "managedBy")},
+            "status": job.get("status") or {}}
