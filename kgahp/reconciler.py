@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 from kgahp import disruption, lifecycle, workloads
 from kgahp.finalizers import FinalizerKeeper
-from kgahp.model import IDLE, REMOVED, RUNNING, JobState
+from kgahp.model import HELD, IDLE, REMOVED, RUNNING, JobState
 from kgahp.mounts import MountChecks
 from kgahp.podactions import PodActions, RetryLater, attempt_of, meta, phase
 from kgahp.podspec import build, names
@@ -331,9 +331,12 @@ class Reconciler:
         start = rec is not None and not rec.started and verdict.state.job_status == RUNNING
         removed = verdict.state.job_status == REMOVED and rec is not None and \
             rec.final is None and attempt_of(pod) == rec.attempt
-        # a disruption the policy answers without a new pod: that state is the answer
-        kept = disruption.stopped(verdict) and rec is not None and rec.final is None and \
-            not rec.cancelled and attempt_of(pod) == rec.attempt
+        # an answer the pod will not stay to give again: a disruption the policy answers
+        # without a new pod, or a hold on a pod being deleted (a Job past its deadline, whose
+        # pod only kgahp's finalizer keeps): that state is the attempt's answer
+        kept = rec is not None and rec.final is None and not rec.cancelled and \
+            attempt_of(pod) == rec.attempt and (disruption.stopped(verdict) or (
+                verdict.state.job_status == HELD and bool(m.get("deletionTimestamp"))))
         if not inline and (start or removed or kept):
             self.enqueue(namespace, job)
         elif start:
@@ -345,7 +348,7 @@ class Reconciler:
                                f"removed ({verdict.reason})", pod)
         elif kept and rec is not None:
             self._record_final(namespace, job, rec.attempt, verdict.state,
-                               f"disrupted, no new pod ({verdict.reason})", pod)
+                               f"final: {verdict.reason}", pod)
         action = verdict.action
         if action is lifecycle.Action.NONE:
             return None
