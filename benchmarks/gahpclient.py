@@ -49,9 +49,11 @@ def start_gahp(knobs: Mapping[str, str], stderr: Optional[IO[bytes]] = None,
 
 
 def job_ad(iwd: str, job_dir: str, image: str, cmd: str = "/bin/true",
-           arguments: str = "") -> str:
+           arguments: str = "", namespace: str = "") -> str:
     """A small grid-universe submit ad as the gridmanager sends it (no file transfer)."""
-    extra = {"Arguments": arguments} if arguments else {}
+    extra: dict[str, str] = {"Arguments": arguments} if arguments else {}
+    if namespace:
+        extra["KubernetesNamespace"] = namespace
     return repr(classad2.ClassAd({
         **extra, "Cmd": cmd, "Iwd": iwd, "JobDirectory": job_dir, "In": "/dev/null",
         "Out": f"{job_dir}.out", "Err": f"{job_dir}.err", "GridResource": "batch kubernetes",

@@ -226,7 +226,7 @@ def checkpoints(jobs: int) -> list[int]:
     return [c for c in (100, 1000, 2500, 5000, 10000) if c < jobs] + [jobs]
 
 
-def _status_burst(bench: Bench, name: str, driver: BenchDriver, job_ids: Sequence[str],
+def status_burst(bench: Bench, name: str, driver: BenchDriver, job_ids: Sequence[str],
                   count: int) -> dict[str, Any]:
     """`count` status queries, 50 in flight (the gridmanager's limit): latency, CPU, API use."""
     targets = evenly(job_ids, count)
@@ -251,7 +251,7 @@ def _status_burst(bench: Bench, name: str, driver: BenchDriver, job_ids: Sequenc
             "client_api_requests_per_status": _per(sent, len(timed))}
 
 
-def _status_isolated(bench: Bench, driver: BenchDriver, job_ids: Sequence[str], count: int,
+def status_isolated(bench: Bench, driver: BenchDriver, job_ids: Sequence[str], count: int,
                      gap: float = 0.0) -> dict[str, Any]:
     """One query at a time (nothing queued), optionally paced `gap` seconds apart. Also how
     busy the sim was meanwhile: on two cores its background work competes with kgahp."""
@@ -320,8 +320,8 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
             time.sleep(1.0)                   # let the watch deliver the last updates
             bench.say(f"  measuring status at {target} tracked jobs")
             step: dict[str, Any] = {"tracked": target, "submit": submit_step}
-            step["isolated"] = _status_isolated(bench, driver, job_ids, min(200, target))
-            step["burst"] = _status_burst(bench, name, driver, job_ids, min(2000, target))
+            step["isolated"] = status_isolated(bench, driver, job_ids, min(200, target))
+            step["burst"] = status_burst(bench, name, driver, job_ids, min(2000, target))
             mem = procstat.sample(driver.pid)
             step["rss_mb"] = mem.rss_bytes / 2**20
             step["peak_rss_mb"] = mem.peak_rss_bytes / 2**20
@@ -329,7 +329,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
         submit_api = _minus(bench.server_requests(), submit_api0)
         client_submit_api = _in(bench.client_requests(name), windows)
         bench.say(f"  paced status queries (5/s) at {len(job_ids)} tracked jobs")
-        paced = _status_isolated(bench, driver, job_ids, paced_samples, gap=0.2)
+        paced = status_isolated(bench, driver, job_ids, paced_samples, gap=0.2)
         bench.say(f"  SIGKILL kgahp at {len(job_ids)} tracked jobs; timing recovery")
         driver.kill()
         # the restarted kgahp paces itself as a site's would (default QPS and BURST)

@@ -15,6 +15,10 @@ TARGETS = {
 }
 
 
+# Issue 16's scale targets, checked at the tiers of these sizes when they ran:
+# tracked jobs -> (status p99 ms, recovery s, RSS MB).
+TIER_TARGETS = {10_000: (1.0, 3.0, 150.0), 100_000: (2.0, 20.0, 600.0)}
+
 LIMIT_TARGETS = {
     "submit_rate_vs_limit": 0.9,     # kgahp's submits/s over the bare client's, at least
     "cpu_per_submit_vs_limit": 1.3,  # kgahp's client CPU per pod over the bare client's, at most
@@ -38,38 +42,52 @@ def _pct(fraction: Any) -> str:
 
 
 def headline(results: dict[str, Any]) -> dict[str, Any]:
-    """The figures the targets and the README talk about, flat."""
-    scale = results["scale"]
-    last = scale["steps"][-1]
-    out = {
-        "tracked_jobs": last["tracked"],
-        "submits_per_second": scale["submit"]["per_second"],
-        "cpu_ms_per_submit": scale["submit"]["cpu_ms_per_submit"],
-        "api_requests_per_submit": scale["submit"]["api_requests_per_submit"],
-        "status_p50_ms": last["isolated"]["p50_ms"],
-        "status_p99_ms": last["isolated"]["p99_ms"],
-        "status_immediate_p99_ms": last["isolated"]["immediate"]["p99_ms"],
-        "paced_status_p99_ms": scale["paced"]["p99_ms"],
-        "burst_status_p50_ms": last["burst"]["p50_ms"],
-        "burst_status_p99_ms": last["burst"]["p99_ms"],
-        "burst_statuses_per_second": last["burst"]["per_second"],
-        "cpu_ms_per_status": last["burst"]["cpu_ms_per_status"],
-        "api_requests_per_status": last["burst"]["api_requests_per_status"],
-        "peak_rss_mb": last["peak_rss_mb"],
-        "recovery_seconds": scale["recovery"]["seconds"],
-        "api_requests_per_job_life": results["job_life"]["requests_per_job"],
-    }
-    for step in scale["steps"]:
-        if step["tracked"] == 1000:
-            out["status_p50_ms_at_1000"] = step["isolated"]["p50_ms"]
-            out["status_p99_ms_at_1000"] = step["isolated"]["p99_ms"]
+    """The figures the targets and the README talk about, flat (only of the phases that ran)."""
+    out: dict[str, Any] = {}
+    scale = results.get("scale")
+    if scale:
+        last = scale["steps"][-1]
+        out.update({
+            "tracked_jobs": last["tracked"],
+            "submits_per_second": scale["submit"]["per_second"],
+            "cpu_ms_per_submit": scale["submit"]["cpu_ms_per_submit"],
+            "api_requests_per_submit": scale["submit"]["api_requests_per_submit"],
+            "status_p50_ms": last["isolated"]["p50_ms"],
+            "status_p99_ms": last["isolated"]["p99_ms"],
+            "status_immediate_p99_ms": last["isolated"]["immediate"]["p99_ms"],
+            "paced_status_p99_ms": scale["paced"]["p99_ms"],
+            "burst_status_p50_ms": last["burst"]["p50_ms"],
+            "burst_status_p99_ms": last["burst"]["p99_ms"],
+            "burst_statuses_per_second": last["burst"]["per_second"],
+            "cpu_ms_per_status": last["burst"]["cpu_ms_per_status"],
+            "api_requests_per_status": last["burst"]["api_requests_per_status"],
+            "peak_rss_mb": last["peak_rss_mb"],
+            "recovery_seconds": scale["recovery"]["seconds"],
+        })
+        for step in scale["steps"]:
+            if step["tracked"] == 1000:
+                out["status_p50_ms_at_1000"] = step["isolated"]["p50_ms"]
+                out["status_p99_ms_at_1000"] = step["isolated"]["p99_ms"]
+    if results.get("job_life"):
+        out["api_requests_per_job_life"] = results["job_life"]["requests_per_job"]
     lim = results.get("limit")
-    if lim:
+    if lim and scale:
         out["limit_submits_per_second"] = lim["per_second"]
         out["limit_cpu_ms_per_submit"] = lim["cpu_ms_per_submit"]
         out["submit_rate_vs_limit"] = _safe_ratio(out["submits_per_second"], lim["per_second"])
         out["cpu_per_submit_vs_limit"] = _safe_ratio(out["cpu_ms_per_submit"],
                                                      lim["cpu_ms_per_submit"])
+    for row in (results.get("tiers") or {}).get("tiers") or []:
+        n = row["tracked"]
+        if n in TIER_TARGETS:
+            rec = row["recovery"]
+            out[f"tier_{n}_status_p99_ms"] = row["isolated"]["p99_ms"]
+            out[f"tier_{n}_api_requests_per_status"] = row["burst"]["api_requests_per_status"]
+            out[f"tier_{n}_recovery_seconds"] = rec["sample_right_seconds"]
+            out[f"tier_{n}_recovery_requests"] = rec["api_requests"]
+            out[f"tier_{n}_recovery_requests_expected"] = rec["expected_requests"]
+            out[f"tier_{n}_recovery_wrong_answers"] = rec["wrong_answers"] + rec["unanswered"]
+            out[f"tier_{n}_rss_mb"] = row["rss_mb"]
     rate = results.get("rate_limit")
     if rate:
         out["rate_limit_max_in_1s"] = rate["max_in_1s"]
@@ -82,13 +100,15 @@ def headline(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def verdicts(head: dict[str, Any]) -> dict[str, bool]:
-    out = {
-        "status_p99_ms": head["status_p99_ms"] <= TARGETS["status_p99_ms"],
-        "api_requests_per_status": head["api_requests_per_status"] == 0,
-        "submits_per_second": head["submits_per_second"] >= TARGETS["submits_per_second"],
-        "peak_rss_mb": head["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
-        "recovery_seconds": head["recovery_seconds"] <= TARGETS["recovery_seconds"],
-    }
+    out: dict[str, bool] = {}
+    if "tracked_jobs" in head:
+        out.update({
+            "status_p99_ms": head["status_p99_ms"] <= TARGETS["status_p99_ms"],
+            "api_requests_per_status": head["api_requests_per_status"] == 0,
+            "submits_per_second": head["submits_per_second"] >= TARGETS["submits_per_second"],
+            "peak_rss_mb": head["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
+            "recovery_seconds": head["recovery_seconds"] <= TARGETS["recovery_seconds"],
+        })
     if "submit_rate_vs_limit" in head:
         out["submit_rate_vs_limit"] = (head["submit_rate_vs_limit"]
                                        >= LIMIT_TARGETS["submit_rate_vs_limit"])
@@ -102,6 +122,17 @@ def verdicts(head: dict[str, Any]) -> dict[str, bool]:
         # the log's timestamps are taken around urlopen; 50 ms of slack for thread wake-ups
         out["retry_after_honoured"] = (head["min_wait_after_429"]
                                        >= head["retry_after_seconds"] - 0.05)
+    for n, (p99, recovery, rss) in TIER_TARGETS.items():
+        if f"tier_{n}_rss_mb" not in head:
+            continue
+        out[f"tier_{n}_status_p99_ms"] = head[f"tier_{n}_status_p99_ms"] <= p99
+        out[f"tier_{n}_api_requests_per_status"] = \
+            head[f"tier_{n}_api_requests_per_status"] == 0
+        out[f"tier_{n}_recovery_seconds"] = (head[f"tier_{n}_recovery_seconds"] <= recovery
+                                             and head[f"tier_{n}_recovery_wrong_answers"] == 0)
+        out[f"tier_{n}_recovery_requests"] = (head[f"tier_{n}_recovery_requests"]
+                                              <= head[f"tier_{n}_recovery_requests_expected"])
+        out[f"tier_{n}_rss_mb"] = head[f"tier_{n}_rss_mb"] <= rss
     return out
 
 
@@ -109,7 +140,7 @@ def limit_table(results: dict[str, Any]) -> list[str]:
     """kgahp and the bare client side by side, with kgahp / limit."""
     lim = results.get("limit")
     if not lim:
-        return ["limit: not measured (--limit-jobs 0)"]
+        return ["limit: not measured (--limit-jobs 0 or phase not chosen)"]
     sub = results["scale"]["submit"]
     head = headline(results)
     ok = verdicts(head)
@@ -138,7 +169,7 @@ def limit_table(results: dict[str, Any]) -> list[str]:
 
 
 def table(results: dict[str, Any]) -> str:
-    meta, scale = results["meta"], results["scale"]
+    meta = results["meta"]
     head = headline(results)
     ok = verdicts(head)
     mark = {True: "ok", False: "MISSED"}
@@ -149,8 +180,60 @@ def table(results: dict[str, Any]) -> str:
              f"server: {meta.get('server', 'sim')}, {meta.get('server_version', '?')}; "
              f"namespace {meta.get('namespace', 'default')}; jobs run "
              f"{meta.get('sleep_workload', 'sim.invalid/sleep')}; API requests counted by "
-             f"{meta.get('api_requests_counted_by', 'the sim')}",
-             "", f"{'tracked':>8} {'subm/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'imm p99':>8} "
+             f"{meta.get('api_requests_counted_by', 'the sim')}"
+             + (f"; kgahp {meta['kgahp_version']}" if meta.get("kgahp_version") else "")]
+    if results.get("scale"):
+        lines += ["", *scale_lines(results, head, ok, mark)]
+    if results.get("job_life"):
+        life = results["job_life"]
+        lines.append(
+            f"job life ({life['jobs']} x {life['image']}, polled every 1 s, "
+            f"{life['status_queries']} status queries): {_fmt(life['requests_per_job'])} API "
+            f"requests/job {life['requests']}")
+    if results.get("rate_limit"):
+        rate = results["rate_limit"]
+        lines.append(
+            f"rate limit QPS={rate['qps']} BURST={rate['burst']}: {rate['requests']} requests in "
+            f"{_fmt(rate['seconds'], 1)} s, steady {_fmt(rate['achieved_rate'], 1)} req/s after "
+            f"the burst, at most {rate['max_in_1s']} in any 1 s (allowed "
+            f"{rate['allowed_in_1s']}) [{mark[ok['rate_limit_honoured']]}]")
+    if "retry_after" in results:
+        lines.append(retry_line(results.get("retry_after"), ok, mark))
+    base = results.get("baseline")
+    if base:
+        lines += [
+            f"baseline ({base['tool']}, one process per operation, {base['jobs']} jobs): "
+            f"submit {_fmt(base['submit_ms'], 0)} ms wall / {_fmt(base['submit_cpu_ms'], 0)} ms "
+            f"CPU, status {_fmt(base['status_ms'], 0)} ms wall / "
+            f"{_fmt(base['status_cpu_ms'], 0)} ms CPU",
+            f"ratios baseline/kgahp: CPU per submit x{_fmt(base['ratio_cpu_submit'], 0)}, "
+            f"CPU per status x{_fmt(base['ratio_cpu_status'], 0)}, status latency "
+            f"x{_fmt(base['ratio_status_latency'], 0)}, submit throughput "
+            f"x{_fmt(base['ratio_submit_throughput'], 0)}; polling {head['tracked_jobs']} jobs "
+            f"at 5 status/s costs the baseline {_fmt(base['cores_at_5_per_s'], 2)} cores, "
+            f"kgahp {_fmt(base['kgahp_cores_at_5_per_s'], 4)}",
+        ]
+    if results.get("tiers"):
+        from benchmarks import tiers
+
+        lines += ["", *tiers.table_lines(results["tiers"])]
+        for n, (p99, recovery, rss) in TIER_TARGETS.items():
+            if f"tier_{n}_rss_mb" in head:
+                lines.append(
+                    f"targets at {n:,}: status p99 <= {p99:g} ms "
+                    f"[{mark[ok[f'tier_{n}_status_p99_ms']]}], 0 API requests per status "
+                    f"[{mark[ok[f'tier_{n}_api_requests_per_status']]}], recovery <= "
+                    f"{recovery:g} s [{mark[ok[f'tier_{n}_recovery_seconds']]}], recovery "
+                    f"requests <= pages + watches [{mark[ok[f'tier_{n}_recovery_requests']]}], "
+                    f"RSS <= {rss:g} MB [{mark[ok[f'tier_{n}_rss_mb']]}]")
+    return "\n".join(lines)
+
+
+def scale_lines(results: dict[str, Any], head: dict[str, Any], ok: dict[str, bool],
+                mark: dict[bool, str]) -> list[str]:
+    """The stepped scale phase: one row per step, the limit, submit, status, RSS, recovery."""
+    scale = results["scale"]
+    lines = [f"{'tracked':>8} {'subm/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'imm p99':>8} "
              f"{'burst p50':>10} {'burst p99':>10} {'st/s':>7} {'cpu ms/st':>10} "
              f"{'api/st':>7} {'RSS MB':>7}"]
     for s in scale["steps"]:
@@ -163,7 +246,6 @@ def table(results: dict[str, Any]) -> str:
             f"{_fmt(burst['cpu_ms_per_status'], 3):>10} "
             f"{_fmt(burst['api_requests_per_status'], 3):>7} {_fmt(s['peak_rss_mb'], 0):>7}")
     sub, rec = scale["submit"], scale["recovery"]
-    life, rate = results["job_life"], results["rate_limit"]
     lines += ["", *limit_table(results)]
     lines += [
         "",
@@ -186,32 +268,10 @@ def table(results: dict[str, Any]) -> str:
         f"recovery after SIGKILL at {rec['jobs']} (restart with QPS=20 BURST=40): every "
         f"status right after "
         f"{_fmt(rec['seconds'])} s ({rec['rounds']} rounds, {rec['api_requests']} API requests, "
-        f"banner {_fmt(rec['banner_seconds'] * 1000, 0)} ms) "
-        f"[{mark[ok['recovery_seconds']]} <= 10 s]",
-        f"job life ({life['jobs']} x {life['image']}, polled every 1 s, "
-        f"{life['status_queries']} status queries): {_fmt(life['requests_per_job'])} API "
-        f"requests/job {life['requests']}",
-        f"rate limit QPS={rate['qps']} BURST={rate['burst']}: {rate['requests']} requests in "
-        f"{_fmt(rate['seconds'], 1)} s, steady {_fmt(rate['achieved_rate'], 1)} req/s after the "
-        f"burst, at most {rate['max_in_1s']} in any 1 s (allowed {rate['allowed_in_1s']}) "
-        f"[{mark[ok['rate_limit_honoured']]}]",
-        retry_line(results.get("retry_after"), ok, mark),
+        f"banner {_fmt(rec['banner_seconds'] * 1000, 0)} ms, kgahp CPU "
+        f"{_fmt(rec.get('gahp_cpu_seconds'))} s) [{mark[ok['recovery_seconds']]} <= 10 s]",
     ]
-    base = results.get("baseline")
-    if base:
-        lines += [
-            f"baseline ({base['tool']}, one process per operation, {base['jobs']} jobs): "
-            f"submit {_fmt(base['submit_ms'], 0)} ms wall / {_fmt(base['submit_cpu_ms'], 0)} ms "
-            f"CPU, status {_fmt(base['status_ms'], 0)} ms wall / "
-            f"{_fmt(base['status_cpu_ms'], 0)} ms CPU",
-            f"ratios baseline/kgahp: CPU per submit x{_fmt(base['ratio_cpu_submit'], 0)}, "
-            f"CPU per status x{_fmt(base['ratio_cpu_status'], 0)}, status latency "
-            f"x{_fmt(base['ratio_status_latency'], 0)}, submit throughput "
-            f"x{_fmt(base['ratio_submit_throughput'], 0)}; polling {head['tracked_jobs']} jobs "
-            f"at 5 status/s costs the baseline {_fmt(base['cores_at_5_per_s'], 2)} cores, "
-            f"kgahp {_fmt(base['kgahp_cores_at_5_per_s'], 4)}",
-        ]
-    return "\n".join(lines)
+    return lines
 
 
 def retry_line(retry: Any, ok: dict[str, bool], mark: dict[bool, str]) -> str:

@@ -40,6 +40,10 @@ from benchmarks.target import (  # noqa: E402
 )
 
 OUT = REPO / "benchmarks" / "out"
+# Phases in the order they run; `--phases` picks some.
+PHASES = ("life", "limit", "scale", "rate", "429", "baseline", "tiers")
+DEFAULT_TIERS = [1000, 10_000, 30_000, 100_000]
+QUICK_TIERS = [1000]
 
 
 def _cpu_model() -> str:
@@ -91,9 +95,44 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help=f"their command (default {DEFAULT_LIFE_COMMAND!r})")
     parser.add_argument("--log-level", default="INFO",
                         help="KGAHP_DEBUG of the benchmarked kgahp (the default is INFO)")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma list of phases to run (default all: {','.join(PHASES)})")
+    parser.add_argument("--scale", default="",
+                        help="tracked-job tiers of the scale-tiers phase, comma separated "
+                             f"(default {','.join(map(str, DEFAULT_TIERS))}; --quick: "
+                             f"{','.join(map(str, QUICK_TIERS))}); 0 = skip the phase")
+    parser.add_argument("--namespaces", type=int, default=0,
+                        help="namespaces the scale tiers spread their jobs over (default: one "
+                             "per 12,500 jobs, at least 4)")
+    parser.add_argument("--events", type=int, default=-1,
+                        help="pods of each tier that change state within --events-window "
+                             "seconds (default 10000, --quick 500; at most the tier)")
+    parser.add_argument("--events-window", type=float, default=0.0,
+                        help="seconds over which those pods change state (default 60, "
+                             "--quick 5)")
+    parser.add_argument("--kgahp-python", default=sys.executable,
+                        help="the Python that runs the benchmarked kgahp (another checkout's "
+                             "venv, to compare versions on the same simulator and driver)")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = [p for p in args.phases if p not in PHASES]
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(unknown)}; choose from {', '.join(PHASES)}")
+    try:
+        tiers = [int(t) for t in args.scale.split(",") if t.strip()] if args.scale else (
+            QUICK_TIERS if args.quick else DEFAULT_TIERS)
+    except ValueError:
+        parser.error(f"--scale wants tracked-job counts separated by commas, not {args.scale!r}")
+    if any(t < 0 for t in tiers):
+        parser.error("--scale: tiers must not be negative")
+    args.scale = sorted({t for t in tiers if t > 0})
+    if not args.scale and "tiers" in args.phases:
+        args.phases.remove("tiers")
+    if args.events < 0:
+        args.events = 500 if args.quick else 10_000
+    args.events_window = args.events_window or (5.0 if args.quick else 60.0)
     if args.quick:
         args.jobs = min(args.jobs, 500)
         args.life_jobs = args.life_jobs or 50
@@ -113,7 +152,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 
 
 BENCH_INSTANCES = ("bench-life", "bench-limit", "bench-scale", "bench-qps", "bench-429",
-                   "bench-baseline")
+                   "bench-baseline", "bench-tier")
 
 
 def _cleanup(target: ClusterTarget, say: Any) -> None:
@@ -125,6 +164,66 @@ def _cleanup(target: ClusterTarget, say: Any) -> None:
         say(f"deleting leftover benchmark pods ({label}) in namespace {target.namespace}")
         if not target.delete_pods(label, timeout=600):
             say("warning: some benchmark pods are still there")
+
+
+def _kgahp_version(python: str) -> str:
+    """Where the benchmarked kgahp comes from: its checkout's commit, or its path."""
+    import subprocess
+
+    probe = subprocess.run([python, "-c", "import kgahp, os; print(os.path.dirname("
+                            "os.path.dirname(os.path.abspath(kgahp.__file__))))"],
+                           capture_output=True, text=True, check=False, timeout=60,
+                           cwd="/")     # as counted_kgahp.py runs it: no checkout on sys.path
+    where = probe.stdout.strip()
+    if probe.returncode != 0 or not where:
+        return f"? ({python} cannot import kgahp)"
+    head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False, timeout=30)
+    here = os.path.realpath(where) == os.path.realpath(str(REPO))
+    return f"{head.stdout.strip() or '?'} ({'this checkout' if here else where})"
+
+
+def run_phases(args: argparse.Namespace, bench: phases.Bench, target: ClusterTarget,
+               results: dict[str, Any], say: Any) -> None:
+    chosen = args.phases
+    if "life" in chosen:
+        say(f"phase 1: {args.life_jobs} whole job lives (API requests per job)")
+        results["job_life"] = phases.job_life(bench, args.life_jobs)
+    if "limit" in chosen and args.limit_jobs > 0:
+        say(f"phase 2: the limit, a bare client creating {args.limit_jobs} pods with "
+            f"{args.limit_threads} threads")
+        results["limit"] = phases.limit(bench, args.limit_jobs, args.limit_threads)
+    if "scale" in chosen:
+        say(f"phase 3: {args.jobs} tracked jobs: submit, status, RSS, recovery")
+        results["scale"] = phases.scale(bench, args.jobs, args.paced_samples)
+        if not target.is_sim:      # give a real cluster its capacity back
+            target.delete_pods(bench.label("bench-scale"), timeout=600)
+    if "rate" in chosen:
+        say(f"phase 4: rate limiter (QPS=20 BURST=40, {args.rate_jobs} submits)")
+        results["rate_limit"] = phases.rate_limit(bench, args.rate_jobs)
+    if "429" in chosen:
+        say(f"phase 5: 429 with Retry-After on pod creates ({args.retry_jobs} submits)")
+        results["retry_after"] = phases.retry_after(bench, args.retry_jobs)
+    if "baseline" in chosen and args.baseline_jobs > 0 and "scale" in results:
+        from benchmarks import baseline
+
+        if baseline.kubectl_path():
+            say(f"phase 6: baseline, one kubectl per operation on {args.baseline_jobs} jobs")
+            costs = baseline.run_baseline(target.kubeconfig, bench.iwd, args.baseline_jobs,
+                                          target.sleep, target.namespace, target.context)
+            results["baseline"] = report.baseline_summary(
+                costs, report.headline(results), baseline.kubectl_version() or "kubectl",
+                args.baseline_jobs)
+        else:
+            say("phase 6 skipped: kubectl is not installed")
+    if "tiers" in chosen:
+        from benchmarks import tiers
+
+        say(f"phase 7: scale tiers {', '.join(f'{t:,}' for t in args.scale)} tracked jobs: "
+            "RSS, status, recovery, watch-event throughput")
+        results["tiers"] = tiers.run_tiers(bench, args.scale, namespaces=args.namespaces,
+                                           events=args.events,
+                                           events_window=args.events_window)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,35 +261,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else "kgahp's own process (client side)"})
         if not target.is_sim:
             _cleanup(target, say)
-        bench = phases.Bench(target, workdir, say, log_level=args.log_level)
+        argv = [args.kgahp_python, *phases.COUNTED_KGAHP[1:]]
+        bench = phases.Bench(target, workdir, say, log_level=args.log_level, argv=argv)
+        results["meta"]["kgahp_python"] = args.kgahp_python
+        results["meta"]["kgahp_version"] = _kgahp_version(args.kgahp_python)
+        results["meta"]["phases"] = list(args.phases)
         say(f"cluster: {target.description}, {results['meta']['server_version']}; "
-            f"scratch {workdir}")
-        say(f"phase 1: {args.life_jobs} whole job lives (API requests per job)")
-        results["job_life"] = phases.job_life(bench, args.life_jobs)
-        if args.limit_jobs > 0:
-            say(f"phase 2: the limit, a bare client creating {args.limit_jobs} pods with "
-                f"{args.limit_threads} threads")
-            results["limit"] = phases.limit(bench, args.limit_jobs, args.limit_threads)
-        say(f"phase 3: {args.jobs} tracked jobs: submit, status, RSS, recovery")
-        results["scale"] = phases.scale(bench, args.jobs, args.paced_samples)
-        if not target.is_sim:      # give a real cluster its capacity back
-            target.delete_pods(bench.label("bench-scale"), timeout=600)
-        say(f"phase 4: rate limiter (QPS=20 BURST=40, {args.rate_jobs} submits)")
-        results["rate_limit"] = phases.rate_limit(bench, args.rate_jobs)
-        say(f"phase 5: 429 with Retry-After on pod creates ({args.retry_jobs} submits)")
-        results["retry_after"] = phases.retry_after(bench, args.retry_jobs)
-        if args.baseline_jobs > 0:
-            from benchmarks import baseline
-
-            if baseline.kubectl_path():
-                say(f"phase 6: baseline, one kubectl per operation on {args.baseline_jobs} jobs")
-                costs = baseline.run_baseline(target.kubeconfig, bench.iwd, args.baseline_jobs,
-                                              target.sleep, target.namespace, target.context)
-                results["baseline"] = report.baseline_summary(
-                    costs, report.headline(results), baseline.kubectl_version() or "kubectl",
-                    args.baseline_jobs)
-            else:
-                say("phase 6 skipped: kubectl is not installed")
+            f"scratch {workdir}; kgahp {results['meta']['kgahp_version']}")
+        run_phases(args, bench, target, results, say)
     finally:
         if target is not None and not target.is_sim:
             try:
@@ -218,7 +296,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     (out / "results.txt").write_text(summary + "\n")
     if not args.no_chart:
         try:
-            report.chart(results, str(out / "status_rss.png"))
+            if results.get("scale"):
+                report.chart(results, str(out / "status_rss.png"))
+            if results.get("tiers"):
+                from benchmarks import tiers
+
+                tiers.chart(results, str(out / "scale_tiers.png"))
         except ImportError:   # the chart is optional; the figures are not
             print("no chart: matplotlib is not installed (pip install -e '.[bench]')",
                   file=sys.stderr)

@@ -3,10 +3,13 @@ client for one GIL, and a Pipe to ask it for request counts and pod phases."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import multiprocessing.connection
+import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Optional
 
 # One child command per name; each runs on the sim's loop thread and returns plain data.
@@ -32,14 +35,115 @@ def _phases(cluster: Any, namespace: str, label: str) -> dict[str, int]:
     return cluster.call(count)
 
 
-def _child(conn: multiprocessing.connection.Connection, workdir: str) -> None:
+SEED_BATCH = 250          # pods created per turn of the sim's loop (its kubelet runs between)
+
+
+def _create_namespaces(cluster: Any, names: Sequence[str]) -> int:
+    def create() -> int:
+        made = 0
+        for name in names:
+            if cluster.store.peek("namespaces", None, name) is None:
+                cluster.store.create("namespaces", None, {"metadata": {"name": name}})
+                made += 1
+        return made
+
+    return int(cluster.call(create))
+
+
+def _seed(cluster: Any, templates: dict[str, str], markers: tuple[str, str],
+          jobs: Sequence[tuple[str, str, str]], nodes: int) -> dict[str, Any]:
+    """Create one pod per (namespace, job directory, job name) from its namespace's rendered
+    template, the markers replaced by the job's own directory and name: through the API
+    server's own create path (mutating and validating admission, defaulting, the store, the
+    watch events) minus HTTP, bound to a node as a pod created with spec.nodeName is, so the
+    sim's kubelet starts it at once."""
+    from kgahp_sim import admission, validation
+    from kgahp_sim.nodes import node_name
+
+    marker_dir, marker_name = markers
+    t0 = time.monotonic()
+    for start in range(0, len(jobs), SEED_BATCH):
+        chunk = jobs[start:start + SEED_BATCH]
+
+        def create(chunk: Sequence[tuple[str, str, str]] = chunk, start: int = start) -> None:
+            for offset, (namespace, job_dir, job_name) in enumerate(chunk):
+                pod = json.loads(templates[namespace].replace(marker_dir, job_dir)
+                                 .replace(marker_name, job_name))
+                pod["spec"]["nodeName"] = node_name((start + offset) % nodes + 1)
+                check = admission.admit_create(cluster.store, "pods", namespace, pod)
+                validation.validate_create("pods", pod)
+                check()
+                cluster.store.create("pods", namespace, pod, copy=False)
+
+        cluster.call(create)
+    return {"pods": len(jobs), "seconds": time.monotonic() - t0}
+
+
+def _succeeded(pod: dict) -> None:
+    """What the kubelet writes when the pod's only container exits 0 (restartPolicy Never)."""
+    from kgahp_sim.kubelet import terminated_state
+
+    status = pod.setdefault("status", {})
+    status["phase"] = "Succeeded"
+    for cs in status.get("containerStatuses") or []:
+        started = ((cs.get("state") or {}).get("running") or {}).get("startedAt") or ""
+        cs["state"] = terminated_state(0, started, container_id=cs.get("containerID"))
+        cs["ready"] = False
+        cs["started"] = False
+    for cond in status.get("conditions") or []:
+        if cond.get("type") in ("Ready", "ContainersReady"):
+            cond.update({"status": "False", "reason": "PodCompleted"})
+            cond.pop("message", None)
+
+
+class _Finisher:
+    """Ends the given pods' containers (exit 0) evenly spread over `window` seconds, from a
+    thread of the sim's process, each status write made on the sim's loop as the kubelet's."""
+
+    def __init__(self, cluster: Any, pods: Sequence[tuple[str, str]], window: float) -> None:
+        self.cluster, self.pods, self.window = cluster, list(pods), window
+        self.done = 0
+        self.first = self.last = 0.0
+        self.thread = threading.Thread(target=self._run, name="bench-finisher", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        self.first = t0
+        total = len(self.pods)
+        while self.done < total:
+            due = min(total, int(total * (time.monotonic() - t0) / self.window) + 1)
+            batch = self.pods[self.done:due]
+
+            def write(batch: Sequence[tuple[str, str]] = batch) -> None:
+                for namespace, name in batch:
+                    try:
+                        self.cluster.store.update("pods", namespace, name, _succeeded,
+                                                  copy=False)
+                    except Exception:   # deleted meanwhile: nothing to end
+                        pass
+
+            if batch:
+                self.cluster.call(write)
+                self.done = due
+                self.last = time.monotonic()
+            time.sleep(0.02)
+
+    def progress(self) -> dict[str, Any]:
+        return {"done": self.done, "total": len(self.pods), "first": self.first,
+                "last": self.last}
+
+
+def _child(conn: multiprocessing.connection.Connection, workdir: str,
+           nodes: int = SIM_NODES) -> None:
     import logging
 
     from kgahp_sim import SimCluster, SimConfig
 
     logging.basicConfig(level=logging.WARNING)
-    config = SimConfig(nodes=SIM_NODES, cpu=SIM_NODE_CPU, memory=SIM_NODE_MEMORY,
+    config = SimConfig(nodes=nodes, cpu=SIM_NODE_CPU, memory=SIM_NODE_MEMORY,
                        workdir=workdir, run_processes=False)
+    finisher: Optional[_Finisher] = None
     # anonymous admin: kubectl sends no bearer token over plain http (the baseline needs it)
     cluster = SimCluster(config, anonymous_admin=True).start()
     conn.send({"url": cluster.url, "kubeconfig": cluster.kubeconfig_dict()})
@@ -60,6 +164,16 @@ def _child(conn: multiprocessing.connection.Connection, workdir: str) -> None:
             elif command == "clear_faults":
                 cluster.faults.clear()
                 reply = True
+            elif command == "namespaces":
+                reply = _create_namespaces(cluster, *args)
+            elif command == "seed":
+                reply = _seed(cluster, *args)
+            elif command == "finish":
+                finisher = _Finisher(cluster, *args)
+                reply = True
+            elif command == "finish_progress":
+                reply = finisher.progress() if finisher else {}
+
             else:
                 reply = ValueError(f"unknown sim command {command!r}")
             conn.send(reply)
@@ -71,8 +185,9 @@ def _child(conn: multiprocessing.connection.Connection, workdir: str) -> None:
 class SimProcess:
     """`SimProcess(workdir).start()`; `.url`, `.pid`, `.kubeconfig`, queries, `.stop()`."""
 
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, nodes: int = SIM_NODES) -> None:
         self.workdir = workdir
+        self.nodes = nodes
         self.url = ""
         self.kubeconfig: dict = {}
         self._conn: Optional[multiprocessing.connection.Connection] = None
@@ -86,8 +201,8 @@ class SimProcess:
     def start(self) -> SimProcess:
         ctx = multiprocessing.get_context("spawn")   # no fork of a threaded parent
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child, self.workdir), name="kgahp-sim",
-                                 daemon=True)
+        self._proc = ctx.Process(target=_child, args=(child, self.workdir, self.nodes),
+                                 name="kgahp-sim", daemon=True)
         self._proc.start()
         self._conn = parent
         deadline = time.monotonic() + 60
@@ -122,6 +237,23 @@ class SimProcess:
 
     def clear_faults(self) -> None:
         self._ask("clear_faults")
+
+    def create_namespaces(self, names: Sequence[str]) -> int:
+        return int(self._ask("namespaces", list(names)))
+
+    def seed_pods(self, templates: dict[str, str], markers: tuple[str, str],
+                  jobs: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+        """See _seed: (namespace, job directory, job name) per pod; returns pods and seconds."""
+        return dict(self._ask("seed", templates, markers, list(jobs), self.nodes))
+
+    def finish_pods(self, pods: Sequence[tuple[str, str]], window: float) -> None:
+        """End these pods' containers (exit 0), evenly spread over `window` seconds."""
+        self._ask("finish", list(pods), window)
+
+    def finish_progress(self) -> dict[str, Any]:
+        """{done, total, first, last}: pods ended so far; monotonic times of the first and the
+        latest write (the clock is the system's, comparable across processes)."""
+        return dict(self._ask("finish_progress"))
 
     def write_kubeconfig(self, path: str) -> str:
         import os

@@ -84,14 +84,34 @@ class ClusterTarget:
             raise RuntimeError(f"{method} {path}: HTTP {resp.status} {resp.data[:300]!r}")
         return json.loads(resp.data) if resp.data else {}
 
-    def _pods_path(self) -> str:
-        return f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods"
+    def _pods_path(self, namespace: Optional[str] = None) -> str:
+        return f"/api/v1/namespaces/{quote(namespace or self.namespace, safe='')}/pods"
 
     def server_version(self) -> str:
         info = self._call("GET", "/version")
         return str(info.get("gitVersion") or "?")
 
-    def phases(self, label: str) -> dict[str, int]:
+    def create_namespaces(self, names: list[str]) -> None:
+        """Create these namespaces unless they exist."""
+        for name in names:
+            try:
+                self._call("GET", f"/api/v1/namespaces/{quote(name, safe='')}")
+            except RuntimeError:
+                self._call_body("POST", "/api/v1/namespaces", {
+                    "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def _call_body(self, method: str, path: str, body: dict) -> Any:
+        _, url, headers, _, _ = self.api.param_serialize(
+            method=method, resource_path=path, body=body,
+            header_params={"Accept": "application/json", "Content-Type": "application/json"},
+            auth_settings=["BearerToken"])
+        resp = self.api.rest_client.pool_manager.request(method, url, headers=headers,
+                                                         body=json.dumps(body), timeout=60)
+        if not 200 <= resp.status <= 299:
+            raise RuntimeError(f"{method} {path}: HTTP {resp.status} {resp.data[:300]!r}")
+        return json.loads(resp.data) if resp.data else {}
+
+    def phases(self, label: str, namespace: Optional[str] = None) -> dict[str, int]:
         """Pods carrying `label` (key=value) counted by phase ('Terminating' once deleted)."""
         out: dict[str, int] = {}
         token = ""
@@ -99,7 +119,7 @@ class ClusterTarget:
             query: list[tuple[str, Any]] = [("labelSelector", label), ("limit", 500)]
             if token:
                 query.append(("continue", token))
-            page = self._call("GET", self._pods_path(), query)
+            page = self._call("GET", self._pods_path(namespace), query)
             for pod in page.get("items") or []:
                 meta = pod.get("metadata") or {}
                 phase = (pod.get("status") or {}).get("phase") or "Pending"
@@ -109,12 +129,13 @@ class ClusterTarget:
             if not token:
                 return out
 
-    def delete_pods(self, label: str, timeout: float = 300.0) -> bool:
+    def delete_pods(self, label: str, timeout: float = 300.0,
+                    namespace: Optional[str] = None) -> bool:
         """Delete every pod with `label` and wait until they are gone; False on timeout."""
-        self._call("DELETE", self._pods_path(),
+        self._call("DELETE", self._pods_path(namespace),
                    [("labelSelector", label), ("gracePeriodSeconds", 0)])
         deadline = time.monotonic() + timeout
-        while self.phases(label):
+        while self.phases(label, namespace):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.5)
@@ -155,8 +176,11 @@ class SimTarget(ClusterTarget):
         return (f"kgahp sim in a child process at {self.sim.url}, scripted containers "
                 "(run_processes=False)")
 
-    def phases(self, label: str) -> dict[str, int]:
-        return self.sim.phases(self.namespace, label)
+    def phases(self, label: str, namespace: Optional[str] = None) -> dict[str, int]:
+        return self.sim.phases(namespace or self.namespace, label)
+
+    def create_namespaces(self, names: list[str]) -> None:
+        self.sim.create_namespaces(names)
 
     def server_requests(self) -> Optional[int]:
         return self.sim.total_requests()

@@ -111,6 +111,15 @@ class PodActions:
             return None
         return self.legacy_store.get(job)
 
+    def legacy_pods(self, namespace: str, job: str) -> list[dict]:
+        """The pods an older kgahp made for `job` under the old default instance label (a read:
+        nothing is relabelled)."""
+        if self.legacy_labels is None:
+            return []
+        pods, _ = self.kube.list_pods(
+            namespace, label_selector({**self.legacy_labels, names.LABEL_JOB: job}))
+        return list(pods)
+
     def adopt_legacy(self, namespace: str, job: str) -> list[dict]:
         """Pods and the record an older kgahp made for `job` under the old default instance
         label (the user name, shared by every GAHP of the user). Called only for a job this
@@ -120,8 +129,7 @@ class PodActions:
         old = self.legacy_record(job)
         if old is None or self.legacy_labels is None:
             return []
-        pods, _ = self.kube.list_pods(
-            namespace, label_selector({**self.legacy_labels, names.LABEL_JOB: job}))
+        pods = self.legacy_pods(namespace, job)
         if old.namespace == namespace:
             self.store.import_record(old)
         adopted = []

@@ -9,7 +9,8 @@ vanished one, force-delete one stuck terminating, delete superseded attempts, re
 delete a finished pod after the retention and its own Secrets once its result is recorded, and
 read FailedMount events for pods that do not start.
 
-Queue keys: ("job", ns, job) → `reconcile`; ("mounts", ns) → one FailedMount check;
+Queue keys: ("job", ns, job) → `reconcile`; ("adopt", ns, job) → taking over an older kgahp's
+job, then `reconcile`; ("mounts", ns) → one FailedMount check;
 ("secrets", ns, pod) → deleting a finished pod's own Secrets.
 """
 
@@ -64,6 +65,11 @@ class Reconciler:
 
     def stop(self) -> None:
         self.queue.stop()
+
+    def adopt_legacy(self, namespace: str, job: str) -> None:
+        """Ask for an older kgahp's job to be taken over (its pods relabelled, its record
+        copied), then reconciled."""
+        self.queue.add(("adopt", namespace, job))
 
     def enqueue(self, namespace: str, job: str, after: float = 0.0) -> None:
         """Ask for the job to be reconciled (now, or in `after` seconds)."""
@@ -151,6 +157,9 @@ class Reconciler:
     # ------------------------------------------------------------------ the workers' side
     def _handle(self, key: WorkKey) -> Optional[float]:
         if key[0] == "job":
+            return self.reconcile(key[1], key[2])
+        if key[0] == "adopt":
+            self.actions.adopt_legacy(key[1], key[2])
             return self.reconcile(key[1], key[2])
         if key[0] == "mounts":
             self.mounts.check(key[1])

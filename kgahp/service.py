@@ -194,12 +194,18 @@ class Service:
                             or self.clock() - rec.submitted_at < 60):
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
-                if pod is None and rec is None and not legacy and self.actions.legacy_record(job):
-                    pod = max(self.actions.adopt_legacy(namespace, job), key=attempt_of,
+                old = None if pod is not None or rec is not None or legacy \
+                    else self.actions.legacy_record(job)
+                if old is not None:
+                    # an older kgahp's job: a reconcile worker takes it over (relabels its
+                    # pods, copies its record); this answer only reads what that kgahp left
+                    self.reconciler.adopt_legacy(namespace, job)
+                    if old.final is not None:
+                        return self._reply(job_id, old.final)
+                    pod = max(self.actions.legacy_pods(namespace, job), key=attempt_of,
                               default=None)
-                    rec = self.store.get(job)
-                    if rec is not None and rec.final is not None:
-                        return self._reply(job_id, rec.final)
+                    if pod is not None:
+                        return self._reply(job_id, self.reconciler.classify(pod, old).state)
             except ApiError as exc:
                 return 1, f"cannot read the pod of {job_id}: {exc}", 0, None
         if pod is None:

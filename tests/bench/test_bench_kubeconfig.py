@@ -66,7 +66,8 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
          "--context", "bench",
          "--image", "busybox:1.36", "--image-command", "/bin/sleep 600", "--jobs", "12",
          "--limit-jobs", "12", "--life-jobs", "3", "--rate-jobs", "45", "--retry-jobs", "5",
-         "--baseline-jobs", "0", "--paced-samples", "3", "--no-chart", "--out", str(out)],
+         "--baseline-jobs", "0", "--paced-samples", "3", "--scale", "0", "--no-chart",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=230, check=False)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]     # 1 = a target missed
     results = json.loads((out / "results.json").read_text())
@@ -111,3 +112,27 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
     assert f"{head['cpu_per_submit_vs_limit']:.2f}" in text
     assert "sim CPU ms per pod" in text and "n/a" in text
     assert "429 Retry-After: n/a" in text
+
+
+@pytest.mark.timeout(240)
+def test_kubeconfig_branch_runs_the_scale_tiers(tmp_path: Path, separate_sim: str) -> None:
+    """On any cluster the tier's jobs are submitted through the protocol (nothing can be
+    seeded), over several namespaces it creates; the event part is reported as not measured."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--kubeconfig", separate_sim,
+         "--image", "busybox:1.36", "--image-command", "/bin/sleep 600", "--phases", "tiers",
+         "--scale", "16", "--namespaces", "2", "--no-chart", "--out", str(out)],
+        capture_output=True, text=True, timeout=230, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    (row,) = results["tiers"]["tiers"]
+    assert row["tracked"] == 16 and row["loaded_by"].startswith("submitted")
+    rec = row["recovery"]
+    assert rec["unanswered"] == 0 and rec["wrong_answers"] == 0 and rec["lists_paged"]
+    # counted in kgahp's own process: one page per namespace and one watch per namespace
+    assert rec["api_requests_by_kind"] == {"list/pods/": 2, "watch/pods/": 2}
+    assert row["burst"]["api_requests_per_status"] == 0
+    assert row["events"] == {"measured": False,
+                             "why": "needs the simulator to end containers at chosen times"}
+    assert "n/a" in (out / "results.txt").read_text()

@@ -22,7 +22,7 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--jobs", "60", "--life-jobs", "6",
          "--rate-jobs", "60", "--retry-jobs", "40", "--baseline-jobs", "2", "--paced-samples",
-         "5", "--out", str(out), "--json"],
+         "5", "--scale", "0", "--out", str(out), "--json"],
         capture_output=True, text=True, timeout=170, check=False)
     # 1 = a target missed (timing on a busy test machine); anything else is a crash
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
@@ -99,3 +99,45 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     text = (out / "results.txt").read_text()
     assert "kgahp/limit" in text
     assert f"{head['submit_rate_vs_limit']:.2f}" in text
+
+
+@pytest.mark.timeout(240)
+def test_scale_tiers_tiny(tmp_path: Path) -> None:
+    """Two tiny tiers: seeded pods and store, kgahp started on them, killed, recovered; every
+    job answered right, no API request per status, a recovery that is the paged lists plus one
+    watch per namespace, and ended pods answered COMPLETED."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--phases", "tiers", "--scale",
+         "90,1200", "--namespaces", "2", "--events", "80", "--events-window", "2",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=230, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) >= {"meta", "tiers"} and "scale" not in results
+    rows = results["tiers"]["tiers"]
+    assert [r["tracked"] for r in rows] == [90, 1200]
+    for row in rows:
+        assert row["namespaces"] == 2 and row["loaded_by"].startswith("seeded")
+        assert row["burst"]["api_requests_per_status"] == 0
+        assert 0 < row["isolated"]["p50_ms"] <= row["isolated"]["p99_ms"]
+        assert 20 < row["rss_mb"] < 2000
+        for rec in (row["first_start"], row["recovery"]):
+            assert rec["unanswered"] == 0 and rec["wrong_answers"] == 0
+            assert rec["lists_paged"]
+            assert rec["api_requests_by_kind"] == {"list/pods/": rec["list_pages"],
+                                                   "watch/pods/": 2}
+            assert rec["api_requests"] == rec["client_api_requests"] == rec["expected_requests"]
+        events = row["events"]
+        assert events["pods"] == 80 and events["all_completed_after"] >= 1.5
+        assert events["lag"]["n"] == 80
+    # 1,200 jobs over 2 namespaces: 600 each, two pages of 500 each
+    assert rows[1]["recovery"]["list_pages"] == 4 and rows[1]["recovery"]["continue_pages"] == 2
+    text = (out / "results.txt").read_text()
+    assert "scale tiers" in text and "1,200" in text
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert not (out / "scale_tiers.png").exists()
+    else:
+        assert (out / "scale_tiers.png").stat().st_size > 1000

@@ -218,10 +218,15 @@ def test_pods_of_an_older_kgahp_with_the_old_default_label_are_taken_over(make_g
     del gahp.knobs["INSTANCE"]                       # the upgrade: the new default applies
     gahp.start()
     status, _ = gahp.status(mine)
-    assert status == RUNNING
-    labels = {p["metadata"]["labels"]["kgahp.htcondor.org/job"]:
-              p["metadata"]["labels"]["kgahp.htcondor.org/instance"] for p in gahp.pods()}
-    assert labels[mine.split("/")[2]] != user and labels[theirs.split("/")[2]] == user
+    assert status == RUNNING                         # answered from a read of the old pod
+
+    def labels() -> dict[str, str]:
+        return {p["metadata"]["labels"]["kgahp.htcondor.org/job"]:
+                p["metadata"]["labels"]["kgahp.htcondor.org/instance"] for p in gahp.pods()}
+
+    # the status only read; a reconcile worker takes the job over
+    wait_until(lambda: labels()[mine.split("/")[2]] != user, 15, "the pod to be relabelled")
+    assert labels()[theirs.split("/")[2]] == user
     assert gahp.driver.cancel(mine) == (0, "No error")
     assert gahp.status(mine)[0] == REMOVED
     assert any(p["metadata"]["name"].startswith(theirs.split("/")[2]) and
