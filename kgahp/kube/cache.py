@@ -186,14 +186,9 @@ class PodCache:
                     return False
                 if old_rv == rv != 0:
                     return True
-        if not slimmed:
-            pod = slim(pod)
-        entry = _pack(pod)        # encoded outside the lock: status reads go on meanwhile
-        with self._lock:
-            old = self._pods.get(key)
-            if old is not None and old[0] > rv:
-                return False      # a newer version came in meanwhile
-            self._pods[key] = entry
+            if not slimmed:
+                pod = slim(pod)
+            self._pods[key] = _pack(pod)
             job = ((pod.get("metadata") or {}).get("labels") or {}).get(self.job_label)
             if job:
                 self._by_job.setdefault((key[0], job), set()).add(key[1])
