@@ -44,7 +44,7 @@ class JobMode:
         cache = PodCache(
             kube, namespaces, selector, job_label=names.LABEL_JOB,
             resync_interval=resync_interval, kind="job", slimmer=jobapi.slim_job,
-            lister=lambda ns, sel, retry=True: jobapi.list_jobs(kube, ns, sel, retry=retry),
+            lister=lambda ns, sel, **kw: jobapi.list_jobs(kube, ns, sel, **kw),
             watcher=lambda ns, sel, rv, t: jobapi.watch_jobs(kube, ns, sel, rv, t))
         return cls(kube, cache)
 

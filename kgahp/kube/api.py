@@ -42,6 +42,8 @@ class Kube:
     CPU at startup, which recovery waits for. kgahp sends and receives JSON as is.
     """
 
+    list_page_size = 500    # pods per list page, as client-go's reflector asks
+
     def __init__(self, api_client: client.ApiClient, settings: KubeSettings,
                  *, retry_deadline: float = 240.0) -> None:
         self.api_client = api_client
@@ -163,22 +165,34 @@ class Kube:
             body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH,
             timeout=self.timeout)))
 
-    def list_pods(self, namespace: str, label_selector: str, *,
-                  retry: bool = True) -> tuple[list[dict], str]:
-        """All matching pods and the list's resourceVersion (pages of 500)."""
+    def list_pods(self, namespace: str, label_selector: str, *, retry: bool = True,
+                  transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:
+        """All matching pods and the list's resourceVersion (see `list_all`)."""
+        return self.list_all(f"/api/v1/namespaces/{_q(namespace)}/pods",
+                             f"pods in {namespace}", label_selector, retry=retry,
+                             transform=transform)
+
+    def list_all(self, path: str, what: str, label_selector: str, *, retry: bool = True,
+                 transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:
+        """Every matching object of a collection and the list's resourceVersion, in pages of
+        `list_page_size`. `transform`, when given, is applied to each object as its page
+        arrives, so that a caller keeping only part of each never holds a whole namespace of
+        full objects (a pod is ~14 KB) at once."""
         items: list[dict] = []
         token: Optional[str] = None
         rv = ""
-        path = f"/api/v1/namespaces/{_q(namespace)}/pods"
         while True:
-            query: list[tuple[str, Any]] = [("labelSelector", label_selector), ("limit", 500)]
+            query: list[tuple[str, Any]] = [("labelSelector", label_selector),
+                                            ("limit", self.list_page_size)]
             if token:
                 query.append(("continue", token))
-            page = self._json(self.call(f"listing pods in {namespace}", lambda q=query: (  # type: ignore[misc]
+            page = self._json(self.call(f"listing {what}", lambda q=query: (  # type: ignore[misc]
                 self.request("GET", path, query=q, timeout=max(self.timeout, 60))),
                 retry=retry))
-            items.extend(page.get("items") or [])
+            page_items = page.get("items") or []
+            items.extend(map(transform, page_items) if transform else page_items)
             meta = page.get("metadata") or {}
+            del page, page_items    # the full objects go now, not once the next page is in
             rv = meta.get("resourceVersion") or rv
             token = meta.get("continue")
             if not token:

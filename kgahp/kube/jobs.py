@@ -6,7 +6,7 @@ job mode: otherwise kgahp never touches Jobs and its Role needs no `jobs` rule.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
 import urllib3
@@ -53,25 +53,11 @@ def delete_job(kube: Kube, namespace: str, name: str) -> bool:
         return False
 
 
-def list_jobs(kube: Kube, namespace: str, label_selector: str, *,
-              retry: bool = True) -> tuple[list[dict], str]:
-    """All matching Jobs and the list's resourceVersion (pages of 500)."""
-    items: list[dict] = []
-    token: Optional[str] = None
-    rv = ""
-    while True:
-        query: list[tuple[str, Any]] = [("labelSelector", label_selector), ("limit", 500)]
-        if token:
-            query.append(("continue", token))
-        page = kube._json(kube.call(f"listing Jobs in {namespace}", lambda q=query: (  # type: ignore[misc]
-            kube.request("GET", _path(namespace), query=q, timeout=max(kube.timeout, 60))),
-            retry=retry))
-        items.extend(page.get("items") or [])
-        meta = page.get("metadata") or {}
-        rv = meta.get("resourceVersion") or rv
-        token = meta.get("continue")
-        if not token:
-            return items, rv
+def list_jobs(kube: Kube, namespace: str, label_selector: str, *, retry: bool = True,
+              transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:
+    """All matching Jobs and the list's resourceVersion (paged, as `Kube.list_all`)."""
+    return kube.list_all(_path(namespace), f"Jobs in {namespace}", label_selector,
+                         retry=retry, transform=transform)
 
 
 def watch_jobs(kube: Kube, namespace: str, label_selector: str, resource_version: str,

@@ -1,0 +1,172 @@
+"""What the pod cache costs at scale: a cached pod takes a bounded few KB (issue 16: 100,000
+tracked jobs in ≤ 600 MB), a list is slimmed page by page rather than held whole, and a status
+arriving before the cache is synced waits for its own namespace's list while that list moves."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import tracemalloc
+from typing import Any, Callable, Optional
+
+import orjson
+
+from kgahp.config import KubeSettings, settings_from_mapping
+from kgahp.kube.api import Kube
+from kgahp.kube.cache import PodCache, slim
+from kgahp.podspec.templates import load_templates
+from kgahp.render import render_text
+
+SELECTOR = "app.kubernetes.io/managed-by=kgahp"
+JOB = "kgahp.htcondor.org/job"
+AD = ('[ Cmd = "/bin/sleep"; Arguments = "1000"; Iwd = "/tmp/iwd"; JobDirectory = '
+      '"/tmp/iwd/job.42"; In = "/dev/null"; Out = "/tmp/iwd/job.42.out"; Err = '
+      '"/tmp/iwd/job.42.err"; GridResource = "batch kubernetes"; RequestMemory = 64; '
+      'StageCmd = false; KubernetesImage = "sim.invalid/sleep"; Owner = "bench" ]')
+
+
+def _until(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.05)
+    return got
+
+
+def _running_pod(sim: Any, kube: Kube) -> dict:
+    """A pod as kgahp renders it, running, as the API server lists it."""
+    settings = settings_from_mapping({"DEFAULT_IMAGE": "busybox:1.36"}, user="bench")
+    pod = render_text(AD, settings, load_templates(settings.pod))
+    kube.create_pod("default", pod)
+
+    def running() -> Optional[dict]:
+        items, _ = kube.list_pods("default", SELECTOR)
+        return next((p for p in items if (p.get("status") or {}).get("phase") == "Running"),
+                    None)
+    found: dict = _until(running)
+    return found
+
+
+def test_a_cached_pod_costs_a_few_kb_and_reads_back_as_its_slim_dict(sim):
+    """Measured: ~2.7 KB per realistic running pod (7.5 KB when each was kept as a slim dict)."""
+    sim.require_sim()
+    kube = Kube(sim.api_client(), KubeSettings(qps=0))
+    full = _running_pod(sim, kube)
+    raw = orjson.dumps(full)
+    assert len(raw) > 5000     # the wrapper script, env, volumes: 7-8 KB of JSON
+    count = 1000
+    pods = []
+    for i in range(count):
+        pod = orjson.loads(raw)
+        pod["metadata"]["name"] = f"kg-job-{i:06d}-0"
+        pod["metadata"]["uid"] = f"{i:08d}-0000-4000-8000-000000000000"
+        pod["metadata"]["resourceVersion"] = str(1000 + i)
+        pod["metadata"]["labels"][JOB] = f"kg-job-{i:06d}"
+        pods.append(orjson.dumps(pod))
+    cache = PodCache(kube, ["default"], SELECTOR, job_label=JOB)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for data in pods:
+            cache.note(orjson.loads(data))
+        gc.collect()
+        per_pod = tracemalloc.get_traced_memory()[0] / count
+    finally:
+        tracemalloc.stop()
+    assert len(cache) == count
+    assert per_pod < 4000, f"{per_pod:.0f} bytes per cached pod"
+    # reads give the slim pod, each a copy of its own
+    first = cache.get("default", "kg-job-000000-0")
+    assert first == slim(orjson.loads(pods[0]))
+    first["status"]["phase"] = "Failed"
+    assert cache.pods_for_job("default", "kg-job-000000") == [slim(orjson.loads(pods[0]))]
+
+
+def test_a_list_is_slimmed_page_by_page(sim):
+    """The transform runs on each page as it arrives: the list never holds all full pods."""
+    sim.require_sim()
+    kube = Kube(sim.api_client(), KubeSettings(qps=0))
+    kube.list_page_size = 2
+    for i in range(5):
+        kube.create_pod("default", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"p-{i}", "labels": {"app.kubernetes.io/managed-by": "kgahp",
+                                                       JOB: f"p{i}"}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "job", "image": "sim.invalid/sleep"}]}})
+    lists_before = sim.stats.count(verb="list", resource="pods")
+    pages_seen: list[int] = []
+
+    def transform(pod: dict) -> dict:
+        pages_seen.append(sim.stats.count(verb="list", resource="pods") - lists_before)
+        return {"slim": pod["metadata"]["name"]}
+
+    items, rv = kube.list_pods("default", SELECTOR, transform=transform)
+    assert sorted(i["slim"] for i in items) == [f"p-{i}" for i in range(5)]
+    assert pages_seen == [1, 1, 2, 2, 3]
+    assert rv
+
+
+class _GatedKube(Kube):
+    """The real API, with one namespace's list held back, and pods of another listed slowly
+    (a pause after each), as a big namespace's list paced by QPS is."""
+
+    def __init__(self, *args: Any, held: str, slow: str, pause: float, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.held, self.slow, self.pause = held, slow, pause
+        self.release = threading.Event()
+
+    def list_pods(self, namespace: str, *args: Any, **kw: Any) -> Any:
+        if namespace == self.held:
+            self.release.wait(30)
+        transform = kw.get("transform")
+        if namespace == self.slow and transform is not None:
+            def paced(pod: dict) -> dict:
+                time.sleep(self.pause)
+                return transform(pod)   # type: ignore[no-any-return]
+            kw["transform"] = paced
+        return super().list_pods(namespace, *args, **kw)
+
+
+def _namespace(kube: Kube, name: str) -> None:
+    kube.request("POST", "/api/v1/namespaces",
+                 body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                 ).read()
+
+
+def test_the_startup_wait_is_per_namespace_and_lasts_while_the_list_moves(sim):
+    sim.require_sim()
+    kube = _GatedKube(sim.api_client(), KubeSettings(qps=0), held="held", slow="slow",
+                      pause=0.3)
+    for ns in ("held", "slow"):
+        _namespace(kube, ns)
+    for i in range(8):
+        kube.create_pod("slow", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"s-{i}", "labels": {"app.kubernetes.io/managed-by": "kgahp",
+                                                       JOB: f"s{i}"}},
+            "spec": {"restartPolicy": "Never",
+                     "containers": [{"name": "job", "image": "sim.invalid/sleep"}]}})
+    cache = PodCache(kube, ["default", "held", "slow"], SELECTOR, job_label=JOB,
+                     resync_interval=3600)
+    cache.start()
+    try:
+        # one namespace's list held back does not hold up another's answer
+        t0 = time.monotonic()
+        assert cache.wait_namespace_synced("default", stall=5.0, bound=10.0)
+        assert time.monotonic() - t0 < 3.0
+        assert not cache.is_synced("held")
+        # a list that moves is waited for past the stall time (8 pods x 0.3 s = 2.4 s)...
+        t0 = time.monotonic()
+        assert cache.wait_namespace_synced("slow", stall=1.0, bound=20.0)
+        assert time.monotonic() - t0 > 1.0
+        assert len(cache.pods_for_job("slow", "s7")) == 1
+        # ... one that does not move only for the stall time, and none beyond the bound
+        t0 = time.monotonic()
+        assert not cache.wait_namespace_synced("held", stall=0.5, bound=10.0)
+        assert 0.4 < time.monotonic() - t0 < 3.0
+        assert not cache.wait_namespace_synced("unknown", stall=0.5, bound=1.0)
+    finally:
+        kube.release.set()
+        cache.stop()
