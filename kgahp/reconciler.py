@@ -21,19 +21,18 @@ import threading
 import time
 from typing import Callable, Optional
 
-from kgahp import disruption, lifecycle, workloads
+from kgahp import collection, disruption, judging, lifecycle, workloads
 from kgahp.finalizers import FinalizerKeeper
 from kgahp.model import HELD, IDLE, REMOVED, RUNNING, JobState
 from kgahp.mounts import MountChecks
-from kgahp.podactions import PodActions, RetryLater, attempt_of, meta, phase
-from kgahp.podspec import build, names
+from kgahp.podactions import PodActions, attempt_of, meta, phase
+from kgahp.podspec import names
 from kgahp.recreation import recreate
 from kgahp.store import JobRecord
 from kgahp.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
-COLLECT_RETRY = 15.0        # seconds before outputs that could not be read are tried again
 
 WorkKey = tuple[str, ...]
 
@@ -109,30 +108,10 @@ class Reconciler:
     # ------------------------------------------------------------------ what status asks
     def classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:
         m = meta(pod)
-        ever_started = bool(rec and rec.started and rec.attempt == attempt_of(pod))
-        verdict = lifecycle.classify(
-            pod, now=self.clock(), settings=self.settings.lifecycle,
-            main_container=build.MAIN_CONTAINER, restarts=lifecycle.restarts_of(pod),
-            deleted_by_kgahp=bool(rec and rec.cancelled),
-            mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))),
-            ever_started=ever_started)
-        if self.actions.jobs is not None and not (rec and rec.cancelled):   # job mode
-            verdict = self.actions.jobs.amend(pod, verdict, now=self.clock(),
-                                              settings=self.settings.lifecycle,
-                                              main_container=build.MAIN_CONTAINER)
-        if not disruption.is_disruption(verdict):
-            return verdict
-        main = lifecycle.read_pod(pod, build.MAIN_CONTAINER).main
-        started = ever_started or (main is not None and (main.running or main.terminated))
-        return self._policy(verdict, disruption.queue_of(pod), started,
-                            f"{m.get('namespace')}/{m.get('name')}")
-
-    def _policy(self, verdict: lifecycle.Verdict, queue: str, started: bool,
-                ref: str) -> lifecycle.Verdict:
-        """The verdict under the job's disruption policy (kgahp/disruption.py)."""
-        policy = disruption.policy_for(queue, self.settings.lifecycle.disruption_policy,
-                                       self.actions.templates)
-        return disruption.apply(verdict, policy, started=started, ref=ref)
+        return judging.classify(
+            pod, rec, now=self.clock(), settings=self.settings, jobs=self.actions.jobs,
+            templates=self.actions.templates,
+            mount_error=self.mounts.error(str(m.get("namespace")), str(m.get("name"))))
 
     def note_reported(self, namespace: str, job: str, attempt: int) -> None:
         """A status answer gave the attempt's final result: the job's reconcile records that
@@ -179,8 +158,10 @@ class Reconciler:
                                      settings=self.settings.lifecycle, namespace=namespace,
                                      name=names.pod_name(job, rec.attempt))
         if disruption.is_disruption(verdict):
-            verdict = self._policy(verdict, disruption.queue_of_ad(rec.ad), rec.started,
-                                   f"{namespace}/{names.pod_name(job, rec.attempt)}")
+            verdict = judging.under_policy(
+                verdict, disruption.queue_of_ad(rec.ad), started=rec.started,
+                ref=f"{namespace}/{names.pod_name(job, rec.attempt)}", settings=self.settings,
+                templates=self.actions.templates)
         if disruption.stopped(verdict):
             if not record:
                 with self._pending_guard:
@@ -376,34 +357,12 @@ class Reconciler:
         return None
 
     def _collect(self, pod: dict, job: str, final: JobState) -> Optional[float]:
-        """Fetch a finished pod's outputs and record its result. Returns when to try again
-        (outputs not readable yet) or when its pod is due for deletion."""
-        m = meta(pod)
-        namespace = str(m.get("namespace"))
-        rec = self.store.get(job)
-        if rec is None:   # store lost or legacy pod: rebuild the record from the cluster
-            rec = self.store.record_submit(job, namespace, attempt_of(pod), "",
-                                           restarts=lifecycle.restarts_of(pod))
-        if rec.final is not None or rec.cancelled:
-            return None   # answered already, or kgahp is deleting it: never collected
-        state = self.actions.collect_outputs(pod, final)
-        if isinstance(state, RetryLater):
-            return COLLECT_RETRY
-        self._record_final(namespace, job, rec.attempt, state, "finished", pod)
-        rec = self.store.get(job)
-        return self._cleanup(pod, rec) if rec is not None else None
+        return collection.collect(self.actions, pod, job, final, self._record_final,
+                                  self._cleanup)
 
     def _cleanup(self, pod: dict, rec: JobRecord) -> Optional[float]:
-        """Delete a finished pod (and, by ownership, its secrets) once the retention is over;
-        before that, say when to look again."""
-        if meta(pod).get("deletionTimestamp"):
-            return None
-        age = self.clock() - (rec.finished_at or self.clock())
-        delay = self.settings.lifecycle.pod_retention - age
-        if delay > 0:
-            return delay
-        self.actions.delete_pod(pod)
-        return None
+        return collection.cleanup(self.actions, pod, rec, now=self.clock(),
+                                  retention=self.settings.lifecycle.pod_retention)
 
     def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
                       what: str, pod: Optional[dict] = None) -> bool:
