@@ -273,3 +273,34 @@ def test_multikueue_job_is_left_to_multikueue_and_idle_until_dispatched(sim, mak
     assert g.driver.cancel(job_id) == (0, "No error")
     wait_until(lambda: not jobs_of(g.sim), 20, "the Job deleted")
     assert g.status(job_id)[0] == REMOVED
+
+
+@pytest.mark.parametrize("policy", ["hold", "remove"])
+def test_eviction_under_hold_or_remove_makes_no_second_job(sim, make_gahp, policy):
+    """KGAHP_DISRUPTION_POLICY in job mode: the evicted attempt's answer is HELD 26 (hold) or
+    IDLE with the reason in ExitReason (remove), never a completion, and no Job for a next
+    attempt; a restart gives the same answer."""
+    sim.require_sim("job mode runs against the sim's Job controller here")
+    g = make_gahp(WORKLOAD="job", DISRUPTION_POLICY=policy)
+    job_id = g.submit(f"jm_evict_{policy}_1.0", KubernetesImage="sim.invalid/evict:301ms")
+    want = HELD if policy == "hold" else IDLE
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while not seen or seen[-1] != want or RUNNING not in seen:
+        assert time.monotonic() < deadline, seen[-20:]
+        seen.append(g.status(job_id)[0])
+        time.sleep(0.1)
+    assert not {COMPLETED, REMOVED} & set(seen), seen
+    _, ad = g.status(job_id)
+    if policy == "hold":
+        assert ad.eval("HoldReasonCode") == 26
+        assert "KGAHP_DISRUPTION_POLICY = hold" in ad.eval("HoldReason")
+    else:
+        assert "KGAHP_DISRUPTION_POLICY = remove" in ad.eval("ExitReason")
+    time.sleep(2.0)
+    assert {j["metadata"]["name"] for j in mine(jobs_of(g.sim), job_id)} <= {
+        base_of(job_id) + "-0"}
+    g.restart()
+    assert g.status(job_id)[0] == want
+    assert not any(j["metadata"]["name"] == base_of(job_id) + "-1"
+                   for j in mine(jobs_of(g.sim), job_id))
