@@ -82,7 +82,8 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
 
     life = results["job_life"]
     assert life["counted_by"] == "client" and life["pods_left"] == 0
-    assert life["requests"] == {"create/pods/": 3, "delete/pods/": 3}
+    # per job life: create, the tracking finalizer's release, delete
+    assert life["requests"] == {"create/pods/": 3, "patch/pods/": 3, "delete/pods/": 3}
     assert life["image"] == "busybox:1.36 /bin/sh -c 'sleep 2'"
 
     sub = results["scale"]["submit"]
