@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Optional
 
 from kgahp import lifecycle, sandbox, workloads
 from kgahp.config import LifecycleSettings
-from kgahp.errors import ApiError, ConflictError, KgahpError, TransientApiError
+from kgahp.errors import ApiError, KgahpError
 from kgahp.kube import jobs as jobapi
 from kgahp.kube.api import Kube
 from kgahp.kube.cache import PodCache
 from kgahp.model import COMPLETED, HELD, JobRequest
+from kgahp.podactions import create_or_adopt
 from kgahp.podspec import names
 from kgahp.store import JobRecord
 
@@ -146,19 +147,11 @@ class JobMode:
         adopted if its name exists, then its Secrets, owned by the Job. Its pod comes from the
         Job controller, into the pod cache, with kgahp's labels."""
         name = str((manifest.get("metadata") or {})["name"])
-        try:
-            created = self.create(namespace, manifest)
-        except ConflictError:
-            found = self.get(namespace, name)
-            if found is not None and (found.get("metadata") or {}).get("deletionTimestamp"):
-                return actions.create_attempt(req, ad_text, namespace, job, attempt + 1,
-                                              restarts)
-            created = found if found is not None else self.create(namespace, manifest)
-            log.info("Job %s/%s already existed; adopted it", namespace, name)
-        except TransientApiError:
-            raise
-        except ApiError as exc:
-            raise KgahpError(f"Kubernetes refused Job {namespace}/{name}: {exc}") from exc
+        created = create_or_adopt("Job", namespace, name,
+                                  lambda: self.create(namespace, manifest),
+                                  lambda: self.get(namespace, name))
+        if created is None:
+            return actions.create_attempt(req, ad_text, namespace, job, attempt + 1, restarts)
         try:
             actions.ensure_secrets(namespace, job, created, bundle, creds)
         except ApiError as exc:

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from kgahp import lifecycle, manifests, sandbox, workloads
 from kgahp.codes import HoldCode
@@ -73,6 +73,27 @@ def request_from_pod(pod: dict) -> Optional[JobRequest]:
             output_remaps=tuple((str(a), str(b)) for a, b in spec.get("remaps") or []))
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def create_or_adopt(kind: str, namespace: str, name: str, create: Callable[[], dict],
+                    get: Callable[[], Optional[dict]]) -> Optional[dict]:
+    """Create an attempt's object (a pod, or job mode's Job), or adopt it when the name exists:
+    a retried or lost create that had in fact succeeded, perhaps made by an instance that
+    died, is this attempt's. None when the existing one is being deleted (the caller moves on
+    to the next attempt)."""
+    try:
+        return create()
+    except ConflictError:
+        found = get()
+        if found is not None and meta(found).get("deletionTimestamp"):
+            return None
+        adopted = found if found is not None else create()
+        log.info("%s %s/%s already existed; adopted it", kind, namespace, name)
+        return adopted
+    except TransientApiError:
+        raise
+    except ApiError as exc:
+        raise KgahpError(f"Kubernetes refused {kind} {namespace}/{name}: {exc}") from exc
 
 
 class PodActions:
@@ -170,22 +191,13 @@ class PodActions:
                 raise KgahpError("job mode is not set up; restart kgahp")
             return self.jobs.create_attempt(self, req, ad_text, namespace, job, attempt,
                                             restarts, made.job, bundle, creds)
-        try:
-            created = self.kube.create_pod(namespace, pod)
-        except ConflictError:
-            # The name exists: a retried or lost create that had in fact succeeded, perhaps
-            # made by an instance that died. It is this attempt's pod: adopt it.
-            found = self.kube.get_pod(namespace, name)
-            if found is not None and meta(found).get("deletionTimestamp"):
-                return self.create_attempt(req, ad_text, namespace, job, attempt + 1, restarts)
-            created = found if found is not None else self.kube.create_pod(namespace, pod)
-            if lifecycle.restarts_of(created) != restarts:
-                self.store.update(job, restarts=lifecycle.restarts_of(created))
-            log.info("pod %s/%s already existed; adopted it", namespace, name)
-        except TransientApiError:
-            raise
-        except ApiError as exc:
-            raise KgahpError(f"Kubernetes refused pod {namespace}/{name}: {exc}") from exc
+        created = create_or_adopt("pod", namespace, name,
+                                  lambda: self.kube.create_pod(namespace, pod),
+                                  lambda: self.kube.get_pod(namespace, name))
+        if created is None:
+            return self.create_attempt(req, ad_text, namespace, job, attempt + 1, restarts)
+        if lifecycle.restarts_of(created) != restarts:    # adopted from an earlier create
+            self.store.update(job, restarts=lifecycle.restarts_of(created))
         try:
             self.ensure_secrets(namespace, job, created, bundle, creds)
         except ApiError as exc:
