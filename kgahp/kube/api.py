@@ -226,7 +226,14 @@ class Kube:
 
     def watch_pods(self, namespace: str, label_selector: str, resource_version: str,
                    timeout_seconds: int) -> Iterator[dict]:
-        """Raw watch events (`{"type":..., "object":...}`) from a resourceVersion.
+        """Raw watch events (`{"type":..., "object":...}`) of pods (see `watch_all`)."""
+        return self.watch_all(f"/api/v1/namespaces/{_q(namespace)}/pods",
+                              f"pods in {namespace}", label_selector, resource_version,
+                              timeout_seconds)
+
+    def watch_all(self, path: str, what: str, label_selector: str, resource_version: str,
+                  timeout_seconds: int) -> Iterator[dict]:
+        """Raw watch events of a collection from a resourceVersion.
 
         Not retried: the cache owns reconnection (it must relist on 410, which a blind retry
         would hide). The official client's Watch helper is not used because it turns an
@@ -236,13 +243,12 @@ class Kube:
             ("allowWatchBookmarks", True), ("labelSelector", label_selector),
             ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds),
             ("watch", True)]
-        resp = self._once(f"watching pods in {namespace}", lambda: self.request(
-            "GET", f"/api/v1/namespaces/{_q(namespace)}/pods", query=query,
-            timeout=(self.timeout, timeout_seconds + 30)))
+        resp = self._once(f"watching {what}", lambda: self.request(
+            "GET", path, query=query, timeout=(self.timeout, timeout_seconds + 30)))
         try:
             yield from jsonio.json_lines(resp.stream(amt=None, decode_content=False))
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-            raise translate(exc, f"watching pods in {namespace}") from exc
+            raise translate(exc, f"watching {what}") from exc
         finally:
             resp.close()
             resp.release_conn()

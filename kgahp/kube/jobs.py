@@ -5,16 +5,11 @@ job mode: otherwise kgahp never touches Jobs and its Role needs no `jobs` rule.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
-import urllib3
-from kubernetes.watch.watch import iter_resp_lines
-
 from kgahp.errors import NotFoundError
 from kgahp.kube.api import Kube, _q
-from kgahp.kube.failures import translate
 
 # what job mode adds to kgahp.kube.api.PERMISSIONS (`kgahp check` asks for these then)
 JOB_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
@@ -63,21 +58,8 @@ def list_jobs(kube: Kube, namespace: str, label_selector: str, *, retry: bool = 
 def watch_jobs(kube: Kube, namespace: str, label_selector: str, resource_version: str,
                timeout_seconds: int) -> Iterator[dict]:
     """Raw watch events of Jobs, as `Kube.watch_pods` gives them for pods."""
-    query: list[tuple[str, Any]] = [
-        ("allowWatchBookmarks", True), ("labelSelector", label_selector),
-        ("resourceVersion", resource_version), ("timeoutSeconds", timeout_seconds),
-        ("watch", True)]
-    resp = kube._once(f"watching Jobs in {namespace}", lambda: kube.request(
-        "GET", _path(namespace), query=query, timeout=(kube.timeout, timeout_seconds + 30)))
-    try:
-        for line in iter_resp_lines(resp):
-            if line and not line.isspace():
-                yield json.loads(line)
-    except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        raise translate(exc, f"watching Jobs in {namespace}") from exc
-    finally:
-        resp.close()
-        resp.release_conn()
+    return kube.watch_all(_path(namespace), f"Jobs in {namespace}", label_selector,
+                          resource_version, timeout_seconds)
 
 
 def slim_job(job: dict) -> dict:

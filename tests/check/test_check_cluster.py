@@ -384,6 +384,9 @@ def test_permissions_cover_every_namespaced_call_in_kube_api() -> None:
         for resource in regex.findall(r'self\.list_all\(\s*f"/api/v1/namespaces/'
                                       r'\{_q\(namespace\)\}/(\w+)"', chunk):
             used.add(("list", resource, ""))     # the paged list of that collection
+        for resource in regex.findall(r'self\.watch_all\(\s*f"/api/v1/namespaces/'
+                                      r'\{_q\(namespace\)\}/(\w+)"', chunk):
+            used.add(("watch", resource, ""))
         for method, resource, named, sub in call.findall(chunk):
             if method == "GET":
                 verb = "get" if named else ("watch" if function.startswith("watch") else "list")

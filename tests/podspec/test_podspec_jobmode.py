@@ -137,7 +137,7 @@ def test_job_mode_role_grants_what_kube_jobs_uses() -> None:
         used.add("get")
     if re.search(r'"DELETE", _path\(namespace, name\)', source):
         used.add("delete")
-    if '("watch", True)' in source:
+    if "kube.watch_all(_path(namespace)" in source:
         used.add("watch")
     if "kube.list_all(_path(namespace)" in source:     # the paged list
         used.add("list")
