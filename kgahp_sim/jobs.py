@@ -406,6 +406,10 @@ class JobController:
                                              "Job suspended"))
                 status.pop("startTime", None)
             for pod in active:
+                # the real controller (deleteJobPods) releases its tracking finalizer first: a
+                # pod stopped by a suspension is never counted as failed, so a resumed Job
+                # with backoffLimit 0 runs again instead of failing
+                self._drop_tracking(pod)
                 self._delete_pod(pod)
             status.pop("active", None)
             status["terminating"] = len(terminating)

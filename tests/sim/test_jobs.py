@@ -183,6 +183,40 @@ def test_22j_suspend_then_resume(jobs):
     assert _conditions(job) == _recorded_conditions("22j4")
 
 
+def _suspend(replay: Replayer, name: str, value: bool) -> None:
+    resp = replay.send({"method": "PATCH", "path": f"{JOBS}/{name}", "headers": {
+        "Content-Type": "application/merge-patch+json"}}, body={"spec": {"suspend": value}},
+        query={})
+    assert resp.status == 200, resp.read()
+
+
+def test_a_suspension_stops_the_pod_without_counting_it_as_failed(jobs):
+    """Suspending a running Job (what Kueue does on eviction or preemption) deletes its pod,
+    but the job controller releases its tracking finalizer before that delete (deleteJobPods),
+    so the pod is never counted as failed: resumed, a Job with backoffLimit 0 runs again
+    instead of failing with BackoffLimitExceeded."""
+    name = "rec36-job-preempted"
+    _create(jobs, name, "sim.invalid/sleep", backoffLimit=0, podReplacementPolicy="Failed")
+    first = _wait(lambda: next((p for p in _pods(jobs, name)
+                                if p["status"].get("phase") == "Running"), None))
+    _suspend(jobs, name, True)
+    going = _wait(lambda: next((p for p in _pods(jobs, name) if p["metadata"]["uid"] ==
+                                first["metadata"]["uid"] and p["metadata"].get(
+                                    "deletionTimestamp")), None) or (
+        not any(p["metadata"]["uid"] == first["metadata"]["uid"]
+                for p in _pods(jobs, name)) and {"metadata": {}}))
+    assert "batch.kubernetes.io/job-tracking" not in (going["metadata"].get("finalizers") or ())
+    _suspend(jobs, name, False)
+    second = _wait(lambda: next((p for p in _pods(jobs, name) if p["metadata"]["uid"] !=
+                                 first["metadata"]["uid"]), None))
+    assert second["metadata"]["name"] != first["metadata"]["name"]
+    job = _job(jobs, name)
+    assert job is not None and not _has_failed(job)
+    assert not job["status"].get("failed") and not (
+        job["status"].get("uncountedTerminatedPods") or {}).get("failed")
+    assert ("Suspended", "False", "JobResumed") in _conditions(job)
+
+
 @pytest.mark.parametrize("policy", ["Background", "Foreground", "Orphan"])
 def test_22ghi_delete_propagation(jobs, policy):
     name = f"rec36-job-del-{policy.lower()}"
