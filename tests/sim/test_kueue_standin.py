@@ -73,13 +73,20 @@ def test_pods_of_unknown_queues_or_without_the_label_are_left_alone(kueue_sim):
 
 def test_preemption_marks_terminates_and_deletes_without_recreating(kueue_sim):
     core = client.CoreV1Api(kueue_sim.api_client())
-    core.create_namespaced_pod("default", _pod("victim"))
+    victim = _pod("victim")
+    # a finalizer of the test's keeps the deleted pod readable: the sim's kubelet may stop
+    # and remove it before a loaded machine gets to the read below
+    victim["metadata"]["finalizers"] = ["example.com/keep"]
+    core.create_namespaced_pod("default", victim)
     _wait(lambda: core.read_namespaced_pod("victim", "default").status.phase == "Running")
     kueue_sim.kueue_preempt("default", "victim")
     pod = core.read_namespaced_pod("victim", "default")
     assert pod.metadata.deletion_timestamp is not None
     marks = [c for c in pod.status.conditions if c.type == "TerminationTarget"]
     assert marks and marks[0].status == "True" and marks[0].reason == PREEMPT_REASON
+    core.patch_namespaced_pod("victim", "default", [
+        {"op": "test", "path": "/metadata/finalizers/0", "value": "example.com/keep"},
+        {"op": "remove", "path": "/metadata/finalizers/0"}])
 
     def gone() -> bool:
         try:
