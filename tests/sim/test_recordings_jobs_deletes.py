@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from harness import wait_until
 from test_recordings_replay import (
     Replayer,
     assert_same_answer,
@@ -33,15 +34,6 @@ JOBS_NS = "rec36-jobs"
 JOBS = f"/apis/batch/v1/namespaces/{JOBS_NS}/jobs"
 FIN_NS = "rec36-fin"
 
-
-def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def _replayer(sim: Any, namespace: str) -> Replayer:
@@ -119,7 +111,7 @@ def _job(replay: Replayer, name: str, image: str, **spec: Any) -> dict:
 
 
 def _finished(replay: Replayer, name: str) -> dict:
-    return _wait(lambda: (j := _get(replay, f"{JOBS}/{name}")[1]) and any(
+    return wait_until(lambda: (j := _get(replay, f"{JOBS}/{name}")[1]) and any(
         c["type"] in ("Complete", "Failed") for c in (j.get("status") or {}).get(
             "conditions", ())) and j, timeout=30)
 
@@ -137,7 +129,7 @@ def test_22e2_22e3_failed_pod_under_backoff_limit_0(jobs):
                    {"labelSelector": "batch.kubernetes.io/job-name=rec36-job-fail"})
     (pod,) = pods["items"]
     want = load("22e2")["response"]["body"]
-    pod = _wait(lambda: (p := _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods/"
+    pod = wait_until(lambda: (p := _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods/"
                                    f"{pod['metadata']['name']}")[1])
                 and not p["metadata"].get("finalizers") and p)
     assert pod["status"]["phase"] == want["status"]["phase"] == "Failed"
@@ -183,7 +175,7 @@ def test_22f3_deadline_status_writes_are_the_real_controllers(jobs):
 def _deadline_pod_steps(jobs: Replayer) -> list[tuple]:
     rv = _deadline_job(jobs)
     selector = "batch.kubernetes.io/job-name=rec36-job-deadline"
-    _wait(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
+    wait_until(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
                        {"labelSelector": selector})[1]["items"] == [], timeout=40)
     return _pod_steps(_watch(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods", rv,
                              labelSelector=selector))
@@ -213,7 +205,7 @@ def test_22b2_pod_of_a_complete_job_loses_its_finalizer_then_goes_with_the_ttl(j
                    ttlSecondsAfterFinished=1)
     _finished(jobs, "rec36-job-ok")
     selector = "batch.kubernetes.io/job-name=rec36-job-ok"
-    _wait(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
+    wait_until(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
                        {"labelSelector": selector})[1]["items"] == [], timeout=30)
     pods = _watch(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
                   created["metadata"]["resourceVersion"], labelSelector=selector)
@@ -226,7 +218,7 @@ def test_22j_22j2_a_suspended_job_is_defaulted_as_recorded_and_makes_no_pod(jobs
     jobs.uids[rec["response"]["body"]["metadata"]["uid"]] = body_of(data)["metadata"]["uid"]
     assert_same_object(data, rec, jobs)
     want = load("22j2")
-    job = _wait(lambda: (j := _get(jobs, want["request"]["path"])[1]) and (
+    job = wait_until(lambda: (j := _get(jobs, want["request"]["path"])[1]) and (
         j.get("status") or {}).get("conditions") and j)
     assert [(c["type"], c["status"], c["reason"]) for c in job["status"]["conditions"]] == [
         (c["type"], c["status"], c["reason"]) for c in want["response"]["body"]["status"][
@@ -265,7 +257,7 @@ def _running_pod(replay: Replayer, name: str, case: str, grace: int = 30,
         body["metadata"]["finalizers"] = list(finalizers)
     created = replay.create(f"/api/v1/namespaces/{FIN_NS}/pods", body)
     path = f"/api/v1/namespaces/{FIN_NS}/pods/{name}"
-    _wait(lambda: _get(replay, path)[1]["status"].get("phase") == "Running")
+    wait_until(lambda: _get(replay, path)[1]["status"].get("phase") == "Running")
     return created
 
 
@@ -306,13 +298,13 @@ def test_23b4_a_running_pod_held_by_its_finalizer_is_seen_as_recorded(fin):
     resp = fin.send({"method": "DELETE", "path": path, "headers": {}}, body=None, query={})
     assert resp.status == 200
     resp.read()
-    _wait(lambda: _get(fin, path)[1]["metadata"].get("deletionGracePeriodSeconds") == 0)
+    wait_until(lambda: _get(fin, path)[1]["metadata"].get("deletionGracePeriodSeconds") == 0)
     resp = fin.send({"method": "PATCH", "path": path,
                      "headers": {"Content-Type": "application/merge-patch+json"}},
                     body={"metadata": {"finalizers": None}}, query={})
     assert resp.status == 200
     resp.read()
-    _wait(lambda: _get(fin, path)[0] == 404)
+    wait_until(lambda: _get(fin, path)[0] == 404)
     events = _watch(fin, f"/api/v1/namespaces/{FIN_NS}/pods",
                     created["metadata"]["resourceVersion"], labelSelector="case=23b")
     want = [(t, p, f, 30 if g == 30 else g) for t, p, f, g in _recorded_pod_steps("23b4")]
