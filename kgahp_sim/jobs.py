@@ -63,6 +63,9 @@ CONDITION_ORDER = ("type", "status", "lastProbeTime", "lastTransitionTime", "rea
 COMPLETE_MESSAGE = "Reached expected number of succeeded pods"
 BACKOFF_MESSAGE = "Job has reached the specified backoff limit"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
+# what a suspended Job that never started may change in its pod template's spec (besides the
+# template's labels and annotations): pkg/apis/batch/validation, AllowMutableSchedulingDirectives
+SCHEDULING_DIRECTIVES = ("nodeSelector", "tolerations", "affinity", "schedulingGates")
 
 
 def _ordered(d: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
@@ -185,14 +188,31 @@ def update_causes(current: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
     if old_spec.get("completionMode") != "Indexed" and \
             old_spec.get("completions") != new_spec.get("completions"):
         causes.append(bad("spec.completions", new_spec.get("completions"), "field is immutable"))
-    if old_spec.get("template") != new_spec.get("template"):
-        causes.append(forbidden("spec.template", "field is immutable"))
+    field, old_template, new_template = "spec.template", old_spec.get("template"), \
+        new_spec.get("template")
+    if old_spec.get("suspend") and not (current.get("status") or {}).get("startTime"):
+        # suspended and never started: the scheduling directives may change (Kueue writes
+        # them on admission), the rest of the pod spec may not (22n: the cause names
+        # spec.template.spec)
+        field = "spec.template.spec"
+        old_template, new_template = (_without_directives(t) for t in (old_template,
+                                                                        new_template))
+    if old_template != new_template:
+        causes.append(forbidden(field, "field is immutable"))
         causes[-1].reason = "FieldValueInvalid"
         causes[-1].message = "Invalid value: {...}: field is immutable"
     for key in ("selector", "completionMode", "podFailurePolicy"):
         if old_spec.get(key) != new_spec.get(key) and key != "podFailurePolicy":
             causes.append(bad(f"spec.{key}", new_spec.get(key), "field is immutable"))
     return causes
+
+
+def _without_directives(template: Any) -> Any:
+    """A pod template's spec without what a suspended, never started Job may change."""
+    spec = dict((template or {}).get("spec") or {})
+    for key in SCHEDULING_DIRECTIVES:
+        spec.pop(key, None)
+    return spec
 
 
 # ----- DELETE with propagation ----------------------------------------------------------------

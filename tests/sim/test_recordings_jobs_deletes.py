@@ -231,10 +231,6 @@ def test_22j_22j2_a_suspended_job_is_defaulted_as_recorded_and_makes_no_pod(jobs
     assert pods["items"] == [] and not want.get("pods_list", {}).get("items")
 
 
-@pytest.mark.xfail(strict=True, reason="sim gap: for a suspended Job that never started the real "
-                   "API server refuses an image change with a cause on spec.template.spec (only "
-                   "scheduling directives are mutable then); kgahp_sim names spec.template, as "
-                   "for a running Job (22n2)")
 def test_22n_a_suspended_jobs_image_cannot_change(jobs):
     _job(jobs, "rec36-job-immut", "sim.invalid/sleep", suspend=True)
     resp, data, rec = jobs.exchange("22n")
@@ -243,6 +239,26 @@ def test_22n_a_suspended_jobs_image_cannot_change(jobs):
     assert got["reason"] == want["reason"] == "Invalid"
     assert [c["field"] for c in got["details"]["causes"]] == [
         c["field"] for c in want["details"]["causes"]]
+
+
+
+def test_a_suspended_jobs_scheduling_directives_may_change_until_it_starts(jobs):
+    """Mutable scheduling directives (what Kueue writes on admission): a suspended Job that
+    never started takes a new nodeSelector; once started, the template is immutable (22n2)."""
+    _job(jobs, "rec36-job-immut", "sim.invalid/sleep", suspend=True)
+    path = f"{JOBS}/rec36-job-immut"
+
+    def patch(body: dict) -> Any:
+        return jobs.send({"method": "PATCH", "path": path, "headers": {
+            "Content-Type": "application/merge-patch+json"}}, body=body)
+
+    resp = patch({"spec": {"template": {"spec": {"nodeSelector": {"zone": "a"}}}}})
+    assert resp.status == 200, resp.read()
+    assert patch({"spec": {"suspend": False}}).status == 200
+    wait_until(lambda: (_get(jobs, path)[1].get("status") or {}).get("startTime"))
+    resp = patch({"spec": {"template": {"spec": {"nodeSelector": {"zone": "b"}}}}})
+    assert resp.status == 422
+    assert [c["field"] for c in body_of(resp.read())["details"]["causes"]] == ["spec.template"]
 
 
 # ----- 23: deleting pods -----------------------------------------------------------------------
