@@ -65,7 +65,9 @@ def test_pods_of_unknown_queues_or_without_the_label_are_left_alone(kueue_sim):
 
 def test_preemption_marks_terminates_and_deletes_without_recreating(kueue_sim):
     core = client.CoreV1Api(kueue_sim.api_client())
-    core.create_namespaced_pod("default", _pod("victim"))
+    # it ignores SIGTERM: it lasts its 1 s grace, so the marked pod can be read (a sleep that
+    # dies at once can be gone before the read)
+    core.create_namespaced_pod("default", _pod("victim", command="trap '' TERM; sleep 30"))
     wait_until(lambda: core.read_namespaced_pod("victim", "default").status.phase == "Running")
     kueue_sim.kueue_preempt("default", "victim")
     pod = core.read_namespaced_pod("victim", "default")
