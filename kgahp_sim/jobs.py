@@ -461,8 +461,14 @@ class JobController:
                 else:
                     self._later(left, namespace, name)
         if reason:
-            self._conclude(job, status, reason, message, active, terminating)
+            release = self._conclude(job, status, reason, message, active, terminating,
+                                     json.loads(before))
             self._write_if_changed(namespace, name, status, before)
+            for pod in release:        # after the write that counts them (22f2, 22f3)
+                self._drop_tracking(pod)
+            if status.get("terminating") == 0 and not finished and not _has(
+                    status, "Failed") and not _has(status, "Complete"):
+                self._queue(namespace, name)   # the terminating count is 0 now: conclude
             return
         # keep `parallelism` pods running (at most the completions still missing)
         want = int(spec.get("parallelism", 1))
@@ -543,7 +549,14 @@ class JobController:
         return True
 
     def _conclude(self, job: dict[str, Any], status: dict[str, Any], reason: str, message: str,
-                  active: list[dict[str, Any]], terminating: list[dict[str, Any]]) -> None:
+                  active: list[dict[str, Any]], terminating: list[dict[str, Any]],
+                  written: dict[str, Any]) -> list[dict[str, Any]]:
+        """Decide the Job; the pods whose tracking finalizer goes once `status` is written.
+
+        A failed Job's running pods are deleted with their finalizer kept (deleteActivePods)
+        and, being deleted, counted as failed at once: uncounted in the FailureTarget write,
+        then, their finalizer released, in `failed` while they still terminate. Failed comes
+        in a write of its own once the stored terminating count is 0 (22f2, 22f3)."""
         conditions = status["conditions"]
         if reason == "CompletionsReached":
             if not _has(status, "SuccessCriteriaMet"):
@@ -553,17 +566,24 @@ class JobController:
         else:
             if not _has(status, "FailureTarget"):
                 conditions.append(_condition("FailureTarget", "True", reason, message))
+            release = [p for p in active if TRACKING_FINALIZER in (
+                p["metadata"].get("finalizers") or ())]
             for pod in active:
                 self._delete_pod(pod)
-            if active or terminating:
+            uncounted = status["uncountedTerminatedPods"]
+            for pod in release:
+                uncounted.setdefault("failed", []).append(pod["metadata"].get("uid"))
+            if active or terminating or int(written.get("terminating") or 0):
                 status["terminating"] = len(active) + len(terminating)
                 status.pop("active", None)
-                return    # Failed once its pods have ended (22f)
+                status["ready"] = 0
+                return release    # Failed once its pods have ended (22f)
             conditions.append(_condition("Failed", "True", reason, message))
         status.pop("active", None)
         status["terminating"] = 0
         status["ready"] = 0
         self._ttl(job, status)
+        return []
 
     def _write_if_changed(self, namespace: str, name: str, status: dict[str, Any],
                           before: str) -> None:
