@@ -345,11 +345,13 @@ def test_kueue_preempted_job_while_kgahp_down_is_recreated_never_completed(kueue
     g = kueue_jgahp
     job_id = g.submit("jmk_down_p_1.0", KubernetesImage="sim.invalid/sleep", Queue="kj")
     g.wait_status(job_id, {RUNNING})
+    (first,) = mine(g.pods(), job_id)
     g.driver.kill()
     g.sim.kueue_preempt_job("default", base_of(job_id) + "-0")
-    wait_until(lambda: not [p for p in mine(g.pods(), job_id)
-                            if not p["metadata"].get("deletionTimestamp")], 30,
-               "the Job controller to delete the preempted pod")
+    # (Kueue may admit the suspended Job again at once, and its controller make a new pod)
+    wait_until(lambda: all(p["metadata"].get("deletionTimestamp") for p in mine(
+        g.pods(), job_id) if p["metadata"]["uid"] == first["metadata"]["uid"]), 30,
+        "the Job controller to delete the preempted pod")
     g.start()
     seen: list[int] = []
 
