@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any, Callable, Optional
-from urllib.parse import quote
 
 from kgahp.errors import ApiError, NotFoundError, TransientApiError
 from kgahp.kube.api import Kube
@@ -31,7 +30,6 @@ from kgahp.store import JobRecord, JobStore
 log = logging.getLogger("kgahp.finalizers")
 
 FINALIZER = names.FINALIZER_COLLECT
-JSON_PATCH = "application/json-patch+json"
 REMOVE_TRIES = 4
 
 
@@ -107,7 +105,6 @@ def remove_finalizer(kube: Kube, pod: dict[str, Any], why: str) -> Optional[dict
     did not carry the finalizer. Transient errors propagate (the work queue retries)."""
     m = _meta(pod)
     namespace, name = str(m.get("namespace")), str(m.get("name"))
-    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}"
     current: Optional[dict[str, Any]] = pod
     for _ in range(REMOVE_TRIES):
         if current is None:
@@ -116,12 +113,8 @@ def remove_finalizer(kube: Kube, pod: dict[str, Any], why: str) -> Optional[dict
         if patch is None:
             return None
         try:
-            resp = kube.call(f"removing the finalizer of pod {namespace}/{name}",
-                             lambda p=patch: kube.request(  # type: ignore[misc]
-                                 "PATCH", path, body=p, content_type=JSON_PATCH,
-                                 timeout=kube.timeout))
+            patched = kube.json_patch_pod(namespace, name, patch, "removing the finalizer")
             log.info("removed finalizer %s from pod %s/%s: %s", FINALIZER, namespace, name, why)
-            patched: dict[str, Any] = Kube._json(resp)
             return patched
         except NotFoundError:
             return None

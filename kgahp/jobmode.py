@@ -88,7 +88,7 @@ class JobMode:
 
     def amend(self, pod: dict, verdict: lifecycle.Verdict, *, now: float,
               settings: LifecycleSettings, main_container: str) -> lifecycle.Verdict:
-        found = self.of_pod(pod)
+        found = self.of_pod(pod) or self._unsynced_owner(pod)
         if found is None:
             return verdict
         deleting = (pod.get("metadata") or {}).get("deletionTimestamp")
@@ -106,6 +106,24 @@ class JobMode:
         return lifecycle.jobs.with_pod(pod, found, verdict, now=now, settings=settings,
                                        restarts=lifecycle.restarts_of(pod),
                                        main_container=main_container)
+
+    def _unsynced_owner(self, pod: dict) -> Optional[dict]:
+        """The Job of `pod` read from the API while the Job cache has not listed the pod's
+        namespace yet (a restart: the pod watch can be first). Without it a pod that a Kueue
+        eviction or the deadline stopped while kgahp was down reads as deleted by someone."""
+        ref = workloads.owner_job(pod)
+        namespace = str((pod.get("metadata") or {}).get("namespace"))
+        if ref is None or self.cache.is_synced(namespace):
+            return None
+        try:
+            found = self.get(namespace, str(ref.get("name")))
+        except ApiError as exc:
+            log.info("could not read the Job of pod %s: %s",
+                     (pod.get("metadata") or {}).get("name"), exc)
+            return None
+        if found is None or (found.get("metadata") or {}).get("uid") != ref.get("uid"):
+            return None
+        return found
 
     def sweep(self, namespace: str, job: str, rec: Optional[JobRecord], pods: list[dict],
               now: float, retention: float) -> Optional[float]:

@@ -161,9 +161,9 @@ class PodActions:
         for pod in pods:
             name = str(meta(pod).get("name"))
             try:
-                pod = self.kube.patch_pod_labels(
-                    namespace, name, {names.LABEL_INSTANCE: self.instance_labels[
-                        names.LABEL_INSTANCE]})
+                pod = self.kube.patch_pod_metadata(namespace, name, {"labels": {
+                    names.LABEL_INSTANCE: self.instance_labels[names.LABEL_INSTANCE]}},
+                    "relabelling")
             except ApiError as exc:
                 if exc.status == 404:
                     continue

@@ -63,6 +63,9 @@ CONDITION_ORDER = ("type", "status", "lastProbeTime", "lastTransitionTime", "rea
 COMPLETE_MESSAGE = "Reached expected number of succeeded pods"
 BACKOFF_MESSAGE = "Job has reached the specified backoff limit"
 DEADLINE_MESSAGE = "Job was active longer than specified deadline"
+# what a suspended Job that never started may change in its pod template's spec (besides the
+# template's labels and annotations): pkg/apis/batch/validation, AllowMutableSchedulingDirectives
+SCHEDULING_DIRECTIVES = ("nodeSelector", "tolerations", "affinity", "schedulingGates")
 
 
 def _ordered(d: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
@@ -185,14 +188,31 @@ def update_causes(current: dict[str, Any], new: dict[str, Any]) -> list[Cause]:
     if old_spec.get("completionMode") != "Indexed" and \
             old_spec.get("completions") != new_spec.get("completions"):
         causes.append(bad("spec.completions", new_spec.get("completions"), "field is immutable"))
-    if old_spec.get("template") != new_spec.get("template"):
-        causes.append(forbidden("spec.template", "field is immutable"))
+    field, old_template, new_template = "spec.template", old_spec.get("template"), \
+        new_spec.get("template")
+    if old_spec.get("suspend") and not (current.get("status") or {}).get("startTime"):
+        # suspended and never started: the scheduling directives may change (Kueue writes
+        # them on admission), the rest of the pod spec may not (22n: the cause names
+        # spec.template.spec)
+        field = "spec.template.spec"
+        old_template, new_template = (_without_directives(t) for t in (old_template,
+                                                                        new_template))
+    if old_template != new_template:
+        causes.append(forbidden(field, "field is immutable"))
         causes[-1].reason = "FieldValueInvalid"
         causes[-1].message = "Invalid value: {...}: field is immutable"
     for key in ("selector", "completionMode", "podFailurePolicy"):
         if old_spec.get(key) != new_spec.get(key) and key != "podFailurePolicy":
             causes.append(bad(f"spec.{key}", new_spec.get(key), "field is immutable"))
     return causes
+
+
+def _without_directives(template: Any) -> Any:
+    """A pod template's spec without what a suspended, never started Job may change."""
+    spec = dict((template or {}).get("spec") or {})
+    for key in SCHEDULING_DIRECTIVES:
+        spec.pop(key, None)
+    return spec
 
 
 # ----- DELETE with propagation ----------------------------------------------------------------
@@ -441,8 +461,14 @@ class JobController:
                 else:
                     self._later(left, namespace, name)
         if reason:
-            self._conclude(job, status, reason, message, active, terminating)
+            release = self._conclude(job, status, reason, message, active, terminating,
+                                     json.loads(before))
             self._write_if_changed(namespace, name, status, before)
+            for pod in release:        # after the write that counts them (22f2, 22f3)
+                self._drop_tracking(pod)
+            if status.get("terminating") == 0 and not finished and not _has(
+                    status, "Failed") and not _has(status, "Complete"):
+                self._queue(namespace, name)   # the terminating count is 0 now: conclude
             return
         # keep `parallelism` pods running (at most the completions still missing)
         want = int(spec.get("parallelism", 1))
@@ -523,7 +549,14 @@ class JobController:
         return True
 
     def _conclude(self, job: dict[str, Any], status: dict[str, Any], reason: str, message: str,
-                  active: list[dict[str, Any]], terminating: list[dict[str, Any]]) -> None:
+                  active: list[dict[str, Any]], terminating: list[dict[str, Any]],
+                  written: dict[str, Any]) -> list[dict[str, Any]]:
+        """Decide the Job; the pods whose tracking finalizer goes once `status` is written.
+
+        A failed Job's running pods are deleted with their finalizer kept (deleteActivePods)
+        and, being deleted, counted as failed at once: uncounted in the FailureTarget write,
+        then, their finalizer released, in `failed` while they still terminate. Failed comes
+        in a write of its own once the stored terminating count is 0 (22f2, 22f3)."""
         conditions = status["conditions"]
         if reason == "CompletionsReached":
             if not _has(status, "SuccessCriteriaMet"):
@@ -533,17 +566,24 @@ class JobController:
         else:
             if not _has(status, "FailureTarget"):
                 conditions.append(_condition("FailureTarget", "True", reason, message))
+            release = [p for p in active if TRACKING_FINALIZER in (
+                p["metadata"].get("finalizers") or ())]
             for pod in active:
                 self._delete_pod(pod)
-            if active or terminating:
+            uncounted = status["uncountedTerminatedPods"]
+            for pod in release:
+                uncounted.setdefault("failed", []).append(pod["metadata"].get("uid"))
+            if active or terminating or int(written.get("terminating") or 0):
                 status["terminating"] = len(active) + len(terminating)
                 status.pop("active", None)
-                return    # Failed once its pods have ended (22f)
+                status["ready"] = 0
+                return release    # Failed once its pods have ended (22f)
             conditions.append(_condition("Failed", "True", reason, message))
         status.pop("active", None)
         status["terminating"] = 0
         status["ready"] = 0
         self._ttl(job, status)
+        return []
 
     def _write_if_changed(self, namespace: str, name: str, status: dict[str, Any],
                           before: str) -> None:

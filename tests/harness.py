@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import classad2
 
@@ -29,6 +29,7 @@ from kgahp.podspec.names import LABEL_INSTANCE
 from kgahp.testing import GahpDriver, condor_env
 from kgahp_sim import SimCluster, SimConfig
 
+T = TypeVar("T")
 MANAGED = "app.kubernetes.io/managed-by=kgahp"
 GM_RESPONSE_TIMEOUT = 20.0
 TERMINAL = (COMPLETED, HELD, REMOVED)
@@ -277,13 +278,15 @@ def all_pods(sim: Any) -> list[dict]:
             for p in core.list_pod_for_all_namespaces().items]
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
-               interval: float = 0.2) -> None:
+def wait_until(predicate: Callable[[], T], timeout: float = 20.0, what: str = "the condition",
+               interval: float = 0.2) -> T:
+    """Poll `predicate` until it gives a true value, and return that value."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+    return value
 
 
 def job_label(pod: dict) -> str:

@@ -44,3 +44,21 @@ def test_a_broken_contract_fails(tmp_path: Path) -> None:
     result = lint_imports("--config", str(config))
     assert result.returncode != 0
     assert "deliberately broken BROKEN" in result.stdout
+
+
+def _requests_outside_kube(root: Path) -> list[str]:
+    import re
+
+    sends = re.compile(r"\.request\(\s*\"(?:GET|POST|PUT|PATCH|DELETE)\"|\bkube\.call\(")
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                  if "kube" not in p.relative_to(root).parts[:1]
+                  and sends.search(p.read_text(encoding="utf-8")))
+
+
+def test_every_kubernetes_request_is_built_in_kgahp_kube(tmp_path: Path) -> None:
+    """All Kubernetes I/O lives in kgahp/kube/ (one place for pacing, retries, error
+    translation and the permission scan of tests/check): no other module builds a request."""
+    assert _requests_outside_kube(REPO / "kgahp") == []
+    stray = tmp_path / "stray.py"     # the scan finds one
+    stray.write_text('resp = kube.call("x", lambda: kube.request(\n    "PATCH", path))\n')
+    assert _requests_outside_kube(tmp_path) == ["stray.py"]

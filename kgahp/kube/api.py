@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 
 
@@ -158,12 +159,18 @@ class Kube:
         except NotFoundError:
             return None
 
-    def patch_pod_labels(self, namespace: str, name: str, labels: dict[str, str]) -> dict:
-        """Merge-patch labels onto a pod (other fields untouched)."""
-        return self._json(self.call(f"relabelling pod {namespace}/{name}", lambda: self.request(
+    def patch_pod_metadata(self, namespace: str, name: str, metadata: dict[str, Any],
+                           what: str) -> dict:
+        """Merge-patch a pod's labels or annotations (other keys, other fields untouched)."""
+        return self._json(self.call(f"{what} pod {namespace}/{name}", lambda: self.request(
             "PATCH", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}",
-            body={"metadata": {"labels": labels}}, content_type=MERGE_PATCH,
-            timeout=self.timeout)))
+            body={"metadata": metadata}, content_type=MERGE_PATCH, timeout=self.timeout)))
+
+    def json_patch_pod(self, namespace: str, name: str, ops: list[dict], what: str) -> dict:
+        """Apply JSON patch `ops` (RFC 6902) to a pod; a failed `test` op is refused (422)."""
+        return self._json(self.call(f"{what} of pod {namespace}/{name}", lambda: self.request(
+            "PATCH", f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}", body=ops,
+            content_type=JSON_PATCH, timeout=self.timeout)))
 
     def list_pods(self, namespace: str, label_selector: str, *, retry: bool = True,
                   transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:

@@ -14,10 +14,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import quote
 
 from kgahp.config import Settings
-from kgahp.kube.api import MERGE_PATCH, Kube, label_selector
+from kgahp.kube.api import Kube, label_selector
 from kgahp.podspec.templates import Templates
 from kgahp.provision import pilots as pilot_pods
 from kgahp.provision.shapes import Shape
@@ -114,11 +113,7 @@ class Actuator:
         ref = f"{pilot.namespace}/{pilot.name}"
         if not self.dry_run:
             assert self.kube is not None
-            kube = self.kube
-            path = (f"/api/v1/namespaces/{quote(pilot.namespace, safe='')}/pods/"
-                    f"{quote(pilot.name, safe='')}")
-            body = {"metadata": {"annotations": {ANN_DELETION_COST: cost}}}
-            kube.call(f"annotating pod {ref}", lambda: kube.request(
-                "PATCH", path, body=body, content_type=MERGE_PATCH,
-                timeout=kube.timeout).read())
+            self.kube.patch_pod_metadata(pilot.namespace, pilot.name,
+                                         {"annotations": {ANN_DELETION_COST: cost}},
+                                         "annotating")
         actions.annotated.append(ref)

@@ -304,3 +304,67 @@ def test_eviction_under_hold_or_remove_makes_no_second_job(sim, make_gahp, polic
     assert g.status(job_id)[0] == want
     assert not any(j["metadata"]["name"] == base_of(job_id) + "-1"
                    for j in mine(jobs_of(g.sim), job_id))
+
+
+# ---- changed while kgahp was down (the job-mode twins of tests/e2e/test_e2e_disruption.py)
+
+def test_job_deleted_while_running_and_kgahp_down_is_removed_never_completed(jgahp):
+    """Someone deleted the running attempt's Job (its pod goes with it) while kgahp was killed:
+    the restarted kgahp answers Removed with the reason, never a completion."""
+    from kubernetes import client
+
+    job_id = jgahp.submit("jm_down_del_1.0", **sleeps())
+    jgahp.wait_status(job_id, {RUNNING})
+    jgahp.driver.kill()
+    client.BatchV1Api(jgahp.sim.api_client()).delete_namespaced_job(
+        base_of(job_id) + "-0", "default", propagation_policy="Background")
+    wait_until(lambda: not mine(jobs_of(jgahp.sim), job_id), 30, "the Job to go")
+    wait_until(lambda: all(p["metadata"].get("deletionTimestamp") and p["status"].get("phase")
+                           in ("Succeeded", "Failed") for p in mine(jgahp.pods(), job_id)),
+               30, "its pod deleted and stopped")
+    jgahp.start()
+    seen: list[int] = []
+
+    def answered() -> bool:
+        seen.append(jgahp.status(job_id)[0])
+        return seen[-1] not in (IDLE, RUNNING)
+
+    wait_until(answered, 60, "an answer for the deleted Job")
+    status, ad = jgahp.status(job_id)
+    assert status == REMOVED, (seen, ad)
+    assert COMPLETED not in seen, seen
+    assert "ExitCode" not in ad
+    assert "deleted by someone other than kgahp" in str(ad.get("RemoveReason")), ad
+    wait_until(lambda: not mine(jgahp.pods(), job_id), 30, "the pod to go (finalizer released)")
+    assert not mine(jobs_of(jgahp.sim), job_id)        # no second attempt
+
+
+def test_kueue_preempted_job_while_kgahp_down_is_recreated_never_completed(kueue_jgahp):
+    """Kueue preempted (suspended) the running attempt's Job while kgahp was killed: the
+    restarted kgahp runs a new attempt, with one live pod, and never answers an end."""
+    g = kueue_jgahp
+    job_id = g.submit("jmk_down_p_1.0", KubernetesImage="sim.invalid/sleep", Queue="kj")
+    g.wait_status(job_id, {RUNNING})
+    (first,) = mine(g.pods(), job_id)
+    g.driver.kill()
+    g.sim.kueue_preempt_job("default", base_of(job_id) + "-0")
+    # (Kueue may admit the suspended Job again at once, and its controller make a new pod)
+    wait_until(lambda: all(p["metadata"].get("deletionTimestamp") for p in mine(
+        g.pods(), job_id) if p["metadata"]["uid"] == first["metadata"]["uid"]), 30,
+        "the Job controller to delete the preempted pod")
+    g.start()
+    seen: list[int] = []
+
+    def replaced() -> bool:
+        status, ad = g.status(job_id)
+        seen.append(status)
+        names = {j["metadata"]["name"] for j in mine(jobs_of(g.sim), job_id)}
+        return status == RUNNING and ad.eval("NumRestarts") == 1 and \
+            names == {base_of(job_id) + "-1"}
+
+    wait_until(replaced, 60, "a new Job running after the preemption")
+    assert not {COMPLETED, REMOVED, HELD} & set(seen), seen
+    time.sleep(0.5)
+    assert len([p for p in mine(g.pods(), job_id)
+                if not p["metadata"].get("deletionTimestamp")]) == 1
+    assert g.status(job_id)[0] == RUNNING

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from harness import wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 from test_recordings_replay import (
@@ -31,15 +32,6 @@ def jobs(sim: Any) -> Replayer:
                                          "metadata": {"name": NS}})
     return replay
 
-
-def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def _job(replay: Replayer, name: str) -> dict | None:
@@ -127,7 +119,7 @@ def test_22n_immutable_fields(jobs):
 def test_22c_22d_success_pod_and_conditions(jobs):
     _create(jobs, "rec36-job-ok", "sim.invalid/ok:1s", backoffLimit=0,
             podReplacementPolicy="Failed")
-    pod = _wait(lambda: next(iter(_pods(jobs, "rec36-job-ok")), None))
+    pod = wait_until(lambda: next(iter(_pods(jobs, "rec36-job-ok")), None))
     want = load("22c")["response"]["body"]["metadata"]
     assert pod["metadata"]["generateName"] == "rec36-job-ok-"
     assert set(pod["metadata"]["labels"]) == set(want["labels"])
@@ -135,19 +127,19 @@ def test_22c_22d_success_pod_and_conditions(jobs):
     ref = pod["metadata"]["ownerReferences"][0]
     assert {k: v for k, v in ref.items() if k != "uid"} == {
         k: v for k, v in want["ownerReferences"][0].items() if k != "uid"}
-    job = _wait(lambda: (j := _job(jobs, "rec36-job-ok")) and _conditions(j) and j)
+    job = wait_until(lambda: (j := _job(jobs, "rec36-job-ok")) and _conditions(j) and j)
     assert _conditions(job) == _recorded_conditions("22d")
     assert job["status"]["succeeded"] == 1 and "completionTime" in job["status"]
     assert list(job["status"]) == list(load("22d")["response"]["body"]["status"])
     # the tracking finalizer goes once the pod is counted (22c2)
-    pod = _wait(lambda: (p := _pods(jobs, "rec36-job-ok")) and not p[0]["metadata"].get(
+    pod = wait_until(lambda: (p := _pods(jobs, "rec36-job-ok")) and not p[0]["metadata"].get(
         "finalizers") and p[0])
     assert pod["status"]["phase"] == "Succeeded"
 
 
 def test_22e_backoff_limit_and_retries(jobs):
     _create(jobs, "rec36-job-fail", "sim.invalid/exit3:200ms", backoffLimit=1)
-    job = _wait(lambda: (j := _job(jobs, "rec36-job-fail")) and _conditions(j) and j)
+    job = wait_until(lambda: (j := _job(jobs, "rec36-job-fail")) and _conditions(j) and j)
     assert _conditions(job) == _recorded_conditions("22e")
     assert job["status"]["failed"] == 2                 # one retry under backoffLimit 1
     assert len(_pods(jobs, "rec36-job-fail")) == 2
@@ -156,7 +148,7 @@ def test_22e_backoff_limit_and_retries(jobs):
 def test_22f_deadline_fails_the_job_and_stops_its_pod(jobs):
     _create(jobs, "rec36-job-deadline", "sim.invalid/sleep", backoffLimit=0,
             activeDeadlineSeconds=2)
-    job = _wait(lambda: (j := _job(jobs, "rec36-job-deadline")) and _has_failed(j) and j)
+    job = wait_until(lambda: (j := _job(jobs, "rec36-job-deadline")) and _has_failed(j) and j)
     assert _conditions(job) == _recorded_conditions("22f")
     assert job["status"]["failed"] == 1
     pods = _pods(jobs, "rec36-job-deadline")
@@ -171,14 +163,14 @@ def test_22j_suspend_then_resume(jobs):
     jobs.create(JOBS, {"apiVersion": "batch/v1", "kind": "Job",
                        "metadata": {"name": "rec36-job-suspend"},
                        "spec": _spec("sim.invalid/ok:300ms", suspend=True)})
-    job = _wait(lambda: (j := _job(jobs, "rec36-job-suspend")) and _conditions(j) and j)
+    job = wait_until(lambda: (j := _job(jobs, "rec36-job-suspend")) and _conditions(j) and j)
     assert _conditions(job) == [("Suspended", "True", "JobSuspended")]
     time.sleep(0.5)
     assert _pods(jobs, "rec36-job-suspend") == []
     rec = load("22j3")
     resp = jobs.send(rec["request"])
     assert resp.status == 200
-    job = _wait(lambda: (j := _job(jobs, "rec36-job-suspend")) and any(
+    job = wait_until(lambda: (j := _job(jobs, "rec36-job-suspend")) and any(
         c[0] == "Complete" for c in _conditions(j)) and j)
     assert _conditions(job) == _recorded_conditions("22j4")
 
@@ -197,17 +189,17 @@ def test_a_suspension_stops_the_pod_without_counting_it_as_failed(jobs):
     instead of failing with BackoffLimitExceeded."""
     name = "rec36-job-preempted"
     _create(jobs, name, "sim.invalid/sleep", backoffLimit=0, podReplacementPolicy="Failed")
-    first = _wait(lambda: next((p for p in _pods(jobs, name)
+    first = wait_until(lambda: next((p for p in _pods(jobs, name)
                                 if p["status"].get("phase") == "Running"), None))
     _suspend(jobs, name, True)
-    going = _wait(lambda: next((p for p in _pods(jobs, name) if p["metadata"]["uid"] ==
+    going = wait_until(lambda: next((p for p in _pods(jobs, name) if p["metadata"]["uid"] ==
                                 first["metadata"]["uid"] and p["metadata"].get(
                                     "deletionTimestamp")), None) or (
         not any(p["metadata"]["uid"] == first["metadata"]["uid"]
                 for p in _pods(jobs, name)) and {"metadata": {}}))
     assert "batch.kubernetes.io/job-tracking" not in (going["metadata"].get("finalizers") or ())
     _suspend(jobs, name, False)
-    second = _wait(lambda: next((p for p in _pods(jobs, name) if p["metadata"]["uid"] !=
+    second = wait_until(lambda: next((p for p in _pods(jobs, name) if p["metadata"]["uid"] !=
                                  first["metadata"]["uid"]), None))
     assert second["metadata"]["name"] != first["metadata"]["name"]
     job = _job(jobs, name)
@@ -221,7 +213,7 @@ def test_a_suspension_stops_the_pod_without_counting_it_as_failed(jobs):
 def test_22ghi_delete_propagation(jobs, policy):
     name = f"rec36-job-del-{policy.lower()}"
     _create(jobs, name, "sim.invalid/sleep", backoffLimit=0)
-    pod = _wait(lambda: next((p for p in _pods(jobs, name)
+    pod = wait_until(lambda: next((p for p in _pods(jobs, name)
                               if p["status"].get("phase") == "Running"), None))
     case = {"Background": "22g", "Foreground": "22h", "Orphan": "22i"}[policy]
     resp, data, rec = jobs.exchange(case)
@@ -233,7 +225,7 @@ def test_22ghi_delete_propagation(jobs, policy):
         want = rec["response"]["body"]["metadata"]
         assert answer["metadata"]["finalizers"] == want["finalizers"]
         assert answer["metadata"]["deletionGracePeriodSeconds"] == 0
-    _wait(lambda: _job(jobs, name) is None)
+    wait_until(lambda: _job(jobs, name) is None)
     path = f"/api/v1/namespaces/{NS}/pods/{pod['metadata']['name']}"
 
     def pod_now() -> tuple[int, Any]:
@@ -241,18 +233,18 @@ def test_22ghi_delete_propagation(jobs, policy):
         return r.status, body_of(r.read())
 
     if policy == "Orphan":
-        _, left = _wait(lambda: (s := pod_now()) and not s[1]["metadata"].get(
+        _, left = wait_until(lambda: (s := pod_now()) and not s[1]["metadata"].get(
             "ownerReferences") and s)
         assert left["status"]["phase"] == "Running" and not left["metadata"].get("finalizers")
     else:
-        _wait(lambda: pod_now()[0] == 404, timeout=40)
+        wait_until(lambda: pod_now()[0] == 404, timeout=40)
 
 
 def test_22l_ttl_after_finished_deletes_job_and_pod(jobs):
     _create(jobs, "rec36-job-ttl", "sim.invalid/ok:100ms", ttlSecondsAfterFinished=1)
-    _wait(lambda: (j := _job(jobs, "rec36-job-ttl")) and _conditions(j))
-    _wait(lambda: _job(jobs, "rec36-job-ttl") is None, timeout=10)
-    _wait(lambda: _pods(jobs, "rec36-job-ttl") == [], timeout=10)
+    wait_until(lambda: (j := _job(jobs, "rec36-job-ttl")) and _conditions(j))
+    wait_until(lambda: _job(jobs, "rec36-job-ttl") is None, timeout=10)
+    wait_until(lambda: _pods(jobs, "rec36-job-ttl") == [], timeout=10)
 
 
 def test_pod_replacement_policy_failed_waits_for_the_old_pod(sim):
@@ -269,7 +261,7 @@ def test_pod_replacement_policy_failed_waits_for_the_old_pod(sim):
                                                          "trap '' TERM; sleep 60"]}]}}}}
         batch.create_namespaced_job("default", body)
     for name in ("prp-failed", "prp-terminating"):
-        first = _wait(lambda n=name: next((p for p in core.list_namespaced_pod(
+        first = wait_until(lambda n=name: next((p for p in core.list_namespaced_pod(
             "default", label_selector=f"job-name={n}").items if p.status.phase == "Running"),
             None))
         core.delete_namespaced_pod(first.metadata.name, "default")
@@ -293,7 +285,7 @@ def test_22b_status_writes_follow_the_real_controller(jobs):
     """The Job's MODIFIED events carry the same status shapes as 22b: started (active 1),
     ready, the ended pod as uncounted with SuccessCriteriaMet, then counted and Complete."""
     created = _create(jobs, "rec36-job-ok", "sim.invalid/ok:1500ms")
-    _wait(lambda: (j := _job(jobs, "rec36-job-ok")) and any(
+    wait_until(lambda: (j := _job(jobs, "rec36-job-ok")) and any(
         c[0] == "Complete" for c in _conditions(j)))
     resp = jobs.send({"method": "GET", "path": JOBS, "headers": {}}, body=None, query={
         "watch": "1", "resourceVersion": str(int(created["metadata"]["resourceVersion"]) - 1),

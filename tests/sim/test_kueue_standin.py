@@ -8,9 +8,10 @@ preemption marks the pod `TerminationTarget` and deletes it, and nothing recreat
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from harness import wait_until
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -25,15 +26,6 @@ def _pod(name: str, queue: str = "lq", cpu: str = "1", command: str = "sleep 30"
                                      "command": ["sh", "-c", command],
                                      "resources": {"requests": {"cpu": cpu}}}]}}
 
-
-def _wait(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture
@@ -50,13 +42,13 @@ def test_webhook_gates_and_quota_admits_one_at_a_time(kueue_sim):
     assert first.metadata.labels["kueue.x-k8s.io/managed"] == "true"
     assert first.status.conditions[0].reason == "SchedulingGated"
     core.create_namespaced_pod("default", _pod("second", command="sleep 1"))
-    _wait(lambda: core.read_namespaced_pod("first", "default").spec.node_name)
+    wait_until(lambda: core.read_namespaced_pod("first", "default").spec.node_name)
     second = core.read_namespaced_pod("second", "default")
     assert [g.name for g in second.spec.scheduling_gates] == [GATE]   # no quota left
     assert second.status.phase == "Pending"
     # the first ends: its quota goes to the second, which then runs
-    _wait(lambda: core.read_namespaced_pod("second", "default").spec.node_name)
-    done = _wait(lambda: core.read_namespaced_pod("first", "default").status.phase
+    wait_until(lambda: core.read_namespaced_pod("second", "default").spec.node_name)
+    done = wait_until(lambda: core.read_namespaced_pod("first", "default").status.phase
                  in ("Succeeded",) and core.read_namespaced_pod("first", "default"))
     assert not done.metadata.finalizers          # released once the pod ended
 
@@ -78,7 +70,7 @@ def test_preemption_marks_terminates_and_deletes_without_recreating(kueue_sim):
     # and remove it before a loaded machine gets to the read below
     victim["metadata"]["finalizers"] = ["example.com/keep"]
     core.create_namespaced_pod("default", victim)
-    _wait(lambda: core.read_namespaced_pod("victim", "default").status.phase == "Running")
+    wait_until(lambda: core.read_namespaced_pod("victim", "default").status.phase == "Running")
     kueue_sim.kueue_preempt("default", "victim")
     pod = core.read_namespaced_pod("victim", "default")
     assert pod.metadata.deletion_timestamp is not None
@@ -95,7 +87,7 @@ def test_preemption_marks_terminates_and_deletes_without_recreating(kueue_sim):
             return err.status == 404
         return False
 
-    _wait(gone)
+    wait_until(gone)
     time.sleep(0.3)
     assert [p.metadata.name for p in core.list_namespaced_pod("default").items] == []
 

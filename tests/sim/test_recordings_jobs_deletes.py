@@ -8,19 +8,20 @@ after one FailureTarget write and its pod is kept with the tracking finalizer go
 makes no pod (22j*). The pod event sequences compare what a watcher (kgahp's cache) sees:
 event type, phase, finalizers and deletion grace, in order.
 
-Where the sim does not write what the real controllers wrote, the essential behaviour is
-asserted in one test and the exact recorded sequence in a strict xfail that names the gap
-(22f2 finalizer timing, 22f3 status write order, 22n cause field): fixing the sim turns the
-xfail into a failure, to be promoted to a plain test.
+The deadline cases are asserted twice: what a reader of the Job or pod relies on, and the
+exact recorded sequence of writes (22f2: the pod is deleted with its tracking finalizer, which
+goes while it still runs; 22f3: it is counted failed, uncounted first, before it ends, and
+Failed comes in a write of its own once none is terminating).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+from harness import wait_until
 from test_recordings_replay import (
     Replayer,
     assert_same_answer,
@@ -33,15 +34,6 @@ JOBS_NS = "rec36-jobs"
 JOBS = f"/apis/batch/v1/namespaces/{JOBS_NS}/jobs"
 FIN_NS = "rec36-fin"
 
-
-def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
 
 
 def _replayer(sim: Any, namespace: str) -> Replayer:
@@ -119,7 +111,7 @@ def _job(replay: Replayer, name: str, image: str, **spec: Any) -> dict:
 
 
 def _finished(replay: Replayer, name: str) -> dict:
-    return _wait(lambda: (j := _get(replay, f"{JOBS}/{name}")[1]) and any(
+    return wait_until(lambda: (j := _get(replay, f"{JOBS}/{name}")[1]) and any(
         c["type"] in ("Complete", "Failed") for c in (j.get("status") or {}).get(
             "conditions", ())) and j, timeout=30)
 
@@ -137,7 +129,7 @@ def test_22e2_22e3_failed_pod_under_backoff_limit_0(jobs):
                    {"labelSelector": "batch.kubernetes.io/job-name=rec36-job-fail"})
     (pod,) = pods["items"]
     want = load("22e2")["response"]["body"]
-    pod = _wait(lambda: (p := _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods/"
+    pod = wait_until(lambda: (p := _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods/"
                                    f"{pod['metadata']['name']}")[1])
                 and not p["metadata"].get("finalizers") and p)
     assert pod["status"]["phase"] == want["status"]["phase"] == "Failed"
@@ -170,10 +162,6 @@ def test_22f3_deadline_fails_the_job_after_a_failure_target(jobs):
     assert all(len(s[1]) == 1 for s in got[first_target:-1])  # Failed only in the last write
 
 
-@pytest.mark.xfail(strict=True, reason="sim gap: the real job controller records the deleted "
-                   "pod in uncountedTerminatedPods in the FailureTarget write and counts it "
-                   "(failed 1) while it is still terminating; kgahp_sim.jobs writes FailureTarget "
-                   "alone, then the uncounted pod, then Failed and the count together")
 def test_22f3_deadline_status_writes_are_the_real_controllers(jobs):
     rv = _deadline_job(jobs)
     got = _job_steps(_watch(jobs, JOBS, rv, fieldSelector="metadata.name=rec36-job-deadline"))
@@ -183,7 +171,7 @@ def test_22f3_deadline_status_writes_are_the_real_controllers(jobs):
 def _deadline_pod_steps(jobs: Replayer) -> list[tuple]:
     rv = _deadline_job(jobs)
     selector = "batch.kubernetes.io/job-name=rec36-job-deadline"
-    _wait(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
+    wait_until(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
                        {"labelSelector": selector})[1]["items"] == [], timeout=40)
     return _pod_steps(_watch(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods", rv,
                              labelSelector=selector))
@@ -200,9 +188,6 @@ def test_22f2_at_the_deadline_the_controller_deletes_the_pod_gracefully(jobs):
     assert [s[0] for s in got].count("DELETED") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="sim gap: the real job controller removes its "
-                   "job-tracking finalizer as soon as it deletes the pod at the deadline (the pod "
-                   "still Running); kgahp_sim.jobs removes it only once the pod has terminated")
 def test_22f2_deadline_pod_events_are_the_real_ones(jobs):
     got = _deadline_pod_steps(jobs)
     assert got == _recorded_pod_steps("22f2"), "\n".join(map(str, got))
@@ -213,7 +198,7 @@ def test_22b2_pod_of_a_complete_job_loses_its_finalizer_then_goes_with_the_ttl(j
                    ttlSecondsAfterFinished=1)
     _finished(jobs, "rec36-job-ok")
     selector = "batch.kubernetes.io/job-name=rec36-job-ok"
-    _wait(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
+    wait_until(lambda: _get(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
                        {"labelSelector": selector})[1]["items"] == [], timeout=30)
     pods = _watch(jobs, f"/api/v1/namespaces/{JOBS_NS}/pods",
                   created["metadata"]["resourceVersion"], labelSelector=selector)
@@ -226,7 +211,7 @@ def test_22j_22j2_a_suspended_job_is_defaulted_as_recorded_and_makes_no_pod(jobs
     jobs.uids[rec["response"]["body"]["metadata"]["uid"]] = body_of(data)["metadata"]["uid"]
     assert_same_object(data, rec, jobs)
     want = load("22j2")
-    job = _wait(lambda: (j := _get(jobs, want["request"]["path"])[1]) and (
+    job = wait_until(lambda: (j := _get(jobs, want["request"]["path"])[1]) and (
         j.get("status") or {}).get("conditions") and j)
     assert [(c["type"], c["status"], c["reason"]) for c in job["status"]["conditions"]] == [
         (c["type"], c["status"], c["reason"]) for c in want["response"]["body"]["status"][
@@ -239,10 +224,6 @@ def test_22j_22j2_a_suspended_job_is_defaulted_as_recorded_and_makes_no_pod(jobs
     assert pods["items"] == [] and not want.get("pods_list", {}).get("items")
 
 
-@pytest.mark.xfail(strict=True, reason="sim gap: for a suspended Job that never started the real "
-                   "API server refuses an image change with a cause on spec.template.spec (only "
-                   "scheduling directives are mutable then); kgahp_sim names spec.template, as "
-                   "for a running Job (22n2)")
 def test_22n_a_suspended_jobs_image_cannot_change(jobs):
     _job(jobs, "rec36-job-immut", "sim.invalid/sleep", suspend=True)
     resp, data, rec = jobs.exchange("22n")
@@ -251,6 +232,26 @@ def test_22n_a_suspended_jobs_image_cannot_change(jobs):
     assert got["reason"] == want["reason"] == "Invalid"
     assert [c["field"] for c in got["details"]["causes"]] == [
         c["field"] for c in want["details"]["causes"]]
+
+
+
+def test_a_suspended_jobs_scheduling_directives_may_change_until_it_starts(jobs):
+    """Mutable scheduling directives (what Kueue writes on admission): a suspended Job that
+    never started takes a new nodeSelector; once started, the template is immutable (22n2)."""
+    _job(jobs, "rec36-job-immut", "sim.invalid/sleep", suspend=True)
+    path = f"{JOBS}/rec36-job-immut"
+
+    def patch(body: dict) -> Any:
+        return jobs.send({"method": "PATCH", "path": path, "headers": {
+            "Content-Type": "application/merge-patch+json"}}, body=body)
+
+    resp = patch({"spec": {"template": {"spec": {"nodeSelector": {"zone": "a"}}}}})
+    assert resp.status == 200, resp.read()
+    assert patch({"spec": {"suspend": False}}).status == 200
+    wait_until(lambda: (_get(jobs, path)[1].get("status") or {}).get("startTime"))
+    resp = patch({"spec": {"template": {"spec": {"nodeSelector": {"zone": "b"}}}}})
+    assert resp.status == 422
+    assert [c["field"] for c in body_of(resp.read())["details"]["causes"]] == ["spec.template"]
 
 
 # ----- 23: deleting pods -----------------------------------------------------------------------
@@ -265,7 +266,7 @@ def _running_pod(replay: Replayer, name: str, case: str, grace: int = 30,
         body["metadata"]["finalizers"] = list(finalizers)
     created = replay.create(f"/api/v1/namespaces/{FIN_NS}/pods", body)
     path = f"/api/v1/namespaces/{FIN_NS}/pods/{name}"
-    _wait(lambda: _get(replay, path)[1]["status"].get("phase") == "Running")
+    wait_until(lambda: _get(replay, path)[1]["status"].get("phase") == "Running")
     return created
 
 
@@ -306,13 +307,13 @@ def test_23b4_a_running_pod_held_by_its_finalizer_is_seen_as_recorded(fin):
     resp = fin.send({"method": "DELETE", "path": path, "headers": {}}, body=None, query={})
     assert resp.status == 200
     resp.read()
-    _wait(lambda: _get(fin, path)[1]["metadata"].get("deletionGracePeriodSeconds") == 0)
+    wait_until(lambda: _get(fin, path)[1]["metadata"].get("deletionGracePeriodSeconds") == 0)
     resp = fin.send({"method": "PATCH", "path": path,
                      "headers": {"Content-Type": "application/merge-patch+json"}},
                     body={"metadata": {"finalizers": None}}, query={})
     assert resp.status == 200
     resp.read()
-    _wait(lambda: _get(fin, path)[0] == 404)
+    wait_until(lambda: _get(fin, path)[0] == 404)
     events = _watch(fin, f"/api/v1/namespaces/{FIN_NS}/pods",
                     created["metadata"]["resourceVersion"], labelSelector="case=23b")
     want = [(t, p, f, 30 if g == 30 else g) for t, p, f, g in _recorded_pod_steps("23b4")]
