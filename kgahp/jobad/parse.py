@@ -176,18 +176,41 @@ def _parse_ad(text: str) -> classad2.ClassAd:
     return ad
 
 
+class _Failed:
+    """An attribute whose evaluation raised."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 class _Ad:
     """Case-insensitive, evaluated access to the submit ad and its unwound CERequirements."""
 
     def __init__(self, ad: classad2.ClassAd, ce_attributes: dict[str, Scalar]) -> None:
         self.ad = ad
         self.ce = {name.lower(): value for name, value in ce_attributes.items()}
+        # Every attribute evaluated once, up front: ~35 names are asked and most are absent,
+        # and classad2 answers an absent name through a KeyError (Mapping.__contains__), then
+        # a present one through lookup and eval again; the scalar attributes need every value
+        # anyway. (name as written, value or the exception its evaluation raised)
+        self.evaluated: list[tuple[str, object]] = []
+        self.by_name: dict[str, object] = {}
+        for key in ad.keys():
+            try:
+                value: object = ad.eval(key)
+            except Exception as exc:  # raised if and when the attribute is asked for
+                value = _Failed(exc)
+            self.evaluated.append((key, value))
+            if key.isascii():     # ClassAd folds the case of ASCII letters only
+                self.by_name[key.lower()] = value
 
     def value(self, name: str) -> object:
         """The evaluated value, or None when absent or undefined; `error` is a JobAdError."""
-        if name not in self.ad:
+        value = self.by_name.get(name.lower())
+        if value is None:
             return None
-        value = self.ad.eval(name)
+        if isinstance(value, _Failed):
+            raise value.error
         if value is classad2.Value.Undefined:
             return None
         if value is classad2.Value.Error:
@@ -257,7 +280,7 @@ def _request_from_ad(ad: classad2.ClassAd) -> JobRequest:
         whole_node=_optional_or(job, "WholeNodes", _as_bool, False),
         extra_submit_args=_optional(job, "BatchExtraSubmitArgs", _as_text),
         ce_attributes=ce_attributes,
-        attributes=_scalar_attributes(ad),
+        attributes=_scalar_attributes(job.evaluated),
     )
 
 
@@ -328,12 +351,10 @@ def _remaps(job: _Ad) -> tuple[tuple[str, str], ...]:
     return remaps
 
 
-def _scalar_attributes(ad: classad2.ClassAd) -> dict[str, Scalar]:
+def _scalar_attributes(evaluated: list[tuple[str, object]]) -> dict[str, Scalar]:
     scalars: dict[str, Scalar] = {}
-    for name in ad.keys():
-        try:
-            value = ad.eval(name)
-        except Exception:  # one odd attribute must not sink the job; it is just not offered
+    for name, value in evaluated:
+        if isinstance(value, _Failed):  # one odd attribute must not sink the job; not offered
             continue
         if isinstance(value, classad2.Value):  # undefined/error; an IntEnum, so checked first
             continue

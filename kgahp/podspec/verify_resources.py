@@ -146,8 +146,9 @@ def verify_resources(spec: dict[str, Any], ref_spec: dict[str, Any], settings: S
     helpers = {k: u for k, u in everything.items() if _is_helper(k, u)}
     _verify_helpers(helpers, settings)
     usages = {k: u for k, u in everything.items() if k not in helpers}
-    granted = _usages({k: [c for (kind, _), c in _granted(ref_spec, req, settings).items()
-                           if kind == k] for k in CONTAINER_LISTS}, "the admin's template")
+    admin = _granted(ref_spec, req, settings).items()   # once, not once per container list
+    granted = _usages({k: [c for (kind, _), c in admin if kind == k] for k in CONTAINER_LISTS},
+                      "the admin's template")
     template = _usages(ref_spec, "the admin's template")
     gpus = {settings.pod.gpu_resource} | {m.resource for m in settings.pod.gpu_modes
                                           if m.resource}
