@@ -79,11 +79,7 @@ class Service:
         pods = self.cache.pods_for_job(namespace, job)
         if rec is not None:
             pods = [p for p in pods if attempt_of(p) == rec.attempt] or pods
-        pod = max(pods, key=attempt_of) if pods else None
-        if pod is not None and not self.cache.is_synced(namespace) and (
-                rec is None or attempt_of(pod) != rec.attempt):
-            return None   # the first list still comes in: a later page may hold a newer pod
-        return pod
+        return max(pods, key=attempt_of) if pods else None
 
     # ------------------------------------------------------------------ ping
     def ping(self, batch_type: str) -> Reply:

@@ -268,17 +268,11 @@ class PodCache:
 
     def _lister(self, namespace: str) -> Callable[[dict], Listed]:
         """Slims and packs each listed pod as its page arrives, and notes that the list is
-        moving. A pod is readable at once: what a page says of it is what the whole list
-        will, so a status after a restart need not wait for the last page to answer from it
-        (`is_synced` still says whether pods not yet seen may exist). Its listeners hear of it
-        only with the whole list, as before."""
+        moving."""
         def listed(pod: dict) -> Listed:
             self._progress[namespace] = time.monotonic()
             slimmed = self._slim(pod)
-            item = _key(slimmed), self._job_of(slimmed), _pack(slimmed)
-            if self.kind == "pod":
-                self._store(*item)
-            return item
+            return _key(slimmed), self._job_of(slimmed), _pack(slimmed)
         return listed
 
     # ---- the per-namespace loop
