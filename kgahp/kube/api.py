@@ -173,19 +173,19 @@ class Kube:
             content_type=JSON_PATCH, timeout=self.timeout)))
 
     def list_pods(self, namespace: str, label_selector: str, *, retry: bool = True,
-                  transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:
+                  transform: Optional[Callable[[dict], Any]] = None) -> tuple[list[Any], str]:
         """All matching pods and the list's resourceVersion (see `list_all`)."""
         return self.list_all(f"/api/v1/namespaces/{_q(namespace)}/pods",
                              f"pods in {namespace}", label_selector, retry=retry,
                              transform=transform)
 
     def list_all(self, path: str, what: str, label_selector: str, *, retry: bool = True,
-                 transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:
+                 transform: Optional[Callable[[dict], Any]] = None) -> tuple[list[Any], str]:
         """Every matching object of a collection and the list's resourceVersion, in pages of
         `list_page_size`. `transform`, when given, is applied to each object as its page
         arrives, so that a caller keeping only part of each never holds a whole namespace of
         full objects (a pod is ~14 KB) at once."""
-        items: list[dict] = []
+        items: list[Any] = []
         token: Optional[str] = None
         rv = ""
         while True:

@@ -49,7 +49,7 @@ def delete_job(kube: Kube, namespace: str, name: str) -> bool:
 
 
 def list_jobs(kube: Kube, namespace: str, label_selector: str, *, retry: bool = True,
-              transform: Optional[Callable[[dict], dict]] = None) -> tuple[list[dict], str]:
+              transform: Optional[Callable[[dict], Any]] = None) -> tuple[list[Any], str]:
     """All matching Jobs and the list's resourceVersion (paged, as `Kube.list_all`)."""
     return kube.list_all(_path(namespace), f"Jobs in {namespace}", label_selector,
                          retry=retry, transform=transform)
