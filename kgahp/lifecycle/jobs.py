@@ -8,15 +8,21 @@ The pod the Job made is what the table reads; the Job says more in two cases onl
   disruption, never the job's failure).
 Condition names and reasons are the Job controller's (Failed/FailureTarget with DeadlineExceeded,
 Suspended), as recorded in tests/data/k8s-recordings-v1.36/22*.
+And one wording: a pod deleted by someone else whose Job is gone or being deleted went with its
+Job (`kubectl delete job`: the garbage collector deletes the pod, 22g/22h), so the RemoveReason
+names the Job (`job_deleted`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from kgahp.config import LifecycleSettings
 from kgahp.lifecycle.context import Context, _disrupted, _held
+from kgahp.lifecycle.ending import _deletion_requested_at
 from kgahp.lifecycle.kueue import KUEUE_QUEUE_LABEL
 from kgahp.lifecycle.pod import parse_time, read_pod
 from kgahp.lifecycle.verdict import (
@@ -26,9 +32,11 @@ from kgahp.lifecycle.verdict import (
     _hold_reason,
     one_line,
 )
-from kgahp.model import COMPLETED, HELD, IDLE, JobState
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, JobState
 
 MULTIKUEUE_MANAGER = "kueue.x-k8s.io/multikueue"
+DELETED_ELSEWHERE = "deleted-elsewhere"        # the pod table's rule (kgahp/lifecycle/table.py)
+JOB_DELETED_ELSEWHERE = "job-deleted-elsewhere"
 
 
 def _true(job: Mapping[str, Any], kind: str) -> Optional[dict]:
@@ -121,3 +129,35 @@ def with_pod(pod: Mapping[str, Any], job: Mapping[str, Any], verdict: Verdict, *
         return _disrupted(p, ctx, f"Job {_name(job)} suspended (Kueue evicted or preempted "
                           f"its workload)", Action.RECREATE)
     return verdict
+
+
+def deleted_elsewhere(verdict: Verdict) -> bool:
+    """The pod table's answer is "Removed: someone other than kgahp deleted the pod" (the job
+    had started; an unstarted pod is recreated and says nothing to the admin)."""
+    return verdict.rule == DELETED_ELSEWHERE and verdict.state.job_status == REMOVED
+
+
+def being_deleted(job: Mapping[str, Any]) -> bool:
+    """A Job with a deletionTimestamp: deleted with propagation Foreground (22h) or held by a
+    finalizer; its pods are going with it."""
+    return bool((job.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def job_deleted(pod: Mapping[str, Any], verdict: Verdict, job_ref: str, *,
+                main_container: str = "job") -> Verdict:
+    """`verdict` reworded when the pod's Job `job_ref` (namespace/name) is gone or being
+    deleted: someone deleted the Job and its pod went with it by propagation. Only a
+    deleted-elsewhere Removed changes, and it stays Removed (never Completed)."""
+    if not deleted_elsewhere(verdict):
+        return verdict
+    p = read_pod(pod, main_container)
+    requested = _deletion_requested_at(p)
+    when = datetime.fromtimestamp(requested, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+        if requested is not None else "?"
+    text = (f"Job {job_ref} was deleted by someone other than kgahp (kubectl delete job, a "
+            f"namespace deletion or a cleanup script) and Kubernetes deleted its pod {p.ref} "
+            f"with it (requested {when}) while the job ran, so the job did not finish on its "
+            f"own and its outputs were not collected")
+    return replace(verdict, state=replace(verdict.state, remove_reason=one_line(text)),
+                   reason=f"Job {job_ref} deleted by someone else: {verdict.reason}",
+                   rule=JOB_DELETED_ELSEWHERE)

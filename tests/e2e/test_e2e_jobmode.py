@@ -340,9 +340,46 @@ def test_job_deleted_while_running_and_kgahp_down_is_removed_never_completed(jga
     assert status == REMOVED, (seen, ad)
     assert COMPLETED not in seen, seen
     assert "ExitCode" not in ad
-    assert "deleted by someone other than kgahp" in str(ad.get("RemoveReason")), ad
+    assert_names_the_deleted_job(str(ad.get("RemoveReason")), job_id)
     wait_until(lambda: not mine(jgahp.pods(), job_id), 30, "the pod to go (finalizer released)")
     assert not mine(jobs_of(jgahp.sim), job_id)        # no second attempt
+
+
+def assert_names_the_deleted_job(reason: str, job_id: str) -> None:
+    """The RemoveReason says the Job (namespace/name) was deleted by someone else, not just
+    its pod: the pod went by propagation."""
+    job = f"default/{base_of(job_id)}-0"
+    assert reason.startswith(f"Job {job} was deleted by someone other than kgahp"), reason
+    assert "did not finish on its own" in reason and "not collected" in reason, reason
+
+
+@pytest.mark.parametrize("propagation", ["Background", "Foreground"])
+def test_job_deleted_while_running_is_removed_naming_the_job(jgahp, propagation):
+    """Someone deletes the running attempt's Job while kgahp runs (kubectl delete job: the
+    garbage collector deletes its pod, at once or before the Job goes): Removed, the reason
+    names the Job, never a completion and no second attempt."""
+    from kubernetes import client
+
+    job_id = jgahp.submit(f"jm_up_del_{propagation.lower()}_1.0", **sleeps())
+    jgahp.wait_status(job_id, {RUNNING})
+    client.BatchV1Api(jgahp.sim.api_client()).delete_namespaced_job(
+        base_of(job_id) + "-0", "default", propagation_policy=propagation)
+    seen: list[int] = []
+
+    def answered() -> bool:
+        seen.append(jgahp.status(job_id)[0])
+        return seen[-1] not in (IDLE, RUNNING)
+
+    wait_until(answered, 60, "an answer for the deleted Job")
+    status, ad = jgahp.status(job_id)
+    assert status == REMOVED, (seen, ad)
+    assert COMPLETED not in seen, seen
+    assert "ExitCode" not in ad
+    assert_names_the_deleted_job(str(ad.get("RemoveReason")), job_id)
+    wait_until(lambda: not mine(jgahp.pods(), job_id), 30, "the pod to go (finalizer released)")
+    time.sleep(1.0)
+    assert not mine(jobs_of(jgahp.sim), job_id)        # no second attempt
+    assert jgahp.status(job_id)[0] == REMOVED
 
 
 def test_kueue_preempted_job_while_kgahp_down_is_recreated_never_completed(kueue_jgahp):

@@ -9,16 +9,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kgahp import lifecycle
 from kgahp.config import LifecycleSettings
 from kgahp.lifecycle.jobs import (
+    being_deleted,
     deadline_exceeded,
+    job_deleted,
     suspended,
     suspended_during,
     with_pod,
     without_pod,
 )
-from kgahp.model import COMPLETED, HELD, IDLE
+from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, RUNNING
 
 REC = Path(__file__).resolve().parents[1] / "data" / "k8s-recordings-v1.36"
 SETTINGS = LifecycleSettings()
@@ -140,3 +144,79 @@ def test_completed_pod_is_never_changed_by_its_job() -> None:
     assert plain.action is lifecycle.Action.COLLECT
     assert plain.final is not None and plain.final.job_status == COMPLETED
     assert with_pod(pod, job, plain, now=NOW, settings=SETTINGS, restarts=0) == plain
+
+
+# ---- a Job deleted by someone else: its pod went by propagation (22g Background, 22h Foreground)
+
+def watched_pod(recording: str, offset_ms: int) -> dict[str, Any]:
+    """The pod as the recorded pod watch delivered it `offset_ms` after the Job's DELETE."""
+    events = json.loads((REC / recording).read_text())["pod_watch"]["events"]
+    raw = next(e["raw"] for e in events if e["offset_ms"] == offset_ms)
+    return json.JSONDecoder().raw_decode(raw)[0]["object"]
+
+
+def _pending(pod: dict[str, Any]) -> dict[str, Any]:
+    pod = copy.deepcopy(pod)
+    pod["status"] = {"phase": "Pending"}
+    return pod
+
+
+def _succeeded_before(pod: dict[str, Any]) -> dict[str, Any]:
+    pod = copy.deepcopy(pod)
+    pod["status"]["phase"] = "Succeeded"
+    pod["status"]["containerStatuses"][0]["state"] = {"terminated": {
+        "exitCode": 0, "reason": "Completed", "startedAt": "2026-12-01T22:39:57Z",
+        "finishedAt": "2026-12-01T22:39:20Z"}}
+    return pod
+
+
+# (case, pod, ever started, deleted by kgahp, answer, does the RemoveReason name the Job)
+JOB_DELETED_CASES = [
+    ("background: pod terminating, still Running",
+     watched_pod("22g-delete-job-propagation-background.json", 1012), True, False, REMOVED, True),
+    ("background: pod stopped (143), kubelet's grace-0 delete",
+     watched_pod("22g-delete-job-propagation-background.json", 1065), True, False, REMOVED, True),
+    ("foreground: pod terminating, still Running",
+     watched_pod("22h-delete-job-propagation-foreground.json", 875), True, False, REMOVED, True),
+    ("foreground: pod stopped (143)",
+     watched_pod("22h-delete-job-propagation-foreground.json", 892), True, False, REMOVED, True),
+    ("ended on its own before the delete: its own answer (Completed once collected)",
+     _succeeded_before(watched_pod("22g-delete-job-propagation-background.json", 1065)),
+     True, False, RUNNING, False),
+    ("deleted before it started: recreated, no reason",
+     _pending(watched_pod("22g-delete-job-propagation-background.json", 1012)),
+     False, False, IDLE, False),
+    ("kgahp's own cancel: not someone else",
+     watched_pod("22g-delete-job-propagation-background.json", 1065), True, True, REMOVED,
+     False),
+]
+
+
+@pytest.mark.parametrize("case,pod,started,by_kgahp,answer,names_job", JOB_DELETED_CASES,
+                         ids=[c[0] for c in JOB_DELETED_CASES])
+def test_a_deleted_jobs_pod_is_removed_with_a_reason_naming_the_job(
+        case: str, pod: dict[str, Any], started: bool, by_kgahp: bool, answer: int,
+        names_job: bool) -> None:
+    plain = lifecycle.classify(pod, now=NOW, settings=SETTINGS, main_container="main",
+                               ever_started=started, deleted_by_kgahp=by_kgahp)
+    meta = pod["metadata"]
+    job = f"{meta['namespace']}/{meta['ownerReferences'][0]['name']}"
+    verdict = job_deleted(pod, plain, job, main_container="main")
+    assert verdict.state.job_status == answer, (case, verdict)
+    reason = verdict.state.remove_reason or ""
+    if names_job:
+        assert verdict.final is None                  # nothing to collect, never Completed
+        assert reason.startswith(f"Job {job} was deleted by someone other than kgahp"), reason
+        assert f"its pod {meta['namespace']}/{meta['name']}" in reason
+        assert "did not finish on its own" in reason and "not collected" in reason
+        assert verdict.rule == "job-deleted-elsewhere" and verdict.action == plain.action
+    else:
+        assert verdict == plain                 # nothing for the Job wording to change
+        assert f"Job {job}" not in reason
+
+
+def test_a_foreground_deleted_job_is_being_deleted_and_a_live_one_is_not() -> None:
+    marked = json.loads((REC / "22h-delete-job-propagation-foreground.json").read_text())[
+        "job_get_0_3s_after"]["body"]
+    assert being_deleted(marked)
+    assert not being_deleted(recorded("22f-get-job-failed-deadlineexceeded.json"))
