@@ -11,7 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from kgahp_sim.gc import GarbageCollector
-from kgahp_sim.jobs import JobController
+from kgahp_sim.jobcontroller import JobController
 from kgahp_sim.kubelet import Kubelet
 from kgahp_sim.kueue import KueueStandIn
 from kgahp_sim.nodes import ensure_workdir, node_name, node_object
