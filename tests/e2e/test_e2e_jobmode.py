@@ -329,20 +329,26 @@ def test_job_deleted_while_running_and_kgahp_down_is_removed_never_completed(jga
                            in ("Succeeded", "Failed") for p in mine(jgahp.pods(), job_id)),
                30, "its pod deleted and stopped")
     jgahp.start()
+    assert_removed_naming_the_deleted_job(jgahp, job_id)
+    assert not mine(jobs_of(jgahp.sim), job_id)        # no second attempt
+
+
+def assert_removed_naming_the_deleted_job(g, job_id: str) -> None:
+    """The job ends Removed (never Completed on the way, no exit code), the reason names the
+    deleted Job, and its pod goes once kgahp releases its finalizer."""
     seen: list[int] = []
 
     def answered() -> bool:
-        seen.append(jgahp.status(job_id)[0])
+        seen.append(g.status(job_id)[0])
         return seen[-1] not in (IDLE, RUNNING)
 
     wait_until(answered, 60, "an answer for the deleted Job")
-    status, ad = jgahp.status(job_id)
+    status, ad = g.status(job_id)
     assert status == REMOVED, (seen, ad)
     assert COMPLETED not in seen, seen
     assert "ExitCode" not in ad
     assert_names_the_deleted_job(str(ad.get("RemoveReason")), job_id)
-    wait_until(lambda: not mine(jgahp.pods(), job_id), 30, "the pod to go (finalizer released)")
-    assert not mine(jobs_of(jgahp.sim), job_id)        # no second attempt
+    wait_until(lambda: not mine(g.pods(), job_id), 30, "the pod to go (finalizer released)")
 
 
 def assert_names_the_deleted_job(reason: str, job_id: str) -> None:
@@ -364,19 +370,7 @@ def test_job_deleted_while_running_is_removed_naming_the_job(jgahp, propagation)
     jgahp.wait_status(job_id, {RUNNING})
     client.BatchV1Api(jgahp.sim.api_client()).delete_namespaced_job(
         base_of(job_id) + "-0", "default", propagation_policy=propagation)
-    seen: list[int] = []
-
-    def answered() -> bool:
-        seen.append(jgahp.status(job_id)[0])
-        return seen[-1] not in (IDLE, RUNNING)
-
-    wait_until(answered, 60, "an answer for the deleted Job")
-    status, ad = jgahp.status(job_id)
-    assert status == REMOVED, (seen, ad)
-    assert COMPLETED not in seen, seen
-    assert "ExitCode" not in ad
-    assert_names_the_deleted_job(str(ad.get("RemoveReason")), job_id)
-    wait_until(lambda: not mine(jgahp.pods(), job_id), 30, "the pod to go (finalizer released)")
+    assert_removed_naming_the_deleted_job(jgahp, job_id)
     time.sleep(1.0)
     assert not mine(jobs_of(jgahp.sim), job_id)        # no second attempt
     assert jgahp.status(job_id)[0] == REMOVED
