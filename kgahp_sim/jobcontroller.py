@@ -144,9 +144,10 @@ class JobController(JobWrites):
                                              "Job suspended"))
                 status.pop("startTime", None)
             for pod in active:
-                # the real controller (deleteJobPods) releases its tracking finalizer first: a
-                # pod stopped by a suspension is never counted as failed, so a resumed Job
-                # with backoffLimit 0 runs again instead of failing
+                # a pod the controller itself deletes (suspension, lower parallelism) loses
+                # its tracking finalizer first, so it is never counted as failed (KEP-2307,
+                # "Job tracking without lingering pods"): a resumed Job with backoffLimit 0
+                # runs again instead of failing
                 self._drop_tracking(pod)
                 self._delete_pod(pod)
             status.pop("active", None)

@@ -184,9 +184,10 @@ def _suspend(replay: Replayer, name: str, value: bool) -> None:
 
 def test_a_suspension_stops_the_pod_without_counting_it_as_failed(jobs):
     """Suspending a running Job (what Kueue does on eviction or preemption) deletes its pod,
-    but the job controller releases its tracking finalizer before that delete (deleteJobPods),
-    so the pod is never counted as failed: resumed, a Job with backoffLimit 0 runs again
-    instead of failing with BackoffLimitExceeded."""
+    but the job controller releases its tracking finalizer before that delete (KEP-2307: its
+    own deletions do not count towards the failures), so the pod is never counted as failed:
+    resumed, a Job with backoffLimit 0 runs again instead of failing with
+    BackoffLimitExceeded."""
     name = "rec36-job-preempted"
     _create(jobs, name, "sim.invalid/sleep", backoffLimit=0, podReplacementPolicy="Failed")
     first = wait_until(lambda: next((p for p in _pods(jobs, name)
