@@ -88,75 +88,47 @@ class JobMode:
 
     def amend(self, pod: dict, verdict: lifecycle.Verdict, *, now: float,
               settings: LifecycleSettings, main_container: str) -> lifecycle.Verdict:
-        found = self.of_pod(pod) or self._unsynced_owner(pod)
-        read: list[Optional[dict]] = []    # the one API read of the owner Job, if made
-        deleting = (pod.get("metadata") or {}).get("deletionTimestamp")
-        if found is not None and deleting and verdict.state.job_status not in (
-                COMPLETED, HELD) and not (lifecycle.jobs.deadline_exceeded(found)
-                                          or lifecycle.jobs.suspended(found)):
-            # the pod is going and the cached Job does not say why: the Job controller writes
-            # its reason (FailureTarget, Suspended) before it deletes the pod, but the two
-            # watches need not deliver in that order; one read settles it
-            try:
-                read.append(self.get(str(found["metadata"].get("namespace")),
-                                     str(found["metadata"].get("name"))))
-                found = read[0] or found
-            except ApiError as exc:
-                log.info("could not read the Job of pod %s: %s",
-                         (pod.get("metadata") or {}).get("name"), exc)
-        if found is not None:
-            verdict = lifecycle.jobs.with_pod(pod, found, verdict, now=now, settings=settings,
-                                              restarts=lifecycle.restarts_of(pod),
-                                              main_container=main_container)
-        if lifecycle.jobs.deleted_elsewhere(verdict):
-            gone = self._deleted_owner(pod, found, read)
-            if gone is not None:
-                verdict = lifecycle.jobs.job_deleted(pod, verdict, gone,
-                                                     main_container=main_container)
-        return verdict
-
-    def _deleted_owner(self, pod: dict, known: Optional[dict],
-                       read: list[Optional[dict]]) -> Optional[str]:
-        """namespace/name of the pod's Job when that Job is gone (a GET answers 404, or a
-        later Job of the same name) or being deleted: someone deleted the Job and its pod went
-        with it (22g, 22h). None: not a Job's pod, the Job is there, or it could not be read."""
         ref = workloads.owner_job(pod)
         if ref is None:
-            return None
-        namespace = str((pod.get("metadata") or {}).get("namespace"))
-        name = f"{namespace}/{ref.get('name')}"
-        if known is not None and lifecycle.jobs.being_deleted(known):
-            return name
-        if not read:
-            try:
-                read.append(jobapi.get_job(self.kube, namespace, str(ref.get("name"))))
-            except ApiError as exc:
-                log.info("could not read Job %s of pod %s: %s", name,
-                         (pod.get("metadata") or {}).get("name"), exc)
-                return None
-        live = read[0]
-        if live is None or (live.get("metadata") or {}).get("uid") != ref.get("uid") or \
-                lifecycle.jobs.being_deleted(live):
-            return name
-        return None
+            return verdict
+        job, gone = self._owner(pod, ref, verdict)
+        if job is not None:
+            verdict = lifecycle.jobs.with_pod(pod, job, verdict, now=now, settings=settings,
+                                              restarts=lifecycle.restarts_of(pod),
+                                              main_container=main_container)
+        if gone:   # someone deleted the Job and its pod went with it (22g, 22h)
+            namespace = (pod.get("metadata") or {}).get("namespace")
+            verdict = lifecycle.jobs.job_deleted(pod, verdict, f"{namespace}/{ref.get('name')}",
+                                                 main_container=main_container)
+        return verdict
 
-    def _unsynced_owner(self, pod: dict) -> Optional[dict]:
-        """The Job of `pod` read from the API while the Job cache has not listed the pod's
-        namespace yet (a restart: the pod watch can be first). Without it a pod that a Kueue
-        eviction or the deadline stopped while kgahp was down reads as deleted by someone."""
-        ref = workloads.owner_job(pod)
-        namespace = str((pod.get("metadata") or {}).get("namespace"))
-        if ref is None or self.cache.is_synced(namespace):
-            return None
+    def _owner(self, pod: dict, ref: dict, verdict: lifecycle.Verdict
+               ) -> tuple[Optional[dict], bool]:
+        """The pod's Job (None: not known) and whether it is gone or being deleted.
+
+        From the cache, once it has listed the pod's namespace: right after a (re)start the pod
+        watch can be first, and this waits for the Job list while it moves, as a status waits
+        for the pod list. One API read where the cache cannot say: the list did not come (the
+        API is down, the list stalls), or the pod is going and the cached Job does not say why
+        (the Job controller writes FailureTarget or Suspended before it deletes the pod, but
+        the two watches need not deliver in that order)."""
+        m = pod.get("metadata") or {}
+        namespace = str(m.get("namespace"))
+        synced = self.cache.is_synced(namespace) or self.cache.wait_namespace_synced(namespace)
+        job = self.of_pod(pod)
+        unexplained = m.get("deletionTimestamp") and verdict.state.job_status not in (
+            COMPLETED, HELD) and not (job is not None and (
+                lifecycle.jobs.deadline_exceeded(job) or lifecycle.jobs.suspended(job)))
+        if synced and not unexplained:
+            return job, job is None or lifecycle.jobs.being_deleted(job)
         try:
-            found = self.get(namespace, str(ref.get("name")))
+            live = self.get(namespace, str(ref.get("name")))
         except ApiError as exc:
-            log.info("could not read the Job of pod %s: %s",
-                     (pod.get("metadata") or {}).get("name"), exc)
-            return None
-        if found is None or (found.get("metadata") or {}).get("uid") != ref.get("uid"):
-            return None
-        return found
+            log.info("could not read the Job of pod %s: %s", m.get("name"), exc)
+            return job, job is not None and lifecycle.jobs.being_deleted(job)
+        if live is None or (live.get("metadata") or {}).get("uid") != ref.get("uid"):
+            return job, True        # 404, or a later Job of the same name: its own is gone
+        return live, lifecycle.jobs.being_deleted(live)
 
     def sweep(self, namespace: str, job: str, rec: Optional[JobRecord], pods: list[dict],
               now: float, retention: float) -> Optional[float]:

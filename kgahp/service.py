@@ -32,8 +32,6 @@ from kgahp.store import JobRecord, JobStore
 log = logging.getLogger(__name__)
 
 JOB_ID_PREFIX = "kubernetes"
-STARTUP_SYNC_WAIT = 15.0    # seconds a status waits for its namespace's first list to move
-STARTUP_SYNC_BOUND = 60.0   # ... and at most in all, before a direct read
 RUNNING_SHOWN_MAX = 100_000  # attempts remembered as shown RUNNING (cancelled ones never leave)
 
 Reply = tuple[int, str]
@@ -191,8 +189,7 @@ class Service:
                 # recovery at 10,000 jobs 17 s and 220 requests -> 11 s and 21 requests).
                 # Only this namespace's list matters, and it is worth waiting for while its
                 # pages keep coming (at 100,000 jobs a fixed 15 s cost 3-5 direct reads).
-                self.cache.wait_namespace_synced(namespace, STARTUP_SYNC_WAIT,
-                                                 STARTUP_SYNC_BOUND)
+                self.cache.wait_namespace_synced(namespace)
                 pod = self._current_pod(namespace, job, rec)
         held_back = pod is None and rec is not None and self.actions.jobs is not None and \
             self.actions.jobs.of_attempt(namespace, job, rec.attempt) is not None

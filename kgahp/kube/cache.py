@@ -20,6 +20,9 @@ from kgahp.kube.api import Kube
 
 log = logging.getLogger(__name__)
 
+STARTUP_SYNC_WAIT = 15.0    # seconds a reader waits for its namespace's first list to move
+STARTUP_SYNC_BOUND = 60.0   # ... and at most in all, before it reads the API directly
+
 Listener = Callable[[str, dict], None]   # (event type, pod); types ADDED/MODIFIED/DELETED/SYNC
 # another resource (job mode's batch/v1 Jobs): list(ns, selector, retry=, transform=) ->
 # (transformed items, rv) and watch(ns, selector, rv, timeout) -> events, as Kube.list_pods /
@@ -140,14 +143,18 @@ class PodCache:
         return all(ev.wait(max(0.0, deadline - time.monotonic()))
                    for ev in self._synced.values())
 
-    def wait_namespace_synced(self, namespace: str, stall: float, bound: float) -> bool:
+    def wait_namespace_synced(self, namespace: str, stall: float = STARTUP_SYNC_WAIT,
+                              bound: float = STARTUP_SYNC_BOUND) -> bool:
         """Wait for the first list of one namespace while it makes progress: give up once no
         pod of it has arrived for `stall` seconds, or after `bound` seconds in all. A big
         namespace's list (200 pages at 100,000 jobs, paced by QPS) takes longer than any
-        fixed wait, and waiting costs nothing while it moves."""
+        fixed wait, and waiting costs nothing while it moves. A cache that is not running
+        will not list: no wait."""
         ev = self._synced.get(namespace)
         if ev is None:
             return False
+        if not self._threads or self._stop.is_set():
+            return ev.is_set()
         start = time.monotonic()
         while True:
             last = max(start, self._progress.get(namespace, 0.0))

@@ -78,13 +78,18 @@ def _job_started(pod: Pod, ctx: Context) -> bool:
         main is not None and (main.running or main.terminated))
 
 
-def _v_deleted_elsewhere(pod: Pod, ctx: Context) -> Verdict:
+def deletion_requested_text(pod: Pod) -> str:
+    """When the pod's DELETE was sent, as RFC 3339 UTC ("?" when unknown)."""
     requested = _deletion_requested_at(pod)
+    return datetime.fromtimestamp(requested, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+        if requested is not None else "?"
+
+
+def _v_deleted_elsewhere(pod: Pod, ctx: Context) -> Verdict:
     grace = pod.deletion_grace
     how = "forced (grace 0)" if grace == 0 and not pod.finished else (
         f"grace {grace} s" if grace is not None else "grace unknown")
-    when = datetime.fromtimestamp(requested, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
-        if requested is not None else "?"
+    when = deletion_requested_text(pod)
     stuck = not pod.finished and ctx.now > (pod.deletion_at or ctx.now) + \
         ctx.settings.unknown_grace
     found = vanished(ever_started=_job_started(pod, ctx), restarts=ctx.restarts,

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
 from typing import Any, Optional
 
 from kgahp.config import LifecycleSettings
 from kgahp.lifecycle.context import Context, _disrupted, _held
-from kgahp.lifecycle.ending import _deletion_requested_at
+from kgahp.lifecycle.ending import deletion_requested_text
 from kgahp.lifecycle.kueue import KUEUE_QUEUE_LABEL
 from kgahp.lifecycle.pod import parse_time, read_pod
 from kgahp.lifecycle.verdict import (
@@ -151,9 +150,7 @@ def job_deleted(pod: Mapping[str, Any], verdict: Verdict, job_ref: str, *,
     if not deleted_elsewhere(verdict):
         return verdict
     p = read_pod(pod, main_container)
-    requested = _deletion_requested_at(p)
-    when = datetime.fromtimestamp(requested, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
-        if requested is not None else "?"
+    when = deletion_requested_text(p)
     text = (f"Job {job_ref} was deleted by someone other than kgahp (kubectl delete job, a "
             f"namespace deletion or a cleanup script) and Kubernetes deleted its pod {p.ref} "
             f"with it (requested {when}) while the job ran, so the job did not finish on its "
