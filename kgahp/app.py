@@ -15,9 +15,13 @@ Threads, and what each owns:
   Its listener (`Reconciler.on_pod_event`) only notes a deleted pod's last state and enqueues
   the job: no store, no API.
 - reconcile-N (KGAHP_RECONCILE_WORKERS): drain the `WorkQueue` (reconciler.py). Keys are
-  ("job", ns, job) → `Reconciler.reconcile` (collect, recreate, force-delete, cleanup),
-  ("mounts", ns) → one read of the namespace's FailedMount events (mounts.py),
-  ("secrets", ns, pod) → deleting a finished pod's own Secrets.
+  ("job", ns, job) → `Reconciler.reconcile` (collect, recreate, force-delete, when a finished
+  pod's deletion is due) and ("mounts", ns) → one read of the namespace's FailedMount events
+  (mounts.py).
+- tidy (1): drains the second `WorkQueue`, the rate-limited writes that only tidy up after an
+  answer is recorded: ("release", ns, pod) → the tracking finalizer's removal, ("retire", ns,
+  pod) → a finished pod's deletion after its retention, ("secrets", ns, pod) → its own Secrets.
+  One worker, so a burst of them never holds the reconcile workers in the rate limiter.
 
 Locks, and what each guards (none is held while taking another, except that a job's stripe
 is held around that job's store and API calls):
@@ -71,7 +75,7 @@ def build_service(settings: Settings, *, start: bool = True) -> Service:
     from kgahp.workloads import uses_jobs
 
     client = api_client(settings.kube, pool_size=settings.server.workers
-                        + settings.server.reconcile_workers + 4)
+                        + settings.server.reconcile_workers + 5)   # + tidy, watches
     kube = Kube(client, settings.kube)
     instance = names.label_value(settings.instance)
     selector = label_selector({names.LABEL_MANAGED_BY: "kgahp", names.LABEL_INSTANCE: instance})

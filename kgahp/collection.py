@@ -1,5 +1,5 @@
-"""Collecting a finished pod: its outputs into `Iwd`, its result recorded, and its deletion once
-the retention is over. The reconciler's step for a pod whose own process ended."""
+"""Collecting a finished pod: its outputs into `Iwd`, its result recorded, and when its deletion
+is due (the retention). The reconciler's step for a pod whose own process ended."""
 
 from __future__ import annotations
 
@@ -35,18 +35,13 @@ def collect(actions: PodActions, pod: dict, job: str, final: JobState,
     return cleanup(pod, rec) if rec is not None else None
 
 
-def cleanup(actions: PodActions, pod: dict, rec: JobRecord, *, now: float,
-            retention: float) -> Optional[float]:
-    """Delete a finished pod (and, by ownership, its secrets) once the retention is over;
-    before that, say when to look again."""
+def retention_left(pod: dict, rec: JobRecord, *, now: float,
+                   retention: float) -> Optional[float]:
+    """Seconds until a finished pod is due for deletion (0 or less: due now), or None when it
+    is being deleted already."""
     if meta(pod).get("deletionTimestamp"):
         return None
-    age = now - (rec.finished_at or now)
-    delay = retention - age
-    if delay > 0:
-        return delay
-    actions.delete_pod(pod)
-    return None
+    return retention - (now - (rec.finished_at or now))
 
 
-__all__ = ["COLLECT_RETRY", "cleanup", "collect"]
+__all__ = ["COLLECT_RETRY", "collect", "retention_left"]

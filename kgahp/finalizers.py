@@ -154,6 +154,15 @@ class FinalizerKeeper:
     def job_of(pod: dict[str, Any]) -> str:
         return str((_meta(pod).get("labels") or {}).get(names.LABEL_JOB) or "")
 
+    def due(self, pod: dict[str, Any]) -> bool:
+        """Whether `pod`'s finalizer may go and this process has not removed it yet."""
+        job = self.job_of(pod)
+        if not job or release_reason(pod, self.store.get(job)) is None:
+            return False
+        with self._guard:
+            return (str(_meta(pod).get("namespace")), str(_meta(pod).get("name"))) \
+                not in self._released
+
     def release_if_done(self, pod: dict[str, Any]) -> None:
         job = self.job_of(pod)
         if not job:

@@ -64,7 +64,6 @@ class Service:
         self.instance_labels = self.actions.instance_labels
         self.reconciler = Reconciler(self.actions, workers=settings.server.reconcile_workers,
                                      clock=lambda: self.clock())
-        self.queue = self.reconciler.queue
         # (job, attempt) whose RUNNING a status answer has shown
         self._running_shown: set[tuple[str, int]] = set()
         self._running_guard = threading.Lock()

@@ -151,7 +151,7 @@ def test_collect_worker_and_deleted_handler_race_to_one_answer(sim_kubeconfig: s
             assert service.status(job_id)[2] in (final, RUNNING)
             assert service.status(job_id)[2] == final
     finally:
-        service.queue.wait_idle(10)    # the Secret deletions, before the sim goes
+        service.reconciler.wait_idle(10)    # the Secret deletions, before the sim goes
         service.close(secrets_deadline=0)
         service.store.close()
 

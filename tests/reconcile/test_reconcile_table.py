@@ -110,7 +110,7 @@ def rig(sim: Any, sim_kubeconfig: str, tmp_path: Path) -> Iterator[Rig]:
     try:
         yield Rig(service, sim, iwd)
     finally:
-        service.queue.wait_idle(10)
+        service.reconciler.wait_idle(10)
         service.close(secrets_deadline=0)
         service.store.close()
 
@@ -301,7 +301,7 @@ def _final_with_secret(r: Rig, job: str) -> None:
 
 
 def _expect_secret_deleted(r: Rig, job: str, d: dict[str, int], again: Optional[float]) -> None:
-    assert r.service.queue.wait_idle(10)
+    assert r.service.reconciler.wait_idle(10)
     name = names.pod_name(job, 0)
     assert r.requests("delete", "secrets") == 1
     assert (NS, name) in r.service.actions.secrets_done
@@ -314,7 +314,7 @@ def _mount_wait(r: Rig, job: str) -> None:
 
 
 def _expect_mount_check(r: Rig, job: str, d: dict[str, int], again: Optional[float]) -> None:
-    assert r.service.queue.wait_idle(10)
+    assert r.service.reconciler.wait_idle(10)
     assert r.requests("list", "events") == 1
     assert d["create pods"] == 0 and d["delete pods"] == 0
 
@@ -447,16 +447,17 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=[r.rule for r in ROWS])
 def test_reconcile_rule(rig: Rig, row: Row) -> None:
     job = rig.submit(f"/spool/{abs(hash(row.rule))}")
-    assert rig.service.queue.wait_idle(10)
+    assert rig.service.reconciler.wait_idle(10)
     start = {k: rig.requests(*k.split()) for k in ("create pods", "delete pods")}
     job = row.given(rig, job) or job
     departed = row.departed(rig, job)
     again: Optional[float] = None
     if departed is not None:
-        assert rig.service.queue.wait_idle(10)   # the listener's enqueue ran the reconcile
+        assert rig.service.reconciler.wait_idle(10)   # the listener's enqueue ran the reconcile
     else:
         start = {k: rig.requests(*k.split()) for k in start}
         again = rig.service.reconciler.reconcile(NS, job)
+        assert rig.service.reconciler.wait_idle(10)   # its tidy-ups: finalizer, deletion
     counts = {k: rig.requests(*k.split()) - start[k] for k in start}
     row.expect(rig, job, counts, again)
 
@@ -464,7 +465,7 @@ def test_reconcile_rule(rig: Rig, row: Row) -> None:
 def test_reconcile_is_idempotent(rig: Rig) -> None:
     """Reconciling the same state again does nothing more."""
     job = rig.submit("/spool/idem")
-    assert rig.service.queue.wait_idle(10)
+    assert rig.service.reconciler.wait_idle(10)
     _evicted(rig, job)
     rig.service.reconciler.reconcile(NS, job)
     creates, deletes = rig.requests("create", "pods"), rig.requests("delete", "pods")
@@ -481,7 +482,7 @@ def test_a_failed_reconcile_keeps_the_deleted_pods_last_state_for_its_retry(
     """The reconcile that judges a deleted pod fails once (an API outage): the work queue
     retries it after a backoff, and the pod's last state is still there to judge."""
     job = rig.submit("/spool/retry")
-    assert rig.service.queue.wait_idle(10)
+    assert rig.service.reconciler.wait_idle(10)
     real = rig.service.reconciler._reconcile_pod
     failures: list[str] = []
 
