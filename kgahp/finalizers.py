@@ -156,24 +156,23 @@ class FinalizerKeeper:
 
     def due(self, pod: dict[str, Any]) -> bool:
         """Whether `pod`'s finalizer may go and this process has not removed it yet."""
+        return self._why_due(pod) is not None
+
+    def _why_due(self, pod: dict[str, Any]) -> Optional[str]:
         job = self.job_of(pod)
-        if not job or release_reason(pod, self.store.get(job)) is None:
-            return False
+        why = release_reason(pod, self.store.get(job)) if job else None
+        if why is None:
+            return None
         with self._guard:
-            return (str(_meta(pod).get("namespace")), str(_meta(pod).get("name"))) \
-                not in self._released
+            if (str(_meta(pod).get("namespace")), str(_meta(pod).get("name"))) in self._released:
+                return None
+        return why
 
     def release_if_done(self, pod: dict[str, Any]) -> None:
-        job = self.job_of(pod)
-        if not job:
-            return
-        why = release_reason(pod, self.store.get(job))
+        why = self._why_due(pod)
         if why is None:
             return
         key = (str(_meta(pod).get("namespace")), str(_meta(pod).get("name")))
-        with self._guard:
-            if key in self._released:
-                return
         try:
             patched = remove_finalizer(self.kube, pod, why)
         except TransientApiError:

@@ -82,13 +82,14 @@ class Reconciler:
         """Wait until both queues have nothing ready or running (tests, shutdown): a tidy-up
         can enqueue a job (its patched pod), and a reconcile a tidy-up."""
         deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if not (self.queue.wait_idle(max(left, 0.0))
-                    and self.tidy.wait_idle(max(deadline - time.monotonic(), 0.0))):
-                return False
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 0.0)
+
+        while self.queue.wait_idle(left()) and self.tidy.wait_idle(left()):
             if self.queue.wait_idle(0.0) and self.tidy.wait_idle(0.0):
-                return True
+                return True   # neither gave the other new work meanwhile
+        return False
 
     def adopt_legacy(self, namespace: str, job: str) -> None:
         """Ask for an older kgahp's job to be taken over (its pods relabelled, its record
@@ -381,11 +382,14 @@ class Reconciler:
         return collection.collect(self.actions, pod, job, final, self._record_final,
                                   self._cleanup)
 
+    def _retention_left(self, pod: dict, rec: JobRecord) -> Optional[float]:
+        return collection.retention_left(pod, rec, now=self.clock(),
+                                         retention=self.settings.lifecycle.pod_retention)
+
     def _cleanup(self, pod: dict, rec: JobRecord) -> Optional[float]:
         """A finished pod's deletion: asked of the tidy queue once its retention is over;
         before that, when to look again."""
-        left = collection.retention_left(pod, rec, now=self.clock(),
-                                         retention=self.settings.lifecycle.pod_retention)
+        left = self._retention_left(pod, rec)
         if left is not None and left <= 0:
             m = meta(pod)
             self.tidy.add(("retire", str(m.get("namespace")), str(m.get("name"))))
@@ -404,12 +408,12 @@ class Reconciler:
         if key[0] == "release":
             self.finalizers.release_if_done(pod)
         elif key[0] == "retire":
-            rec = self.store.get(str((meta(pod).get("labels") or {}).get(names.LABEL_JOB)))
-            if rec is not None and rec.final is not None:
-                left = collection.retention_left(
-                    pod, rec, now=self.clock(), retention=self.settings.lifecycle.pod_retention)
-                if left is not None and left <= 0:
-                    self.actions.delete_pod(pod)
+            rec = self.store.get(self.finalizers.job_of(pod))
+            left = None if rec is None or rec.final is None else self._retention_left(pod, rec)
+            if left is not None and left > 0:
+                return left   # not due after all (the clock moved back): look again then
+            if left is not None:
+                self.actions.delete_pod(pod)
         return None
 
     def _record_final(self, namespace: str, job: str, attempt: int, state: JobState,
