@@ -190,7 +190,7 @@ class FinalizerKeeper:
         """Enqueue the jobs of pods held by the finalizer whose job kgahp no longer tracks.
         Returns when to sweep again."""
         due = 0
-        for pod in self.cache.all_pods():
+        for pod in self.cache.iter_pods():
             job = self.job_of(pod)
             if job and sweep_due(pod, self.store.get(job)):
                 self.enqueue(str(_meta(pod).get("namespace")), job)
