@@ -58,7 +58,7 @@ def serve_gahp() -> int:
         record_running(settings, __version__)
     from kgahp.app import StartingService
 
-    handlers = StartingService(settings, error=config_error)
+    handlers = StartingService(settings, error=config_error, freeze_heap=True)
     try:
         return serve(handlers, workers=settings.server.workers,
                      max_queued=settings.server.max_queued, stdin=sys.stdin.buffer,
