@@ -431,9 +431,15 @@ class Reconciler:
         return True
 
     def _drop_secrets(self, pod: dict) -> None:
-        if self.actions.want_secrets_deleted(pod):
-            m = meta(pod)
-            self.tidy.add(("secrets", str(m.get("namespace")), workloads.attempt_name(pod)))
+        if not self.actions.want_secrets_deleted(pod):
+            return
+        if self.settings.lifecycle.pod_retention <= 0:
+            # The pod is deleted as soon as its result is in, and its Secrets with it (they
+            # name it as their owner): deleting them first would add a request per job. They
+            # stay noted, so a GAHP that stops before the pod is gone deletes them on its way.
+            return
+        m = meta(pod)
+        self.tidy.add(("secrets", str(m.get("namespace")), workloads.attempt_name(pod)))
 
     def _recreate_marked(self, namespace: str, job: str, pod: Optional[dict]) -> None:
         """Recreate, showing the job as being moved (IDLE) to status meanwhile."""

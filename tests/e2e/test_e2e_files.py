@@ -8,7 +8,7 @@ import stat
 import time
 
 import pytest
-from harness import TEST_IMAGE
+from harness import TEST_IMAGE, managed_objects
 
 from kgahp.model import COMPLETED, HELD, RUNNING
 
@@ -184,3 +184,33 @@ exit 0
     assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
     assert open(f"{g.iwd}/token.out").read() == "TOKEN-SECRET-123\n600\nplain input\n"
     assert "TOKEN-SECRET-123" not in g.log.read_text()
+
+
+def test_a_job_life_in_api_mode_costs_at_most_five_requests(make_gahp):
+    """Issue 16: a whole job life with files through the API (inputs in, outputs back, the pod
+    and its Secret gone) is at most five requests, counted by the API server."""
+    g = make_gahp(TRANSFER_MODE="api", POD_RETENTION="0")
+    g.sim.require_sim("simulator only: counts the requests the API server received")
+    iwd = str(g.iwd)
+    _write(f"{iwd}/job.sh", "#!/bin/sh\ncat in.txt > out.txt\necho done\n", 0o755)
+    _write(f"{iwd}/in.txt", "hello\n")
+    time.sleep(0.5)                    # the cache's list and watch are in
+    before = g.sim.stats.snapshot()
+    job_id = g.submit("life_1.0", Cmd=f"{iwd}/job.sh", StageCmd=True,
+                      KubernetesImage=TEST_IMAGE, Out="job.out", Err="job.err",
+                      TransferInput="in.txt", TransferOutput="out.txt")
+    _, ad = g.wait_status(job_id, {COMPLETED, HELD}, timeout=60)
+    assert ad.eval("JobStatus") == COMPLETED, ad.get("HoldReason")
+    assert open(f"{iwd}/out.txt").read() == "hello\n"
+    assert open(f"{iwd}/job.out").read() == "done\n"
+    deadline = time.monotonic() + 30
+    while g.pods() or managed_objects(g.sim, "secrets"):
+        assert time.monotonic() < deadline, "the pod or its Secret was left behind"
+        time.sleep(0.2)
+    time.sleep(0.5)
+    after = g.sim.stats.snapshot()
+    # the test's own look at what is left is a list; kgahp's watch was opened before
+    made = {f"{verb} {resource}/{sub}": n - before.get((verb, resource, sub), 0)
+            for (verb, resource, sub), n in after.items()
+            if n > before.get((verb, resource, sub), 0) and verb not in ("watch", "list")}
+    assert sum(made.values()) <= 5, made
