@@ -247,14 +247,17 @@ class Reconciler:
             rec = self.store.get(job)
             if rec is not None and rec.final is None and not rec.cancelled:
                 self.vanished(namespace, job, rec)
-        again = [self._reconcile_pod("CURRENT", job, pod)
-                 for pod in self.cache.pods_for_job(namespace, job)]
+        pods = self.cache.pods_for_job(namespace, job)
+        again = [self._reconcile_pod("CURRENT", job, pod) for pod in pods]
         if self.actions.jobs is not None:   # job mode: Jobs left without a pod
             again.append(self.actions.jobs.sweep(
                 namespace, job, self.store.get(job), self.cache.pods_for_job(namespace, job),
                 self.clock(), self.settings.lifecycle.pod_retention))
         self._flush_reported(job)
-        for pod in self.cache.pods_for_job(namespace, job):
+        # The pods as this reconcile found them: whether a finalizer may go turns on the record
+        # (read afresh), and the release key looks at the pod again when it runs. A pod made
+        # meanwhile (a recreation) carries no finalizer that could be due.
+        for pod in pods:
             if self.finalizers.due(pod):
                 self.tidy.add(("release", namespace, str(meta(pod).get("name"))))
         return min((a for a in again if a is not None), default=None)
