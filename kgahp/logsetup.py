@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
-from typing import Optional
+from typing import Optional, TextIO
 
 FORMAT = "%(asctime)s.%(msecs)03d [%(process)d] %(levelname)s %(name)s: %(message)s"
 DATEFMT = "%m/%d/%y %H:%M:%S"
@@ -33,6 +34,76 @@ class SecondFormatter(logging.Formatter):
         return cached[1]
 
 
+class BatchedLineHandler(logging.Handler):
+    """Writes log lines in batches, off the threads that log them.
+
+    A record is formatted where it is logged and its line appended to a list: no lock, no
+    system call. A writer thread writes what has gathered `interval` seconds after the first
+    line of a batch, in one write. A record of WARNING or above, `flush()` and the exit write at
+    once, after the lines before them. Writing each line at once cost a submit burst ~0.25 ms
+    of CPU per job and a quarter of its thread switches: 16 workers queued for the stream's
+    lock and each write handed the interpreter lock to another thread (benchmark: 26 -> 19
+    voluntary switches per submit). What a SIGKILL can lose is the last `interval` of INFO
+    lines; the protocol server flushes before each RESULTS answer, so a result read is never
+    ahead of what its request logged.
+    """
+
+    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self._pending: list[str] = []       # only `flush` removes, under _write_lock
+        self._write_lock = threading.Lock()
+        self._has_lines = threading.Event()
+        self._closed = False
+        threading.Thread(target=self._write_batches, name="log-writer", daemon=True).start()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # no handler lock: emit only appends (atomic), and flush has its own
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        if record.levelno >= logging.WARNING or self._closed:
+            self.flush()
+        elif not self._has_lines.is_set():
+            self._has_lines.set()
+
+    def flush(self) -> None:
+        with self._write_lock:
+            count = len(self._pending)
+            if not count:
+                return
+            lines = self._pending[:count]
+            del self._pending[:count]     # lines appended meanwhile stay, in order
+            try:
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
+            except Exception:
+                sys.stderr.write(f"kgahp: could not write {count} log line(s)\n")
+
+    def _write_batches(self) -> None:
+        while not self._closed:
+            self._has_lines.wait()
+            time.sleep(self.interval)       # let the batch gather
+            self._has_lines.clear()
+            self.flush()
+
+    def close(self) -> None:
+        self._closed = True
+        self._has_lines.set()               # the writer thread ends
+        self.flush()
+        super().close()
+
+
 def setup_logging(path: str, level: str = "INFO") -> None:
     """Send every log record (ours, the kubernetes client's, urllib3's, warnings) to `path`,
     or to stderr when `path` is empty. The file is created 0600: logs carry no secrets, but
@@ -40,13 +111,15 @@ def setup_logging(path: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
+        if isinstance(h, BatchedLineHandler):
+            h.close()
     handler: logging.Handler
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        handler = logging.StreamHandler(os.fdopen(fd, "a", buffering=1, encoding="utf-8"))
+        handler = BatchedLineHandler(os.fdopen(fd, "a", encoding="utf-8"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = BatchedLineHandler(sys.stderr)
     handler.setFormatter(SecondFormatter(FORMAT, DATEFMT))
     # What the format never shows is not gathered for each record either (the logging HOWTO's
     # "Optimization"): the caller's file, line and function (a walk up the stack), the thread

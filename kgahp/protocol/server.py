@@ -249,6 +249,7 @@ class GahpServer:
             with self._lock:
                 batch, self._results = self._results, []
                 self._notice_sent = False
+                _flush_logs()
                 self._write(b"".join([replies.results_header(len(batch)), *batch]))
             if batch:
                 log.debug("RESULTS delivered %d result(s)", len(batch))
@@ -301,6 +302,13 @@ class GahpServer:
         except Exception:
             log.exception("reqid=%s cmd=%s: handler raised", reqid, name)
             return command.fail(reqid, INTERNAL_ERROR)
+
+
+def _flush_logs() -> None:
+    """What the requests of these results logged reaches the log before the results go out
+    (kgahp/logsetup.py writes log lines in batches)."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
 
 
 def serve(handlers: Handlers, *, workers: int, max_queued: int, stdin: BinaryIO, out: BinaryIO,

@@ -292,3 +292,35 @@ def test_banner_written_early_is_not_repeated() -> None:
     lines = output_lines(out.getvalue())
     assert len(lines) == 2 and lines[0].startswith(b"$GahpVersion: 0.1.0 ")
     assert lines[1] == b"S " + lines[0]
+
+
+class Logging(FakeHandlers):
+    def submit(self, ad_text: str) -> tuple[int, str, Optional[str]]:
+        logging.getLogger("kgahp.test.submit").info("made the pod of %s", ad_text)
+        return super().submit(ad_text)
+
+
+def test_what_a_request_logged_is_in_the_log_before_its_result_is_read() -> None:
+    # kgahp writes log lines in batches; an admin (or a test) reading a result must find in
+    # the log what that request logged
+    from kgahp.logsetup import BatchedLineHandler
+
+    stream = io.StringIO()
+    handler = BatchedLineHandler(stream, interval=60.0)    # only a flush writes
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    level = root.level
+    root.setLevel(logging.INFO)
+    try:
+        s = Session(Logging())
+        s.command(b"ASYNC_MODE_ON")
+        assert s.command(b"BLAH_JOB_SUBMIT 2 [A=1]") == ["S"]
+        got = wait_results(s, 1)
+        assert got[0][:2] == ["2", "0"]
+        assert "made the pod of [A=1]" in stream.getvalue()
+        s.close()
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
