@@ -8,6 +8,9 @@ drain it.
 - A handler that raises is retried after an exponential backoff (per key: base·2ⁿ, capped);
   a success forgets the key's failure count.
 - `add(key, after=s)` schedules a key for later; an earlier schedule wins over a later one.
+- `add(key, after=s, batch=True)` does too, and the key counts as pending meanwhile
+  (`wait_idle` waits for it): the adds of one key within `s` seconds make one run, as the
+  Kubernetes Job controller batches the pod events of a Job.
 - Once a key is done (not dirty, not running, not scheduled), the queue holds nothing of it.
 
 Delayed keys wait in a heap that the workers themselves watch (no timer thread): a worker with
@@ -49,6 +52,7 @@ class WorkQueue(Generic[K]):
         self._dirty: set[K] = set()          # keys in _ready, or to run again after `done`
         self._running: set[K] = set()        # keys a worker is handling now
         self._due: dict[K, float] = {}       # delayed keys: when each is due
+        self._batched: set[K] = set()        # delayed keys that an add(batch=True) waits for
         self._heap: list[tuple[float, int, K]] = []   # (due, seq, key); stale entries skipped
         self._seq = itertools.count()
         self._failures: dict[K, int] = {}    # consecutive failures of keys not yet done
@@ -57,13 +61,17 @@ class WorkQueue(Generic[K]):
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ producers
-    def add(self, key: K, after: float = 0.0) -> None:
+    def add(self, key: K, after: float = 0.0, *, batch: bool = False) -> None:
         with self._cv:
             if self._stopped:
                 return
             if after > 0:
                 due = self._clock() + after
-                if key in self._dirty or self._due.get(key, float("inf")) <= due:
+                if key in self._dirty:
+                    return
+                if batch:
+                    self._batched.add(key)
+                if self._due.get(key, float("inf")) <= due:
                     return
                 self._due[key] = due
                 heapq.heappush(self._heap, (due, next(self._seq), key))
@@ -72,6 +80,7 @@ class WorkQueue(Generic[K]):
             self._cv.notify()
 
     def _mark_dirty(self, key: K) -> None:   # holding _cv
+        self._batched.discard(key)
         if self._due.pop(key, None) is not None and len(self._heap) > 2 * len(self._due) + 64:
             # entries of keys that ran before they were due: drop them now rather than when
             # they come due (a pod's retention can be days)
@@ -99,13 +108,14 @@ class WorkQueue(Generic[K]):
             return len(self._dirty | self._running | set(self._due) | set(self._failures))
 
     def wait_idle(self, timeout: float, *, include_delayed: bool = False) -> bool:
-        """Wait until no key is ready or running (and, if asked, none is delayed). For tests
-        and shutdown."""
+        """Wait until no key is ready, running or batched (and, if asked, none is delayed). For
+        tests and shutdown."""
         until = time.monotonic() + timeout
         with self._cv:
             self._idle_waiters += 1
             try:
-                while self._dirty or self._running or (include_delayed and self._due):
+                while self._dirty or self._running or self._batched or (
+                        include_delayed and self._due):
                     left = until - time.monotonic()
                     if left <= 0:
                         return False

@@ -221,3 +221,45 @@ def test_stop_ends_the_workers_and_refuses_new_work() -> None:
 def test_a_queue_needs_a_worker() -> None:
     with pytest.raises(ValueError):
         WorkQueue(lambda k: None, workers=0)
+
+
+def test_batched_adds_of_a_key_make_one_run_that_wait_idle_waits_for() -> None:
+    runs: list[tuple[str, float]] = []
+    q: WorkQueue[str] = WorkQueue(lambda key: runs.append((key, time.monotonic())), workers=2)
+    q.start()
+    try:
+        first = time.monotonic()
+        for _ in range(5):                    # a pod's events in quick succession
+            q.add("a", 0.2, batch=True)
+            time.sleep(0.01)
+        q.add("b", 0.2, batch=True)
+        assert not q.busy("a") and q.scheduled("a")
+        assert q.wait_idle(5)                 # not idle while a batched key is due
+        assert sorted(k for k, _ in runs) == ["a", "b"]
+        assert runs[0][1] - first >= 0.19     # the batch waited for its period ...
+        assert len(q) == 0
+        q.add("a", 0.2, batch=True)
+        q.add("a")                            # ... unless an immediate add came
+        assert _eventually(lambda: len(runs) == 3)
+        assert q.wait_idle(5)
+        assert len(runs) == 3                 # the batched add ran with it, not again
+    finally:
+        q.stop(wait=1)
+
+
+def test_a_batched_add_shortens_a_later_schedule_and_keeps_an_earlier_one() -> None:
+    runs: list[float] = []
+    q: WorkQueue[str] = WorkQueue(lambda key: runs.append(time.monotonic()), workers=1)
+    q.start()
+    try:
+        start = time.monotonic()
+        q.add("a", 3600.0)                    # a retention far away
+        q.add("a", 0.1, batch=True)           # an event: the key runs soon
+        assert q.wait_idle(5)
+        assert len(runs) == 1 and runs[0] - start < 2.0
+        q.add("a", 0.05)                      # a retry due before the batch period ends
+        q.add("a", 1.0, batch=True)
+        assert q.wait_idle(5)                 # waits for the batched add, met by the retry
+        assert len(runs) == 2 and runs[1] - runs[0] < 0.9
+    finally:
+        q.stop(wait=1)
