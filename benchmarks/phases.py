@@ -224,6 +224,30 @@ def limit(bench: Bench, jobs: int, threads: int = WORKERS) -> dict[str, Any]:
             "load_average_before": load0, "load_average_after": os.getloadavg()[0]}
 
 
+def stages(bench: Bench, jobs: int) -> dict[str, Any]:
+    """kgahp's submit steps timed one at a time in one thread, with the bare POST beside them
+    (benchmarks/stages.py, its own process): the serial floor of a submit. Its pods are
+    deleted again."""
+    name = "bench-stages"
+    work = bench.target.sleep
+    knob_file = os.path.join(bench.workdir, "stages-knobs.json")
+    with open(knob_file, "w") as fh:
+        json.dump(bench.knobs(name, TRACKING_FINALIZER="false", **FAST_API), fh)
+    argv = [sys.executable, "-m", "benchmarks.stages", "--knobs", knob_file,
+            "--ad-dir", bench.iwd, "--count", str(jobs), "--image", work.image,
+            "--cmd", work.cmd, "--arguments", work.arguments]
+    proc = subprocess.run(argv, cwd=str(Path(__file__).resolve().parents[1]),
+                          capture_output=True, text=True, check=False, timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the stages run failed: {proc.stderr[-2000:]}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    bench.say(f"  stages: {jobs} submits one at a time, {out['submit_ms']:.3f} ms CPU each "
+              f"(the bare POST alone {out['bare_post_ms']:.3f} ms); deleting their pods")
+    if not bench.target.delete_pods(bench.label(name)):
+        raise RuntimeError("the stages phase's pods were not deleted within 300 s")
+    return out
+
+
 # ------------------------------------------------------------------------------- scale
 def checkpoints(jobs: int) -> list[int]:
     return [c for c in (100, 1000, 2500, 5000, 10000) if c < jobs] + [jobs]

@@ -165,6 +165,30 @@ def limit_table(results: dict[str, Any]) -> list[str]:
         f"{_fmt(sub['load_average_before'], 1) + '/' + _fmt(sub['load_average_after'], 1):>10} "
         f"{_fmt(lim['load_average_before'], 1) + '/' + _fmt(lim['load_average_after'], 1):>10}",
     ]
+    return rows + stages_lines(results)
+
+
+STEP_NAMES = {"parse": "parse the ad", "policy": "policy check", "render": "render + verify",
+              "store": "store write", "create": "create request", "bare_post": "bare POST"}
+
+
+def stages_lines(results: dict[str, Any]) -> list[str]:
+    """The serial floor: kgahp's submit steps one at a time in one thread, the bare POST beside
+    them, and what running among kgahp's other threads adds to the sum."""
+    st = results.get("stages")
+    if not st:
+        return []
+    rows = [f"submit steps one at a time, one thread, nothing else running ({st['count']} "
+            "submits; CPU ms, mean / median):"]
+    for step, figures in st["steps"].items():
+        rows.append(f"  {STEP_NAMES.get(step, step):<26} {_fmt(figures['mean_ms']):>10} "
+                    f"{_fmt(figures['median_ms']):>10}")
+    rows.append(f"  {'a submit, serially':<26} {_fmt(st['submit_ms']):>10}   "
+                f"({_fmt(_safe_ratio(st['submit_ms'], st['bare_post_ms']))} x the bare POST)")
+    sub = (results.get("scale") or {}).get("submit")
+    if sub:
+        rows.append(f"  {'in the scale phase':<26} {_fmt(sub['cpu_ms_per_submit']):>10}   "
+                    "(+ the watch, reconciles, protocol and logging, among ~30 threads)")
     return rows
 
 

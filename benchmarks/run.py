@@ -41,7 +41,7 @@ from benchmarks.target import (  # noqa: E402
 
 OUT = REPO / "benchmarks" / "out"
 # Phases in the order they run; `--phases` picks some.
-PHASES = ("life", "limit", "scale", "rate", "429", "baseline", "tiers")
+PHASES = ("life", "limit", "stages", "scale", "rate", "429", "baseline", "tiers")
 DEFAULT_TIERS = [1000, 10_000, 30_000, 100_000]
 QUICK_TIERS = [1000]
 
@@ -75,6 +75,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="status queries sent 0.2 s apart (the gridmanager's 5/s)")
     parser.add_argument("--limit-jobs", type=int, default=-1,
                         help="pods the bare client (the limit) creates (default: --jobs; 0 = skip)")
+    parser.add_argument("--stages-jobs", type=int, default=-1,
+                        help="submits timed step by step in one thread (default: --jobs, at "
+                             "most 300; 0 = skip)")
     parser.add_argument("--limit-threads", type=int, default=phases.WORKERS,
                         help="threads of the bare client (default 16, kgahp's KGAHP_WORKERS)")
     parser.add_argument("--retry-jobs", type=int, default=0,
@@ -146,6 +149,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     args.retry_jobs = args.retry_jobs or 100
     if args.limit_jobs < 0:
         args.limit_jobs = args.jobs
+    if args.stages_jobs < 0:
+        args.stages_jobs = min(args.jobs, 300)
     if args.context and not args.kubeconfig:
         parser.error("--context needs --kubeconfig")
     if args.kubeconfig and not os.path.exists(os.path.expanduser(args.kubeconfig)):
@@ -195,6 +200,9 @@ def run_phases(args: argparse.Namespace, bench: phases.Bench, target: ClusterTar
         say(f"phase 2: the limit, a bare client creating {args.limit_jobs} pods with "
             f"{args.limit_threads} threads")
         results["limit"] = phases.limit(bench, args.limit_jobs, args.limit_threads)
+    if "stages" in chosen and args.stages_jobs > 0:
+        say(f"phase 2b: kgahp's submit steps one at a time ({args.stages_jobs} submits)")
+        results["stages"] = phases.stages(bench, args.stages_jobs)
     if "scale" in chosen:
         say(f"phase 3: {args.jobs} tracked jobs: submit, status, RSS, recovery")
         results["scale"] = phases.scale(bench, args.jobs, args.paced_samples)

@@ -66,6 +66,13 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     assert lim["api_requests_per_submit"] == 1 and lim["server_requests_per_submit"] == 1
     assert lim["cpu_ms_per_submit"] > 0 and lim["sim_cpu_ms_per_submit"] > 0
 
+    stages = results["stages"]   # the serial floor: every step timed, its pods made and gone
+    assert stages["count"] == 60 and stages["pods"] == 120
+    assert set(stages["steps"]) == {"parse", "policy", "render", "store", "create", "bare_post"}
+    assert all(step["mean_ms"] > 0 for step in stages["steps"].values())
+    assert stages["submit_ms"] > stages["steps"]["create"]["mean_ms"]
+    assert "submit steps one at a time" in (out / "results.txt").read_text()
+
     rate = results["rate_limit"]
     assert rate["requests"] >= 60
     # The server's counter is process-wide: a request still in flight from the previous phase's
