@@ -75,6 +75,8 @@ class WorkQueue(Generic[K]):
                     return
                 self._due[key] = due
                 heapq.heappush(self._heap, (due, next(self._seq), key))
+                if self._heap[0][2] is not key:
+                    return   # the workers already wait for an earlier key: no need to wake one
             else:
                 self._mark_dirty(key)
             self._cv.notify()

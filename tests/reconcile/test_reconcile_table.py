@@ -501,3 +501,34 @@ def test_a_failed_reconcile_keeps_the_deleted_pods_last_state_for_its_retry(
     assert failures == ["DELETED"]
     rec = rig.service.store.get(job)
     assert rec is not None and rec.attempt == 1 and rec.restarts == 1
+
+
+def test_the_events_of_a_starting_pod_make_one_reconcile_and_later_ones_run_at_once(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    reconciler = rig.service.reconciler
+    job = rig.submit("/spool/batched")
+    assert reconciler.wait_idle(10)
+    runs: list[str] = []
+    real = reconciler.reconcile
+
+    def counted(namespace: str, name: str) -> Optional[float]:
+        runs.append(name)
+        return real(namespace, name)
+
+    monkeypatch.setattr(reconciler, "reconcile", counted)
+    key = ("job", NS, job)
+    pod = _pod0(rig, job)
+    # ADDED, scheduled, ContainerCreating: one run, after the batch period
+    reconciler.on_pod_event("ADDED", rig.put(pod, phase="Pending", node=None))
+    reconciler.on_pod_event("MODIFIED", rig.put(pod, phase="Pending"))
+    reconciler.on_pod_event("MODIFIED", rig.put(pod, phase="Pending", main={
+        "state": {"waiting": {"reason": "ContainerCreating"}}}))
+    assert reconciler.queue.scheduled(key) and not reconciler.queue.busy(key)
+    assert reconciler.wait_idle(10)
+    assert runs == [job]
+    # it runs: at once, as does every later event of the pod
+    reconciler.on_pod_event("MODIFIED", rig.put(pod, phase="Running", main=_running()))
+    assert reconciler.queue.busy(key) or runs == [job, job]
+    assert reconciler.wait_idle(10)
+    assert runs == [job, job]
+    assert rig.service.store.get(job).started      # type: ignore[union-attr]

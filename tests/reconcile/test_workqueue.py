@@ -263,3 +263,25 @@ def test_a_batched_add_shortens_a_later_schedule_and_keeps_an_earlier_one() -> N
         assert len(runs) == 2 and runs[1] - runs[0] < 0.9
     finally:
         q.stop(wait=1)
+
+
+def test_sleeping_workers_meet_every_schedule_whatever_the_order_of_the_adds() -> None:
+    runs: dict[str, float] = {}
+
+    def handler(key: str) -> None:
+        runs[key] = time.monotonic()
+
+    q: WorkQueue[str] = WorkQueue(handler, workers=2)
+    q.start()
+    try:
+        start = time.monotonic()
+        q.add("late", 0.6)       # the workers sleep until it is due ...
+        time.sleep(0.05)
+        q.add("later", 0.9)      # ... a later one wakes nobody, and still runs
+        q.add("early", 0.1)      # an earlier one wakes a worker to shorten its sleep
+        assert q.wait_idle(5, include_delayed=True)
+        assert runs["early"] - start < 0.5
+        assert runs["early"] < runs["late"] < runs["later"]
+        assert runs["late"] - start >= 0.55 and runs["later"] - start >= 0.9
+    finally:
+        q.stop(wait=1)
