@@ -96,6 +96,10 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
     assert lim["jobs"] == 12 and lim["api_requests_per_submit"] == 1
     assert lim["sim_cpu_ms_per_submit"] is None and lim["server_requests_per_submit"] is None
     assert lim["per_second"] > 0 and lim["cpu_ms_per_submit"] > 0
+    # the serial floor, in the named context too (a wrong current context would fail it)
+    stages = results["stages"]
+    assert stages["count"] == 12 and stages["pods"] == 24
+    assert all(step["mean_ms"] > 0 for step in stages["steps"].values())
     head = results["headline"]
     assert head["submit_rate_vs_limit"] == pytest.approx(sub["per_second"] / lim["per_second"])
     assert head["cpu_per_submit_vs_limit"] == pytest.approx(
