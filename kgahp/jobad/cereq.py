@@ -32,6 +32,7 @@ lists the attribute references (`externalRefs`) of the other side.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 _ATTRIBUTE = "CERequirements"
 _IDENTIFIER = re.compile(r"(?:MY\.)?([A-Za-z_][A-Za-z0-9_]*)\Z", re.IGNORECASE)
 _MEMBER_CALL = re.compile(r"member\s*\(", re.IGNORECASE)
+# a call of any function but member(): time(), random() and the like
+_CALL = re.compile(r"(?<![\w.])(?!member\s*\()[A-Za-z_]\w*\s*\(", re.IGNORECASE)
 
 # Symbolic operators, longest first so that `=?=` is not read as `=`...
 _SYMBOLS = ("=?=", "=!=", ">>>", "==", "!=", "<=", ">=", "<<", ">>", "&&", "||",
@@ -67,12 +70,26 @@ def unwind(ad: classad2.ClassAd) -> dict[str, Scalar]:
         text = _requirements_text(ad)
         if text is None:
             return {}
-        found: dict[str, Scalar] = {}
-        _unwind_conjunction(text, found, {})
-        return found
+        if _CALL.search(text):   # a function may answer differently each time: not remembered
+            return _unwound(text)
+        return dict(_remembered(text))
     except Exception as err:  # unwinding is best effort by contract: never an error
         log.debug("CERequirements not unwound: %s", type(err).__name__)
         return {}
+
+
+def _unwound(text: str) -> dict[str, Scalar]:
+    found: dict[str, Scalar] = {}
+    _unwind_conjunction(text, found, {})
+    return found
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered(text: str) -> tuple[tuple[str, Scalar], ...]:
+    """The jobs of one CE route, or of one pilot factory entry, carry the same few
+    `CERequirements`: each text is scanned once (the scan, a loop per character, was a third
+    of parsing such an ad)."""
+    return tuple(_unwound(text).items())
 
 
 def unwind_expression(text: str) -> dict[str, Scalar]:

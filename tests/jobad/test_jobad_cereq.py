@@ -115,3 +115,26 @@ def _unparse(value: Scalar) -> str:
     if isinstance(value, str):
         return classad2.quote(value)
     return str(value)
+
+
+def test_a_remembered_expression_gives_a_fresh_equal_answer_each_time() -> None:
+    ad = classad2.ClassAd()
+    ad["CERequirements"] = classad2.ExprTree('KubernetesImage == "python:3.12" && '
+                                              'RequestCpus == 4')
+    first = unwind(ad)
+    first["RequestCpus"] = 99                  # the caller's dict is its own
+    assert unwind(ad) == {"KubernetesImage": "python:3.12", "RequestCpus": 4}
+
+
+def test_an_expression_calling_a_function_is_read_afresh_each_time() -> None:
+    from kgahp.jobad import cereq
+
+    ad = classad2.ClassAd()
+    ad["CERequirements"] = classad2.ExprTree("Started == time() && "
+                                              'member("gpu", Features)')
+    before = cereq._remembered.cache_info().currsize
+    unwind(ad)
+    assert cereq._remembered.cache_info().currsize == before
+    ad["CERequirements"] = classad2.ExprTree('member("gpu", Features) && Zone == "a"')
+    assert unwind(ad) == {"Features[0]": "gpu", "Zone": "a"}   # member() is remembered
+    assert cereq._remembered.cache_info().currsize == before + 1
