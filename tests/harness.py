@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shlex
+import sqlite3
 import subprocess
 import threading
 import time
@@ -159,6 +160,21 @@ class Gahp:
         code, msg, job_id = self.driver.submit(self.ad(job_dir, **attrs))
         assert code == 0, msg
         return job_id
+
+    def answer_recorded(self, job_id: str) -> bool:
+        """The GAHP's store says a status answer gave the job's final result. Until it does, a
+        restarted GAHP cannot know the answer went out: it shows a finished job's start once
+        more, as it would for a job that ended between two polls."""
+        job = job_id.split("/")[-1]
+        for path in self.state.glob("jobs-*.sqlite"):
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT reported FROM jobs WHERE job = ?", (job,)).fetchone()
+            finally:
+                db.close()
+            if row is not None:
+                return bool(row[0])
+        return False
 
     def status(self, job_id: str) -> tuple[int, classad2.ClassAd]:
         code, msg, status, ad_text = self.driver.status(job_id)

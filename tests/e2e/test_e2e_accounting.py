@@ -146,6 +146,7 @@ def test_a_job_shorter_than_one_poll_is_seen_running_once(gahp):
     assert seen[0][1].get("WorkerNode") and seen[-1][1].eval("ExitCode") == 3
     # once COMPLETED was answered it stays the answer, after a restart too
     assert gahp.status(job_id)[0] == COMPLETED
+    wait_until(lambda: gahp.answer_recorded(job_id), 10, "the answer to be recorded")
     gahp.restart()
     status, ad = gahp.status(job_id)
     assert status == COMPLETED and ad.eval("ExitCode") == 3

@@ -103,6 +103,8 @@ def test_eviction_under_remove_reports_idle_with_the_reason_and_no_new_pod(
     assert "KGAHP_DISRUPTION_POLICY = remove" in ad.eval("ExitReason")
     assert ad.eval("NumRestarts") == 1
     assert _creates(gahp) == creates + 1
+    # killed before that answer is recorded, the next GAHP would show the start once more
+    wait_until(lambda: gahp.answer_recorded(job_id), 10, "the Idle answer to be recorded")
     gahp.restart()
     time.sleep(1.0)
     assert gahp.status(job_id)[0] == IDLE
