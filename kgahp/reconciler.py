@@ -138,9 +138,8 @@ class Reconciler:
         this catches a Job whose pod never came, or went before the Job said why)."""
         m = meta(obj)
         job = (m.get("labels") or {}).get(names.LABEL_JOB)
-        if job:
-            self.queue.add(("job", str(m.get("namespace")), job), EVENT_BATCH_SECONDS,
-                           batch=True)
+        if job:   # at once: a Job event says it was suspended (Kueue), ended or went
+            self.enqueue(str(m.get("namespace")), job)
 
     # ------------------------------------------------------------------ what status asks
     def classify(self, pod: dict, rec: Optional[JobRecord]) -> lifecycle.Verdict:

@@ -74,9 +74,10 @@ class WorkQueue(Generic[K]):
                 if self._due.get(key, float("inf")) <= due:
                     return
                 self._due[key] = due
-                heapq.heappush(self._heap, (due, next(self._seq), key))
-                if self._heap[0][2] is not key:
-                    return   # the workers already wait for an earlier key: no need to wake one
+                entry = (due, next(self._seq), key)
+                heapq.heappush(self._heap, entry)
+                if self._heap[0] is not entry:
+                    return   # the workers already wait for an earlier entry: none to wake
             else:
                 self._mark_dirty(key)
             self._cv.notify()

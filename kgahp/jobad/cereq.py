@@ -95,9 +95,7 @@ def _remembered(text: str) -> tuple[tuple[str, Scalar], ...]:
 def unwind_expression(text: str) -> dict[str, Scalar]:
     """Unwind one expression given as ClassAd text (what `CERequirements` holds)."""
     try:
-        found: dict[str, Scalar] = {}
-        _unwind_conjunction(str(classad2.ExprTree(text)), found, {})
-        return found
+        return _unwound(str(classad2.ExprTree(text)))
     except Exception as err:  # same contract as unwind()
         log.debug("expression not unwound: %s", type(err).__name__)
         return {}

@@ -532,3 +532,9 @@ def test_the_events_of_a_starting_pod_make_one_reconcile_and_later_ones_run_at_o
     assert reconciler.wait_idle(10)
     assert runs == [job, job]
     assert rig.service.store.get(job).started      # type: ignore[union-attr]
+    # a Job's event (job mode: suspended by Kueue, ended, deleted) is never held back either
+    reconciler.on_job_event("MODIFIED", {"metadata": {"namespace": NS, "name": "j",
+                                                      "labels": {names.LABEL_JOB: job}}})
+    assert reconciler.queue.busy(key) or runs == [job, job, job]
+    assert reconciler.wait_idle(10)
+    assert runs == [job, job, job]
