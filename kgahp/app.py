@@ -65,6 +65,7 @@ STARTUP_WAIT = 120.0   # seconds a request waits for the service to be built
 
 def build_service(settings: Settings, *, start: bool = True) -> Service:
     # heavy imports (the kubernetes client) here, not at module level: the banner goes first
+    from kgahp import finalizers
     from kgahp.jobmode import JobMode
     from kgahp.kube.api import Kube, label_selector
     from kgahp.kube.cache import PodCache
@@ -81,7 +82,8 @@ def build_service(settings: Settings, *, start: bool = True) -> Service:
     instance = names.label_value(settings.instance)
     selector = label_selector({names.LABEL_MANAGED_BY: "kgahp", names.LABEL_INSTANCE: instance})
     cache = PodCache(kube, settings.kube.namespaces, selector, job_label=names.LABEL_JOB,
-                     resync_interval=settings.lifecycle.resync_interval)
+                     resync_interval=settings.lifecycle.resync_interval,
+                     summarize=finalizers.summarize)
     store = JobStore(os.path.join(settings.state_dir, f"jobs-{instance}.sqlite"))
     purged = store.purge(time.time() - settings.lifecycle.result_retention)
     if purged:

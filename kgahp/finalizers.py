@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from kgahp.errors import ApiError, NotFoundError, TransientApiError
 from kgahp.kube.api import Kube
@@ -78,13 +78,23 @@ def release_reason(pod: dict[str, Any], rec: Optional[JobRecord]) -> Optional[st
     return None
 
 
-def sweep_due(pod: dict[str, Any], rec: Optional[JobRecord]) -> bool:
-    """The sweeper's question for a pod it found: is its job no longer tracked (no record, or
-    the record's result recorded and reported, or cancelled)? Then the job's reconcile is asked
-    to decide (it collects what is still to be collected first)."""
-    if not has_finalizer(pod):
+# What the sweeper needs to know of a pod, kept by the pod cache beside each pod (see
+# `PodCache.summaries`): whether it carries the finalizer, and its attempt.
+Summary = tuple[bool, int]
+
+
+def summarize(pod: dict[str, Any]) -> Summary:
+    return has_finalizer(pod), _attempt(pod)
+
+
+def sweep_due(summary: Summary, rec: Optional[JobRecord]) -> bool:
+    """The sweeper's question for a pod it found (as `summarize` saw it): is its job no longer
+    tracked (no record, or the record's result recorded and reported, or cancelled)? Then the
+    job's reconcile is asked to decide (it collects what is still to be collected first)."""
+    held, attempt = summary
+    if not held:
         return False
-    return rec is None or rec.cancelled or _attempt(pod) < rec.attempt or (
+    return rec is None or rec.cancelled or attempt < rec.attempt or (
         rec.final is not None and rec.reported)
 
 
@@ -137,6 +147,8 @@ class FinalizerKeeper:
 
     def __init__(self, kube: Kube, store: JobStore, cache: PodCache,
                  enqueue: Callable[[str, str], None]) -> None:
+        if cache.summarize is not summarize:   # the sweep reads what it keeps of each pod
+            raise ValueError("the pod cache must be built with summarize=finalizers.summarize")
         self.kube = kube
         self.store = store
         self.cache = cache
@@ -190,10 +202,9 @@ class FinalizerKeeper:
         """Enqueue the jobs of pods held by the finalizer whose job kgahp no longer tracks.
         Returns when to sweep again."""
         due = 0
-        for pod in self.cache.iter_pods():
-            job = self.job_of(pod)
-            if job and sweep_due(pod, self.store.get(job)):
-                self.enqueue(str(_meta(pod).get("namespace")), job)
+        for namespace, _, job, summary in self.cache.summaries():
+            if job and sweep_due(cast(Summary, summary), self.store.get(job)):
+                self.enqueue(namespace, job)
                 due += 1
         if due:
             log.info("sweeper: %d pod(s) carry %s for jobs kgahp no longer tracks", due,

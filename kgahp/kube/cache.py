@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any, Callable, Optional
 
 from kgahp.errors import ApiError, api_error
@@ -67,27 +68,26 @@ def slim(pod: dict) -> dict:
     }
 
 
-# A cached pod: its resourceVersion (compared on every update) and its slim form as compact
-# JSON. Measured with tracemalloc on a running pod as kgahp renders it: the slim dict is ~7 KB
-# of Python objects, its JSON ~2 KB, decoded again in ~5 us when read (a status reads one).
-Entry = tuple[int, bytes]
-
-
-def _pack(pod: dict) -> Entry:
-    # bytes(...) copies: orjson's result keeps its over-allocated buffer (~4x the JSON)
-    return _rv(pod), bytes(memoryview(jsonio.dumps(pod)))
-
-
-# A listed object as its page arrives: its key, its job label ("" when none) and its entry.
-# Packed at once, a namespace's list holds ~2 KB per pod until it is complete, not a slim dict
-# (~7 KB): at 10,000 pods in 4 namespaces listed together that was a ~70 MB high-water mark,
-# which the allocator keeps as RSS after the dicts are gone.
-Listed = tuple[tuple[str, str], str, Entry]
+# A cached pod: its resourceVersion (compared on every update), its slim form as compact JSON,
+# its job label ("" when none) and its summary (what the cache's `summarize` says of it, kept so
+# that a pass over every pod needs no decoding). Measured with tracemalloc on a running pod as
+# kgahp renders it: the slim dict is ~7 KB of Python objects, its JSON ~2 KB, decoded again in
+# ~5 us when read (a status reads one).
+Entry = tuple[int, bytes, str, Hashable]
+# A listed object as its page arrives: its key and its entry. Packed at once, a namespace's list
+# holds ~2 KB per pod until it is complete, not a slim dict (~7 KB): at 10,000 pods in 4
+# namespaces listed together that was a ~70 MB high-water mark, which the allocator keeps as
+# RSS after the dicts are gone.
+Listed = tuple[tuple[str, str], Entry]
 
 
 def _unpack(entry: Entry) -> dict:
     pod: dict = jsonio.loads(entry[1])
     return pod
+
+
+def no_summary(pod: dict) -> None:
+    return None
 
 
 def _key(pod: dict) -> tuple[str, str]:
@@ -100,11 +100,15 @@ class PodCache:
                  job_label: str, resync_interval: float = 300.0,
                  watch_timeout: int = 290, lister: Optional[Lister] = None,
                  watcher: Optional[Watcher] = None,
-                 slimmer: Callable[[dict], dict] = slim, kind: str = "pod") -> None:
+                 slimmer: Callable[[dict], dict] = slim,
+                 summarize: Callable[[dict], Hashable] = no_summary, kind: str = "pod") -> None:
         self.kube = kube
         self._list: Lister = lister or kube.list_pods
         self._watch_fn: Watcher = watcher or kube.watch_pods
         self._slim = slimmer
+        self.summarize = summarize
+        # equal summaries share one object: a few distinct values among 100,000 pods
+        self._summary_of: dict[Hashable, Hashable] = {}
         self.kind = kind
         self.namespaces = tuple(namespaces)
         self.selector = selector
@@ -188,14 +192,14 @@ class PodCache:
             entries = [self._pods[(namespace, n)] for n in names if (namespace, n) in self._pods]
         return [_unpack(e) for e in entries]
 
-    def iter_pods(self) -> Iterator[dict]:
-        """Every cached pod, decoded one at a time as the caller goes. A list of them all was
-        100,000 decoded pods at once in a sweep at 100,000 jobs: hundreds of MB and millions
-        of objects, every one walked by each full garbage collection meanwhile (pauses grew
-        to 0.7 s, every two minutes)."""
+    def summaries(self) -> Iterator[tuple[str, str, str, Hashable]]:
+        """(namespace, name, job, summary) of every cached pod, none decoded. The finalizer
+        sweep looks at every pod every two minutes: decoding them all took 0.7 s of CPU at
+        100,000 jobs, holding the interpreter lock in 5 ms slices that status answers waited
+        behind."""
         with self._lock:
-            entries = list(self._pods.values())
-        return map(_unpack, entries)
+            items = list(self._pods.items())
+        return ((key[0], key[1], entry[2], entry[3]) for key, entry in items)
 
     def __len__(self) -> int:
         return len(self._pods)
@@ -213,20 +217,26 @@ class PodCache:
         key = _key(pod)
         if not self._newer(key, _rv(pod)):
             return False
-        slimmed = self._slim(pod)
-        return self._store(key, self._job_of(slimmed), _pack(slimmed))
+        return self._store(key, self._pack(self._slim(pod)))
 
     def _newer(self, key: tuple[str, str], rv: int) -> bool:
         with self._lock:
             old = self._pods.get(key)
             return old is None or old[0] <= rv
 
-    def _job_of(self, pod: dict) -> str:
-        return str(((pod.get("metadata") or {}).get("labels") or {}).get(self.job_label) or "")
+    def _pack(self, pod: dict) -> Entry:
+        """A slim pod as the cache keeps it. The job name is interned, so the entry and the
+        job index share one string."""
+        job = sys.intern(str(((pod.get("metadata") or {}).get("labels") or {}).get(
+            self.job_label) or ""))
+        summary = self.summarize(pod)
+        summary = self._summary_of.setdefault(summary, summary)
+        # bytes(...) copies: orjson's result keeps its over-allocated buffer (~4x the JSON)
+        return _rv(pod), bytes(memoryview(jsonio.dumps(pod))), job, summary
 
-    def _store(self, key: tuple[str, str], job: str, entry: Entry) -> bool:
+    def _store(self, key: tuple[str, str], entry: Entry) -> bool:
         """Keep a packed pod unless a newer version is cached (see `_put`)."""
-        rv = entry[0]
+        rv, job = entry[0], entry[2]
         with self._lock:
             old = self._pods.get(key)
             if old is not None:
@@ -248,8 +258,7 @@ class PodCache:
             entry = self._pods.pop(key, None)
             if entry is None:
                 return
-            old = _unpack(entry)
-            job = str(((old.get("metadata") or {}).get("labels") or {}).get(self.job_label, ""))
+            job = entry[2]
             names = self._by_job.get((key[0], job), ())
             if key[1] in names:
                 rest = tuple(n for n in names if n != key[1])
@@ -266,7 +275,7 @@ class PodCache:
                 log.exception("pod listener failed for %s", _key(pod))
 
     def _replace(self, namespace: str, items: list[Listed], list_rv: str) -> None:
-        fresh = {key for key, _, _ in items}
+        fresh = {key for key, _ in items}
         try:
             snapshot = int(list_rv)
         except ValueError:
@@ -281,7 +290,7 @@ class PodCache:
             self._drop(pod)
             self._emit("DELETED", pod)
         # all in before any listener runs: a listener comparing a job's pods must see them all
-        changed = [entry for key, job, entry in items if self._store(key, job, entry)]
+        changed = [entry for key, entry in items if self._store(key, entry)]
         for entry in changed:
             self._emit("SYNC", _unpack(entry))
 
@@ -291,7 +300,7 @@ class PodCache:
         def listed(pod: dict) -> Listed:
             self._progress[namespace] = time.monotonic()
             slimmed = self._slim(pod)
-            return _key(slimmed), self._job_of(slimmed), _pack(slimmed)
+            return _key(slimmed), self._pack(slimmed)
         return listed
 
     # ---- the per-namespace loop

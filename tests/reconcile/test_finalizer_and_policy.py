@@ -54,11 +54,18 @@ def test_release_reason(pod: dict, rec: Optional[JobRecord], released: bool) -> 
     assert (finalizers.release_reason(pod, rec) is not None) is released
 
 
-def test_sweep_due_only_for_jobs_no_longer_tracked() -> None:
-    assert finalizers.sweep_due(_pod(), None)
-    assert finalizers.sweep_due(_pod(), _rec(final=DONE, reported=True))
-    assert not finalizers.sweep_due(_pod(), _rec(final=DONE))     # the reconcile does it
-    assert not finalizers.sweep_due(_pod(), _rec())
+@pytest.mark.parametrize(("pod", "rec", "due"), [
+    (_pod(), None, True),                                       # not tracked
+    (_pod(), _rec(final=DONE, reported=True), True),            # answered and reported
+    (_pod(), _rec(cancelled=True), True),                       # cancelled
+    (_pod(0), _rec(attempt=1), True),                           # superseded
+    (_pod(), _rec(final=DONE), False),                          # the reconcile does it
+    (_pod(), _rec(), False),                                    # running
+    (_pod(fins=["other.example/keep"]), None, False),           # not ours
+], ids=["no-record", "reported", "cancelled", "superseded", "final", "live", "not-ours"])
+def test_sweep_due_only_for_jobs_no_longer_tracked(pod: dict, rec: Optional[JobRecord],
+                                                   due: bool) -> None:
+    assert finalizers.sweep_due(finalizers.summarize(pod), rec) is due
 
 
 def test_removal_patch_tests_the_index_it_removes() -> None:
