@@ -84,9 +84,12 @@ class Reconciler:
         self.cache.add_listener(self.on_pod_event)
         self.queue.add(("finalizers",), self.finalizers.interval)
 
-    def stop(self) -> None:
-        self.queue.stop()
-        self.tidy.stop()
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop both queues. With `drain` seconds, the work already queued is done first
+        (the reconciles, then the tidy-ups they asked for), within that time in all."""
+        deadline = time.monotonic() + drain
+        self.queue.stop(drain, drain=drain > 0)
+        self.tidy.stop(max(0.0, deadline - time.monotonic()), drain=drain > 0)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until both queues have nothing ready or running (tests, shutdown): a tidy-up

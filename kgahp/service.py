@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 JOB_ID_PREFIX = "kubernetes"
 RUNNING_SHOWN_MAX = 100_000  # attempts remembered as shown RUNNING (cancelled ones never leave)
+DRAIN_SECONDS = 5.0          # a graceful exit finishes queued reconciles for at most this long
 
 Reply = tuple[int, str]
 
@@ -332,9 +333,12 @@ class Service:
         return 0, "Proxy renewed"
 
     # ------------------------------------------------------------------ shutdown
-    def close(self, secrets_deadline: float = 10.0) -> None:
+    def close(self, secrets_deadline: float = 10.0, drain: float = DRAIN_SECONDS) -> None:
+        """Stop watching, finish the reconciles already queued (at most `drain` seconds: an
+        answer or a finalizer release due now is done by this GAHP, not left to the next
+        one's start), then the Secrets still to delete."""
         self.cache.stop()
         if self.actions.jobs is not None:
             self.actions.jobs.stop()
-        self.reconciler.stop()
+        self.reconciler.stop(drain)
         self.actions.finish_secret_cleanup(secrets_deadline)

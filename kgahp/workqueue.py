@@ -12,6 +12,9 @@ drain it.
   (`wait_idle` waits for it): the adds of one key within `s` seconds make one run, as the
   Kubernetes Job controller batches the pod events of a Job.
 - Once a key is done (not dirty, not running, not scheduled), the queue holds nothing of it.
+- `stop(wait, drain=True)` is client-go's ShutDownWithDrain, bounded: new adds are ignored,
+  the keys already queued (and the batched ones, brought forward) are handled, then the workers
+  exit; keys scheduled for later are dropped (level-based: the next start reads them afresh).
 
 Delayed keys wait in a heap that the workers themselves watch (no timer thread): a worker with
 nothing to do sleeps until the earliest due key or the next `add`.
@@ -57,13 +60,14 @@ class WorkQueue(Generic[K]):
         self._seq = itertools.count()
         self._failures: dict[K, int] = {}    # consecutive failures of keys not yet done
         self._stopped = False
+        self._draining = False
         self._idle_waiters = 0               # callers in wait_idle (only they need notify_all)
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ producers
     def add(self, key: K, after: float = 0.0, *, batch: bool = False) -> None:
         with self._cv:
-            if self._stopped:
+            if self._stopped or self._draining:
                 return
             if after > 0:
                 due = self._clock() + after
@@ -137,14 +141,25 @@ class WorkQueue(Generic[K]):
                 self._threads.append(t)
                 t.start()
 
-    def stop(self, wait: float = 0.0) -> None:
-        """Stop handing out keys; running handlers finish. Waits up to `wait` seconds."""
+    def stop(self, wait: float = 0.0, *, drain: bool = False) -> bool:
+        """Stop handing out keys; running handlers finish. With `drain`, the keys already
+        queued are handled first (batched keys too, now). Waits up to `wait` seconds; True
+        when every worker has exited by then."""
         with self._cv:
-            self._stopped = True
+            if drain and not self._stopped and self._threads:
+                self._draining = True
+                for key in list(self._batched):
+                    self._mark_dirty(key)
+            else:
+                self._stopped = True
             self._cv.notify_all()
         until = time.monotonic() + wait
         for t in self._threads:
             t.join(max(0.0, until - time.monotonic()))
+        with self._cv:
+            self._stopped = True    # a drain that ran out of time hands out nothing more
+            self._cv.notify_all()
+        return not any(t.is_alive() for t in self._threads)
 
     def _get(self) -> Optional[K]:
         with self._cv:
@@ -152,7 +167,7 @@ class WorkQueue(Generic[K]):
                 if self._stopped:
                     return None
                 now = self._clock()
-                while self._heap and self._heap[0][0] <= now:
+                while self._heap and self._heap[0][0] <= now and not self._draining:
                     due, _, key = heapq.heappop(self._heap)
                     if self._due.get(key) == due:
                         self._mark_dirty(key)
@@ -161,6 +176,12 @@ class WorkQueue(Generic[K]):
                     self._dirty.discard(key)
                     self._running.add(key)
                     return key
+                if self._draining:
+                    if not self._running:
+                        self._cv.notify_all()   # the last one out lets the others go too
+                        return None
+                    self._cv.wait()    # a running key added again runs once more
+                    continue
                 timeout = self._heap[0][0] - now if self._heap else None
                 self._cv.wait(timeout)
 
@@ -170,15 +191,16 @@ class WorkQueue(Generic[K]):
             if key in self._dirty:
                 self._ready.append(key)
                 self._cv.notify()
-            elif again is not None and not self._stopped:
+            elif again is not None and not (self._stopped or self._draining):
                 due = self._clock() + max(0.0, again)
                 if self._due.get(key, float("inf")) > due:
                     self._due[key] = due
                     heapq.heappush(self._heap, (due, next(self._seq), key))
                 self._cv.notify()
-            if self._idle_waiters:
-                # for wait_idle only: waking every idle worker after each key (each to find
-                # nothing and sleep again) cost several thread switches per reconcile
+            if self._idle_waiters or self._draining:
+                # for wait_idle and a drain only: waking every idle worker after each key
+                # (each to find nothing and sleep again) cost several thread switches per
+                # reconcile
                 self._cv.notify_all()
 
     def _work(self) -> None:

@@ -247,3 +247,31 @@ def test_the_gahp_freezes_its_startup_heap_and_nothing_else_does(
     finally:
         gc.unfreeze()
         handlers.close()
+
+
+def test_a_graceful_exit_finishes_the_reconciles_already_queued(started: Service,
+                                                                 tmp_path: Path) -> None:
+    """Six final answers were given just before the GAHP is told to exit; each job's reconcile,
+    queued to record that its answer went out, runs before the exit (with slow store writes,
+    most were still queued), so the next GAHP has nothing to redo."""
+    service = started
+    iwd = tmp_path / "iwd"
+    iwd.mkdir()
+    jobs: list[tuple[str, str]] = []
+    for i in range(6):
+        ad = repr(classad2.ClassAd({
+            "Cmd": "/bin/sleep", "Arguments": "600", "Iwd": str(iwd),
+            "JobDirectory": f"/spool/drain-{i}", "In": "/dev/null", "RequestMemory": 64,
+            "StageCmd": False}))
+        code, msg, job_id = service.submit(ad)
+        assert code == 0 and job_id, msg
+        jobs.append((job_id, job_id.split("/")[2]))
+    assert service.reconciler.wait_idle(10)
+    for _, job in jobs:
+        service.store.record_final(job, 0, JobState(COMPLETED, exit_code=0))
+    Watched(service.store, write_delay=0.2)
+    for job_id, _ in jobs:
+        assert [service.status(job_id)[2] for _ in range(2)] == [RUNNING, COMPLETED]
+    service.close(secrets_deadline=0)
+    unreported = [job for _, job in jobs if not (rec := service.store.get(job)) or not rec.reported]
+    assert unreported == []

@@ -285,3 +285,59 @@ def test_sleeping_workers_meet_every_schedule_whatever_the_order_of_the_adds() -
         assert runs["late"] - start >= 0.55 and runs["later"] - start >= 0.9
     finally:
         q.stop(wait=1)
+
+
+def test_a_draining_stop_handles_what_is_queued_and_nothing_new() -> None:
+    """client-go's ShutDownWithDrain, bounded: the keys queued when the stop comes are handled
+    (a batched one at once), a key scheduled for later is dropped, an add meanwhile is ignored,
+    and no handler's retry is scheduled."""
+    gate = threading.Event()
+    runs: list[str] = []
+
+    def handler(key: str) -> Optional[float]:
+        if key == "first":
+            gate.wait(5)
+        runs.append(key)
+        return 0.01 if key == "again" else None
+
+    q: WorkQueue[str] = WorkQueue(handler, workers=2)
+    q.start()
+    q.add("first")
+    assert _eventually(lambda: q.busy("first"))
+    for key in ("a", "b", "again"):
+        q.add(key)
+    q.add("batched", 30, batch=True)
+    q.add("later", 30)
+    stopper = threading.Thread(target=lambda: q.stop(wait=5, drain=True))
+    started = time.monotonic()
+    stopper.start()
+    assert _eventually(lambda: q._draining)
+    q.add("new")                     # refused: the queue is draining
+    gate.set()
+    stopper.join(6)
+    assert not stopper.is_alive() and time.monotonic() - started < 3
+    assert sorted(runs) == ["a", "again", "b", "batched", "first"]
+
+
+def test_a_draining_stop_gives_up_after_its_wait() -> None:
+    """A handler stuck on a dead API server must not hold the GAHP's exit: after `wait` the
+    queue stops handing out keys, and says its workers did not all finish."""
+    release = threading.Event()
+    runs: list[str] = []
+
+    def handler(key: str) -> Optional[float]:
+        runs.append(key)
+        release.wait(10)
+        return None
+
+    q: WorkQueue[str] = WorkQueue(handler, workers=1)
+    q.start()
+    q.add("stuck")
+    assert _eventually(lambda: q.busy("stuck"))
+    q.add("queued")
+    started = time.monotonic()
+    assert q.stop(wait=0.3, drain=True) is False
+    assert time.monotonic() - started < 2
+    release.set()
+    time.sleep(0.2)
+    assert runs == ["stuck"]         # the stop came first: "queued" is never handed out
