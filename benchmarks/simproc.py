@@ -134,6 +134,36 @@ class _Finisher:
                 "last": self.last}
 
 
+def _freeze_long_lived() -> None:
+    """Keep what survives a full garbage collection out of the next ones' sight.
+
+    Python walks every object it tracks, with the event loop stopped, each time the oldest
+    generation has grown by a quarter. As the store filled with pods, the simulator's CPU per
+    created pod doubled from 1,000 to 5,000 pods held (1.1 -> 2.3 ms; 0.8-1.2 ms throughout
+    with the collector off), and the pauses landed in whatever request it was serving, where a
+    kube-apiserver collects beside its requests. What survives is the store's plain JSON and
+    the controllers' state, freed by reference counting when it goes (a deleted pod leaves no
+    reference cycle behind: tests/sim/test_nodes_scripted.py), so frozen it costs nothing.
+    Measured with a bare client creating 1,000 pods at a time, up to 6,000 held: 1.0-1.6 ms
+    per pod, and no more memory kept after pods are deleted than with the collector as it was."""
+    import gc
+
+    due = threading.Event()
+
+    def after(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            due.set()
+
+    def freezer() -> None:
+        while True:
+            due.wait()
+            due.clear()
+            gc.freeze()
+
+    gc.callbacks.append(after)
+    threading.Thread(target=freezer, name="gc-freeze", daemon=True).start()
+
+
 def _child(conn: multiprocessing.connection.Connection, workdir: str,
            nodes: int = SIM_NODES) -> None:
     import logging
@@ -141,6 +171,7 @@ def _child(conn: multiprocessing.connection.Connection, workdir: str,
     from kgahp_sim import SimCluster, SimConfig
 
     logging.basicConfig(level=logging.WARNING)
+    _freeze_long_lived()
     config = SimConfig(nodes=nodes, cpu=SIM_NODE_CPU, memory=SIM_NODE_MEMORY,
                        workdir=workdir, run_processes=False)
     finisher: Optional[_Finisher] = None

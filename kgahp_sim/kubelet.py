@@ -414,6 +414,7 @@ class PodWorker:
             for child in self.children:
                 child.cancel()
             await asyncio.gather(*self.children, return_exceptions=True)
+            self.children.clear()
             raise
         except Exception:
             log.exception("kubelet worker for %s/%s failed", self.namespace, self.name)
@@ -931,6 +932,7 @@ class Kubelet:
                     del self.readers[(worker.namespace, resource, name)]
         if worker.task is not None and not worker.task.done():
             worker.task.cancel()
+        worker.task = None
 
     def set_node_reachable(self, name: str, reachable: bool) -> None:
         when = now_rfc3339()

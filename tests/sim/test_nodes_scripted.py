@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -175,3 +176,32 @@ def test_deadline_exceeded_for_scripted_container(sim: SimCluster) -> None:
     assert (pod.status.reason, terminated(pod).exit_code) == ("DeadlineExceeded", 143)
     assert ("DeadlineExceeded", "Pod was active on the node longer than the specified deadline") \
         in events_for(api, "deadline")
+
+
+def test_a_deleted_pods_worker_leaves_no_reference_cycle(sim: SimCluster) -> None:
+    """The benchmarks' simulator process freezes what outlives a full garbage collection
+    (benchmarks/simproc.py), so what a pod leaves behind must be freed by reference counting.
+    A worker cancelled when its pod went stayed in a cycle (its task, the task's CancelledError,
+    the traceback's frames, the worker): 44 objects a pod."""
+    from kgahp_sim.kubelet import PodWorker
+
+    api = core(sim)
+    names = [f"cycle-{i}" for i in range(5)]
+    for name in names:
+        api.create_namespaced_pod(NAMESPACE, scripted(name, "sim.invalid/sleep"))
+    for name in names:
+        wait_pod(api, name, phase_in("Running"))
+    for name in names:
+        api.delete_namespaced_pod(name, NAMESPACE, grace_period_seconds=0)
+    for name in names:
+        wait_for(lambda name=name: gone(api, name), bool)
+    time.sleep(0.3)    # the workers' cancellation runs on the simulator's loop
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        # only this test's: a stopped simulator of an earlier test may be garbage too
+        left = [o for o in gc.garbage if isinstance(o, PodWorker) and o.name in names]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == []
