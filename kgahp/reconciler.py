@@ -122,7 +122,8 @@ class Reconciler:
         worker, decides and acts, so a slow store or API never stalls the watch."""
         m = meta(pod)
         namespace, name = str(m.get("namespace")), str(m.get("name"))
-        if kind == "DELETED" or phase(pod) != "Pending":
+        starting = kind != "DELETED" and phase(pod) == "Pending"
+        if not starting:
             self.mounts.forget(namespace, name)
             if kind == "DELETED":
                 self.actions.forget_pod(namespace, workloads.attempt_name(pod))
@@ -133,7 +134,7 @@ class Reconciler:
         if kind == "DELETED":
             with self._pending_guard:
                 self._departed.setdefault((namespace, job), {})[name] = pod
-        if kind != "DELETED" and phase(pod) == "Pending":
+        if starting:
             self.queue.add(("job", namespace, job), EVENT_BATCH_SECONDS, batch=True)
         else:
             self.enqueue(namespace, job)
