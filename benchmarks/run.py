@@ -85,6 +85,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--kubeconfig", default="",
                         help="run against this cluster instead of the built-in simulator")
     parser.add_argument("--context", default="", help="kubeconfig context (with --kubeconfig)")
+    parser.add_argument("--sim-tls", action="store_true",
+                        help="the simulator serves https, as a real API server does (needs the "
+                        "openssl command)")
     parser.add_argument("--namespace", default="default",
                         help="namespace of every benchmark pod (default: default)")
     parser.add_argument("--image", default=DEFAULT_IMAGE,
@@ -260,12 +263,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 sleep=Workload.from_command(args.image, args.image_command),
                 life=Workload.from_command(args.life_image, args.life_command))
         else:
-            sim = SimProcess(os.path.join(workdir, "sim")).start()
+            sim = SimProcess(os.path.join(workdir, "sim"), tls=args.sim_tls).start()
             kubeconfig = sim.write_kubeconfig(os.path.join(workdir, "kubeconfig"))
             target = SimTarget(sim, kubeconfig, args.namespace)
         results["meta"].update({
             "cluster": "sim" if target.is_sim else "kubeconfig",
             "server": target.description, "server_version": target.server_version(),
+            "transport": target.api.configuration.host.split(":", 1)[0],
             "namespace": target.namespace, "sleep_workload": phases._describe(target.sleep),
             "api_requests_counted_by": "the sim (server side)" if target.is_sim
             else "kgahp's own process (client side)"})

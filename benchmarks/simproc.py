@@ -164,9 +164,26 @@ def _freeze_long_lived() -> None:
     threading.Thread(target=freezer, name="gc-freeze", daemon=True).start()
 
 
+def _certificate(workdir: str) -> tuple[str, str]:
+    """A self-signed certificate and key for https://127.0.0.1, made with the openssl command
+    (no Python dependency for it)."""
+    import os
+    import subprocess
+
+    os.makedirs(workdir, exist_ok=True)
+    cert, key = os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-subj", "/CN=kubernetes", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
 def _child(conn: multiprocessing.connection.Connection, workdir: str,
-           nodes: int = SIM_NODES) -> None:
+           nodes: int = SIM_NODES, tls: bool = False) -> None:
+    import base64
     import logging
+    import ssl
 
     from kgahp_sim import SimCluster, SimConfig
 
@@ -175,9 +192,20 @@ def _child(conn: multiprocessing.connection.Connection, workdir: str,
     config = SimConfig(nodes=nodes, cpu=SIM_NODE_CPU, memory=SIM_NODE_MEMORY,
                        workdir=workdir, run_processes=False)
     finisher: Optional[_Finisher] = None
+    context: Optional[ssl.SSLContext] = None
+    cert = ""
+    if tls:
+        cert, key = _certificate(workdir + "-tls")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
     # anonymous admin: kubectl sends no bearer token over plain http (the baseline needs it)
-    cluster = SimCluster(config, anonymous_admin=True).start()
-    conn.send({"url": cluster.url, "kubeconfig": cluster.kubeconfig_dict()})
+    cluster = SimCluster(config, anonymous_admin=True, ssl_context=context).start()
+    kubeconfig = cluster.kubeconfig_dict()
+    if cert:
+        with open(cert, "rb") as fh:
+            kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"] = \
+                base64.b64encode(fh.read()).decode("ascii")
+    conn.send({"url": cluster.url, "kubeconfig": kubeconfig})
     try:
         while True:
             command, args = conn.recv()
@@ -216,9 +244,10 @@ def _child(conn: multiprocessing.connection.Connection, workdir: str,
 class SimProcess:
     """`SimProcess(workdir).start()`; `.url`, `.pid`, `.kubeconfig`, queries, `.stop()`."""
 
-    def __init__(self, workdir: str, nodes: int = SIM_NODES) -> None:
+    def __init__(self, workdir: str, nodes: int = SIM_NODES, tls: bool = False) -> None:
         self.workdir = workdir
         self.nodes = nodes
+        self.tls = tls          # serve https, as every real API server does
         self.url = ""
         self.kubeconfig: dict = {}
         self._conn: Optional[multiprocessing.connection.Connection] = None
@@ -232,7 +261,7 @@ class SimProcess:
     def start(self) -> SimProcess:
         ctx = multiprocessing.get_context("spawn")   # no fork of a threaded parent
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_child, args=(child, self.workdir, self.nodes),
+        self._proc = ctx.Process(target=_child, args=(child, self.workdir, self.nodes, self.tls),
                                  name="kgahp-sim", daemon=True)
         self._proc.start()
         self._conn = parent

@@ -44,6 +44,7 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     # what kgahp's own request log counted is what the server counted
     assert life["client_requests"] == life["requests"]
     assert results["meta"]["cluster"] == "sim"
+    assert results["meta"]["transport"] == "http"
     assert results["meta"]["server_version"] == VERSION_INFO["gitVersion"]   # the sim's /version
 
     scale = results["scale"]
@@ -107,6 +108,26 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     text = (out / "results.txt").read_text()
     assert "kgahp/limit" in text
     assert f"{head['submit_rate_vs_limit']:.2f}" in text
+
+
+@pytest.mark.timeout(120)
+def test_submit_against_the_limit_over_https(tmp_path: Path) -> None:
+    """--sim-tls: the simulator serves https with its own CA, as a real API server does, and
+    both kgahp and the limit create their pods through it."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make the simulator's certificate")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--phases", "limit,scale",
+         "--jobs", "30", "--paced-samples", "3", "--sim-tls", "--no-chart", "--out", str(out)],
+        capture_output=True, text=True, timeout=110, check=False)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["transport"] == "https"
+    assert results["limit"]["jobs"] == 30 and results["limit"]["retries"] == 0
+    assert results["scale"]["submit"]["api_requests_per_submit"] >= 1
+    assert results["scale"]["recovery"]["unanswered"] == 0
+    assert "https://127.0.0.1" in (out / "results.txt").read_text()
 
 
 @pytest.mark.timeout(240)
