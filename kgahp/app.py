@@ -167,6 +167,11 @@ class StartingService:
         svc = self.service()
         return svc.status(job_id) if svc else (1, self._unavailable(), 0, None)
 
+    def status_now(self, job_id: str) -> Optional[tuple[int, str, int, Optional[str]]]:
+        # never waits for the start: until the service is built, a worker answers
+        svc = self._service if self._ready.is_set() else None
+        return svc.status_now(job_id) if svc else None
+
     def cancel(self, job_id: str) -> tuple[int, str]:
         svc = self.service()
         return svc.cancel(job_id) if svc else (1, self._unavailable())

@@ -36,6 +36,7 @@ RUNNING_SHOWN_MAX = 100_000  # attempts remembered as shown RUNNING (cancelled o
 DRAIN_SECONDS = 5.0          # a graceful exit finishes queued reconciles for at most this long
 
 Reply = tuple[int, str]
+StatusReply = tuple[int, str, int, Optional[str]]   # code, message, JobStatus, ad
 
 
 def parse_job_id(job_id: str, default_namespace: str) -> tuple[str, str, bool]:
@@ -70,7 +71,7 @@ class Service:
         self._running_guard = threading.Lock()
         self.reconciler.start()
 
-    def _reply(self, job_id: str, state: JobState) -> tuple[int, str, int, Optional[str]]:
+    def _reply(self, job_id: str, state: JobState) -> StatusReply:
         return 0, "No error", state.job_status, status_ad(job_id, state)
 
     def _current_pod(self, namespace: str, job: str, rec: Optional[JobRecord]) -> Optional[dict]:
@@ -165,7 +166,19 @@ class Service:
                             meta(pod).get("name"), exc)
 
     # ------------------------------------------------------------------ status
-    def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]:
+    def status(self, job_id: str) -> StatusReply:
+        answer = self._status(job_id, may_wait=True)
+        assert answer is not None
+        return answer
+
+    def status_now(self, job_id: str) -> Optional[StatusReply]:
+        """The answer if memory alone gives it (the store's mirror and the pod cache), else
+        None: then `status` runs on a worker thread, where it may wait for the cache's first
+        list or read the pod from the API. Returns None before doing anything it would have to
+        undo, so the worker's `status` is the whole answer."""
+        return self._status(job_id, may_wait=False)
+
+    def _status(self, job_id: str, *, may_wait: bool) -> Optional[StatusReply]:
         try:
             namespace, job, legacy = parse_job_id(job_id, self.settings.kube.namespace)
         except JobAdError as exc:
@@ -184,6 +197,8 @@ class Service:
         else:
             pod = self._current_pod(namespace, job, rec)
             if pod is None and rec is not None and not self.cache.is_synced(namespace):
+                if not may_wait:
+                    return None
                 # Just (re)started: the first list answers every known job at once, while a
                 # read per job would compete with that list for the QPS budget (benchmark:
                 # recovery at 10,000 jobs 17 s and 220 requests -> 11 s and 21 requests).
@@ -195,6 +210,8 @@ class Service:
             self.actions.jobs.of_attempt(namespace, job, rec.attempt) is not None
         if pod is None and not held_back and (rec is None or not self.cache.is_synced(namespace)
                                               or self.clock() - rec.submitted_at < 60):
+            if not may_wait:
+                return None
             try:  # a cache miss: one direct read, never "unknown" for a job just submitted
                 pod = self._lookup(namespace, job, legacy, rec)
                 old = None if pod is not None or rec is not None or legacy \

@@ -14,13 +14,19 @@ INTERNAL_ERROR = "Internal kgahp error; see the kgahp log"
 
 
 class Handlers(Protocol):
-    """The five verbs the service layer implements. Each may block; each runs in a pool thread."""
+    """The five verbs the service layer implements. Each may block; each runs in a pool thread,
+    except a status that `status_now` answers on the protocol thread."""
 
     def ping(self, batch_type: str) -> tuple[int, str]: ...
 
     def submit(self, ad_text: str) -> tuple[int, str, Optional[str]]: ...
 
     def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]: ...
+
+    def status_now(self, job_id: str) -> Optional[tuple[int, str, int, Optional[str]]]:
+        """The status answer if memory alone gives it, at once and without blocking; None
+        when it needs the API or a wait (then `status` runs in a pool thread)."""
+        ...
 
     def cancel(self, job_id: str) -> tuple[int, str]: ...
 
@@ -36,6 +42,8 @@ class AsyncCommand:
     slow: bool                   # runs in the submit/cancel/refresh pool
     run: Callable[[Handlers, str, list[str]], bytes]   # (handlers, reqid, args) -> result line
     fail: Callable[[str, str], bytes]                  # (reqid, message) -> failure line
+    # the result at once, on the protocol thread, when memory alone gives it; None: run `run`
+    now: Optional[Callable[[Handlers, str, list[str]], Optional[bytes]]] = None
 
 
 def _run_ping(h: Handlers, reqid: str, args: list[str]) -> bytes:
@@ -50,6 +58,14 @@ def _run_submit(h: Handlers, reqid: str, args: list[str]) -> bytes:
 
 def _run_status(h: Handlers, reqid: str, args: list[str]) -> bytes:
     code, msg, job_status, ad = h.status(args[0])
+    return replies.status_result(reqid, code, msg, job_status, ad)
+
+
+def _now_status(h: Handlers, reqid: str, args: list[str]) -> Optional[bytes]:
+    answer = h.status_now(args[0])
+    if answer is None:
+        return None
+    code, msg, job_status, ad = answer
     return replies.status_result(reqid, code, msg, job_status, ad)
 
 
@@ -68,7 +84,8 @@ ASYNC_COMMANDS: dict[str, AsyncCommand] = {
     "BLAH_PING": AsyncCommand(2, False, _run_ping,
                               lambda r, m: replies.ping_result(r, 1, m)),
     "BLAH_JOB_STATUS": AsyncCommand(2, False, _run_status,
-                                    lambda r, m: replies.status_result(r, 1, m, 0, None)),
+                                    lambda r, m: replies.status_result(r, 1, m, 0, None),
+                                    now=_now_status),
     "BLAH_JOB_SUBMIT": AsyncCommand(2, True, _run_submit,
                                     lambda r, m: replies.submit_result(r, 1, m, None)),
     "BLAH_JOB_CANCEL": AsyncCommand(2, True, _run_cancel,

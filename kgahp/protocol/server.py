@@ -267,6 +267,13 @@ class GahpServer:
             pool.outstanding += 1
             self._write(_ACCEPTED)
         started = time.monotonic()
+        # A status the cache answers is answered here: handing it to a worker cost more than
+        # the answer (a queue, a thread wake-up, the interpreter lock passed twice).
+        now = self._execute_now(name, command, reqid, args)
+        if now is not None:
+            self._finish(pool, now)
+            self._log_done(reqid, name, args, now, started)
+            return
 
         def task() -> None:
             line: Optional[bytes] = None
@@ -276,11 +283,14 @@ class GahpServer:
                 if line is None:     # only if _execute itself broke (e.g. MemoryError)
                     line = command.fail(reqid, INTERNAL_ERROR)
                 self._finish(pool, line)
-            log.info("reqid=%s cmd=%s %s code=%s ms=%.1f", reqid, name,
-                     job_subject(name, args), result_code(line),
-                     (time.monotonic() - started) * 1000)
+            self._log_done(reqid, name, args, line, started)
 
         pool.put(task)
+
+    @staticmethod
+    def _log_done(reqid: str, name: str, args: list[str], line: bytes, started: float) -> None:
+        log.info("reqid=%s cmd=%s %s code=%s ms=%.1f", reqid, name, job_subject(name, args),
+                 result_code(line), (time.monotonic() - started) * 1000)
 
     def _finish(self, pool: WorkerPool, line: bytes) -> None:
         """Queue a result line and send the async notice once per RESULTS cycle."""
@@ -292,10 +302,20 @@ class GahpServer:
                 self._write(replies.ASYNC_NOTICE)
             self._idle.notify_all()
 
-    def _execute(self, name: str, command: AsyncCommand, reqid: str, args: list[str]) -> bytes:
+    def _execute_now(self, name: str, command: AsyncCommand, reqid: str,
+                     args: list[str]) -> Optional[bytes]:
+        """The command's result if it can be had at once from memory (`command.now`), else
+        None. A failure becomes a failure result, as on a worker."""
+        if command.now is None:
+            return None
+        return self._execute(name, command, reqid, args, command.now)
+
+    def _execute(self, name: str, command: AsyncCommand, reqid: str, args: list[str],
+                 run: Optional[Callable[[Handlers, str, list[str]], Optional[bytes]]] = None
+                 ) -> Optional[bytes]:
         """Run a handler; any exception becomes a failure result, never a dead server."""
         try:
-            return command.run(self._handlers, reqid, args)
+            return (run or command.run)(self._handlers, reqid, args)
         except KgahpError as exc:
             log.warning("reqid=%s cmd=%s failed: %s", reqid, name, exc)
             return command.fail(reqid, str(exc))

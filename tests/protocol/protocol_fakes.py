@@ -32,10 +32,14 @@ RESULT_TOKENS = {
 
 
 class FakeHandlers:
-    """Plausible answers; `delay=(lo, hi)` makes every call sleep that long (seconds)."""
+    """Plausible answers; `delay=(lo, hi)` makes every call sleep that long (seconds).
+    `answer_now`: `status_now` answers statuses at once (as the service does from its cache);
+    otherwise it declines, and every status runs on a worker."""
 
-    def __init__(self, delay: tuple[float, float] = (0.0, 0.0), seed: int = 1) -> None:
+    def __init__(self, delay: tuple[float, float] = (0.0, 0.0), seed: int = 1,
+                 answer_now: bool = False) -> None:
         self.delay = delay
+        self.answer_now = answer_now
         self.ads: list[str] = []
         self.calls: list[tuple[str, ...]] = []
         self._lock = threading.Lock()
@@ -69,6 +73,16 @@ class FakeHandlers:
     def status(self, job_id: str) -> tuple[int, str, int, Optional[str]]:
         self._pause()
         self.calls.append(("status", job_id))
+        return self._status_answer(job_id)
+
+    def status_now(self, job_id: str) -> Optional[tuple[int, str, int, Optional[str]]]:
+        if not self.answer_now:
+            return None
+        self.calls.append(("status_now", job_id, threading.current_thread().name))
+        return self._status_answer(job_id)
+
+    @staticmethod
+    def _status_answer(job_id: str) -> tuple[int, str, int, Optional[str]]:
         if not job_id.startswith("kubernetes/"):
             return 1, "Pod not found", 0, None
         return 0, "", 2, (f'[ BatchJobId = "{job_id}"; JobStatus = 2; '

@@ -168,6 +168,49 @@ def test_back_pressure_and_status_not_stuck_behind_submits() -> None:
     assert s.close() == 0
 
 
+def test_a_status_answered_from_memory_needs_no_worker() -> None:
+    """Every worker is stuck on a slow call, yet a status `status_now` answers comes back
+    at once (on the protocol thread), in the same form as a worker's; one it declines waits
+    for a worker and `status` gives it."""
+    h = FakeHandlers(delay=(1.5, 1.5), answer_now=True)
+    s = Session(h, workers=2)
+    s.command(b"ASYNC_MODE_ON")
+    for reqid in (2, 3):                      # both status workers sleep 1.5 s
+        assert s.command(b"BLAH_PING %d kubernetes" % reqid) == ["S"]
+    t0 = time.monotonic()
+    assert s.command(b"BLAH_JOB_STATUS 4 kubernetes/a/b") == ["S"]
+    got = wait_results(s, 1)
+    assert time.monotonic() - t0 < 1.0
+    assert got == [["4", "0", "No error", "2",
+                    '[ BatchJobId = "kubernetes/a/b"; JobStatus = 2; '
+                    'HoldReason = "Pod \\"x\\" failed"; WorkerNode = "node 17" ]']]
+    check_result(got[0], "BLAH_JOB_STATUS")
+    assert [c[:2] for c in h.calls] == [("status_now", "kubernetes/a/b")]
+    assert not h.calls[0][2].startswith("gahp-")         # not a pool thread
+    h.answer_now = False
+    assert s.command(b"BLAH_JOB_STATUS 5 kubernetes/c/d") == ["S"]
+    got = wait_results(s, 3, timeout=15)
+    assert sorted(r[0] for r in got) == ["2", "3", "5"]
+    assert ("status", "kubernetes/c/d") in h.calls
+    assert s.close() == 0
+
+
+class BrokenNow(FakeHandlers):
+    def status_now(self, job_id: str) -> Optional[tuple[int, str, int, Optional[str]]]:
+        raise RuntimeError("cache broke")
+
+
+def test_a_failing_answer_from_memory_is_a_failure_result_and_serving_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    s = Session(BrokenNow())
+    assert s.command(b"BLAH_JOB_STATUS 7 kubernetes/a/b") == ["S"]
+    assert wait_results(s, 1) == [["7", "1", INTERNAL_ERROR, "0", "N/A"]]
+    assert s.command(b"BLAH_PING 8 kubernetes") == ["S"]     # the protocol thread lives on
+    assert wait_results(s, 1) == [["8", "0", "No error"]]
+    assert s.close() == 0
+    assert "cache broke" in caplog.text
+
+
 def test_one_notice_per_results_cycle_and_none_when_async_off() -> None:
     s = Session(FakeHandlers())
     assert s.command(b"BLAH_PING 2 kubernetes") == ["S"]
