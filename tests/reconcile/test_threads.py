@@ -17,7 +17,7 @@ from kgahp.app import build_service
 from kgahp.config import settings_from_mapping
 from kgahp.kube.api import Kube
 from kgahp.kube.connect import api_client
-from kgahp.model import COMPLETED, REMOVED, RUNNING, JobState
+from kgahp.model import COMPLETED, IDLE, REMOVED, RUNNING, JobState
 from kgahp.podspec import names
 from kgahp.service import Service
 from kgahp.store import JobStore
@@ -252,6 +252,42 @@ def test_the_gahp_freezes_its_startup_heap_and_nothing_else_does(
     finally:
         gc.unfreeze()
         handlers.close()
+
+
+def test_status_now_answers_from_memory_or_declines_having_done_nothing(
+        sim: Any, sim_kubeconfig: str, tmp_path: Path) -> None:
+    """`status_now` (what the protocol thread answers itself) gives what `status` gives when
+    memory holds the answer, without an API request or a store write; where `status` would wait
+    for the cache's first list or read the API it declines (None) and has asked nothing."""
+    sim.require_sim()
+    service = _service(sim_kubeconfig, tmp_path, start=False)   # its cache never lists
+    try:
+        iwd = tmp_path / "iwd"
+        iwd.mkdir()
+        ad = repr(classad2.ClassAd({
+            "Cmd": "/bin/sleep", "Arguments": "600", "Iwd": str(iwd),
+            "JobDirectory": "/spool/now-1", "In": "/dev/null", "RequestMemory": 64,
+            "StageCmd": False}))
+        code, msg, job_id = service.submit(ad)
+        assert code == 0 and job_id, msg
+        service.store.record_submit("ghost", NS, 0, "[]")     # known, its pod not yet listed
+        watched = Watched(service.store)
+        watched.in_status.on = True
+        before = service.kube.requests
+        answer = service.status_now(job_id)                   # its created pod was noted
+        assert service.status_now(f"kubernetes/{NS}/ghost") is None       # would wait
+        assert service.status_now(f"kubernetes/{NS}/never-submitted") is None  # would read
+        assert service.kube.requests == before
+        assert watched.status_writes == []
+        watched.in_status.on = False
+        assert answer is not None and answer == service.status(job_id)
+        assert answer[0] == 0 and answer[2] == IDLE
+        assert service.kube.requests == before                # both from the cache
+        assert service.status(f"kubernetes/{NS}/never-submitted")[2] == REMOVED
+        assert service.kube.requests == before + 1            # the read status_now declined
+    finally:
+        service.close(secrets_deadline=0)
+        service.store.close()
 
 
 def test_a_graceful_exit_finishes_the_reconciles_already_queued(started: Service,
