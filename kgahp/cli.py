@@ -46,7 +46,7 @@ def serve_gahp() -> int:
         config_error: Optional[str] = str(exc)
     else:
         config_error = None
-    setup_logging(settings.log_file, settings.server.debug)
+    setup_logging(settings.log_file, settings.server.debug, settings.server.max_log)
     import logging
 
     log = logging.getLogger("kgahp")

@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 FORMAT = "%(asctime)s.%(msecs)03d [%(process)d] %(levelname)s %(name)s: %(message)s"
 DATEFMT = "%m/%d/%y %H:%M:%S"
@@ -48,10 +48,12 @@ class BatchedLineHandler(logging.Handler):
     ahead of what its request logged.
     """
 
-    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+    def __init__(self, stream: TextIO, interval: float = 0.05,
+                 rotate: Optional[Callable[[TextIO], TextIO]] = None) -> None:
         super().__init__()
         self.stream = stream
         self.interval = interval
+        self._rotate = rotate      # after each write: the stream to go on with (RotatingLog)
         self._pending: list[str] = []       # only `flush` removes, under _write_lock
         self._write_lock = threading.Lock()
         self._has_lines = threading.Event()
@@ -87,6 +89,8 @@ class BatchedLineHandler(logging.Handler):
             try:
                 self.stream.write("\n".join(lines) + "\n")
                 self.stream.flush()
+                if self._rotate is not None:
+                    self.stream = self._rotate(self.stream)
             except Exception:
                 sys.stderr.write(f"kgahp: could not write {count} log line(s)\n")
 
@@ -104,10 +108,36 @@ class BatchedLineHandler(logging.Handler):
         super().close()
 
 
-def setup_logging(path: str, level: str = "INFO") -> None:
+def _open_log(path: str) -> TextIO:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
+
+
+class RotatingLog:
+    """HTCondor's way with a daemon log (MAX_<SUBSYS>_LOG): once the file has reached
+    `max_bytes` it is renamed to `<path>.old`, replacing the one before, and a new file is
+    begun. A GAHP runs for weeks and logs a line per request; without this it fills the disk.
+    Checked after each batch is written (one fstat), so a file ends up at most one batch over."""
+
+    def __init__(self, path: str, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+
+    def __call__(self, stream: TextIO) -> TextIO:
+        if os.fstat(stream.fileno()).st_size < self.max_bytes:
+            return stream
+        stream.close()
+        try:
+            os.replace(self.path, self.path + ".old")
+        except OSError:
+            pass    # renamed or removed by someone else: begin the new file anyway
+        return _open_log(self.path)
+
+
+def setup_logging(path: str, level: str = "INFO", max_bytes: int = 0) -> None:
     """Send every log record (ours, the kubernetes client's, urllib3's, warnings) to `path`,
     or to stderr when `path` is empty. The file is created 0600: logs carry no secrets, but
-    job ids and paths are nobody else's business."""
+    job ids and paths are nobody else's business. `max_bytes` > 0: see RotatingLog."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -116,8 +146,8 @@ def setup_logging(path: str, level: str = "INFO") -> None:
     handler: logging.Handler
     if path:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        handler = BatchedLineHandler(os.fdopen(fd, "a", encoding="utf-8"))
+        handler = BatchedLineHandler(
+            _open_log(path), rotate=RotatingLog(path, max_bytes) if max_bytes > 0 else None)
     else:
         handler = BatchedLineHandler(sys.stderr)
     handler.setFormatter(SecondFormatter(FORMAT, DATEFMT))

@@ -39,6 +39,13 @@ def _reconcile_workers(value: str) -> int:
     return number
 
 
+def _byte_count(value: str) -> int:
+    number = int(value.strip())
+    if number < 0:
+        raise ValueError("must be 0 or more bytes")
+    return number
+
+
 def _log_level(value: str) -> str:
     return value.strip().upper() or "INFO"
 

@@ -13,6 +13,7 @@ from kgahp.config.knob import knob
 from kgahp.config.parsers import (
     GpuMode,
     _bool,
+    _byte_count,
     _cpu_quantity,
     _csv,
     _env_pairs,
@@ -92,6 +93,11 @@ class ServerSettings:
         "DEBUG", "INFO",
         "Log level: ERROR, WARNING, INFO or DEBUG",
         parse=_log_level)
+    max_log: int = knob(
+        "MAX_LOG", "104857600",
+        "Bytes the log file may reach before it is renamed to <log>.old (replacing the one "
+        "before) and a new one begun, as HTCondor's MAX_<SUBSYS>_LOG; 0 = never",
+        parse=_byte_count)
     state_dir: str = knob(
         "STATE_DIR", "",
         "Directory of the durable job store; empty = ~/.kgahp (never GAHP_TEMP, which the "

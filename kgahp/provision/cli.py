@@ -60,7 +60,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as exc:
         print(f"kgahp provision: {exc}", file=sys.stderr)
         return 1
-    setup_logging(_log_file(settings, args.once or args.dry_run), settings.server.debug)
+    setup_logging(_log_file(settings, args.once or args.dry_run), settings.server.debug,
+                  settings.server.max_log)
     try:
         provisioner = _build(settings, args)
     except KgahpError as exc:

@@ -10,7 +10,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from kgahp.logsetup import DATEFMT, FORMAT, BatchedLineHandler, SecondFormatter, setup_logging
+from kgahp.logsetup import (
+    DATEFMT,
+    FORMAT,
+    BatchedLineHandler,
+    RotatingLog,
+    SecondFormatter,
+    setup_logging,
+)
 
 
 def _record(created: float) -> logging.LogRecord:
@@ -149,6 +156,74 @@ def test_setup_logging_writes_a_0600_file_and_replaces_its_own_handler(tmp_path:
         second[0].flush()
         assert "INFO kgahp.test.setup: hello there" in (tmp_path / "b.log").read_text()
         assert (tmp_path / "b.log").stat().st_mode & 0o777 == 0o600
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+            if isinstance(h, BatchedLineHandler):
+                h.close()
+        for h in saved:
+            root.addHandler(h)
+        root.setLevel(level)
+        logging._srcfile = srcfile
+        logging.logThreads = logging.logMultiprocessing = True
+        logging.captureWarnings(False)
+
+
+def _lines_of(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_full_log_becomes_log_old_and_a_new_one_begins(tmp_path: Path) -> None:
+    """Past max_bytes the file is renamed to .old (replacing the one before) and a new 0600
+    file begun; no line is lost or split across the rotation, and no file grows past the
+    bound by more than one batch."""
+    path = tmp_path / "KGahpLog.alice"
+    handler = BatchedLineHandler(open(path, "a"), interval=60,   # only flush() writes
+                                 rotate=RotatingLog(str(path), max_bytes=1000))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    written: list[str] = []
+    for batch in range(12):
+        for i in range(5):                   # a batch: 5 lines of 40 bytes with their newline
+            line = f"batch {batch:02d} line {i} " + "x" * 23
+            written.append(line)
+            handler.emit(logging.LogRecord("kgahp", logging.INFO, "", 0, line, None, None))
+        handler.flush()
+        assert path.stat().st_size < 1000 + 200
+    handler.close()
+    old, new = _lines_of(tmp_path / "KGahpLog.alice.old"), _lines_of(path)
+    # 12 batches of 200 bytes: renamed after the 5th and the 10th; .old holds the 6th-10th
+    assert old == written[25:50] and new == written[50:]
+    for kept in (path, tmp_path / "KGahpLog.alice.old"):
+        assert kept.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["KGahpLog.alice", "KGahpLog.alice.old"]
+
+
+def test_without_a_bound_or_under_it_the_log_is_never_renamed(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    rotate = RotatingLog(str(path), max_bytes=10_000)
+    handler = BatchedLineHandler(open(path, "a"), interval=60, rotate=rotate)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for i in range(20):
+        handler.emit(logging.LogRecord("kgahp", logging.INFO, "", 0, f"line {i}", None, None))
+        handler.flush()
+    handler.close()
+    assert _lines_of(path) == [f"line {i}" for i in range(20)]
+    assert not (tmp_path / "a.log.old").exists()
+
+
+def test_setup_logging_rotates_at_kgahp_max_log(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    saved, level, srcfile = list(root.handlers), root.level, logging._srcfile
+    path = tmp_path / "c.log"
+    try:
+        setup_logging(str(path), max_bytes=2000)
+        handler = next(h for h in root.handlers if isinstance(h, BatchedLineHandler))
+        log = logging.getLogger("kgahp.test.rotation")
+        for i in range(40):
+            log.info("request %d %s", i, "y" * 60)
+            handler.flush()
+        text = (tmp_path / "c.log.old").read_text() + path.read_text()
+        assert "request 39 " in text and path.stat().st_size < 2000 + 200
     finally:
         for h in list(root.handlers):
             root.removeHandler(h)
