@@ -7,8 +7,11 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
+
+import pytest
 
 from kgahp.logsetup import (
     DATEFMT,
@@ -143,19 +146,13 @@ def test_close_writes_what_is_left_and_later_lines_go_straight_out() -> None:
     assert stream.getvalue() == "pending\nlate\n"
 
 
-def test_setup_logging_writes_a_0600_file_and_replaces_its_own_handler(tmp_path: Path) -> None:
+@pytest.fixture
+def root_logger() -> Iterator[logging.Logger]:
+    """The root logger, given back as it was: setup_logging replaces its handlers."""
     root = logging.getLogger()
     saved, level, srcfile = list(root.handlers), root.level, logging._srcfile
     try:
-        setup_logging(str(tmp_path / "a.log"))
-        first = [h for h in root.handlers if isinstance(h, BatchedLineHandler)]
-        setup_logging(str(tmp_path / "b.log"))
-        second = [h for h in root.handlers if isinstance(h, BatchedLineHandler)]
-        assert len(first) == len(second) == 1 and first[0] is not second[0]
-        logging.getLogger("kgahp.test.setup").info("hello %s", "there")
-        second[0].flush()
-        assert "INFO kgahp.test.setup: hello there" in (tmp_path / "b.log").read_text()
-        assert (tmp_path / "b.log").stat().st_mode & 0o777 == 0o600
+        yield root
     finally:
         for h in list(root.handlers):
             root.removeHandler(h)
@@ -167,6 +164,19 @@ def test_setup_logging_writes_a_0600_file_and_replaces_its_own_handler(tmp_path:
         logging._srcfile = srcfile
         logging.logThreads = logging.logMultiprocessing = True
         logging.captureWarnings(False)
+
+
+def test_setup_logging_writes_a_0600_file_and_replaces_its_own_handler(
+        tmp_path: Path, root_logger: logging.Logger) -> None:
+    setup_logging(str(tmp_path / "a.log"))
+    first = [h for h in root_logger.handlers if isinstance(h, BatchedLineHandler)]
+    setup_logging(str(tmp_path / "b.log"))
+    second = [h for h in root_logger.handlers if isinstance(h, BatchedLineHandler)]
+    assert len(first) == len(second) == 1 and first[0] is not second[0]
+    logging.getLogger("kgahp.test.setup").info("hello %s", "there")
+    second[0].flush()
+    assert "INFO kgahp.test.setup: hello there" in (tmp_path / "b.log").read_text()
+    assert (tmp_path / "b.log").stat().st_mode & 0o777 == 0o600
 
 
 def _lines_of(path: Path) -> list[str]:
@@ -211,27 +221,14 @@ def test_without_a_bound_or_under_it_the_log_is_never_renamed(tmp_path: Path) ->
     assert not (tmp_path / "a.log.old").exists()
 
 
-def test_setup_logging_rotates_at_kgahp_max_log(tmp_path: Path) -> None:
-    root = logging.getLogger()
-    saved, level, srcfile = list(root.handlers), root.level, logging._srcfile
+def test_setup_logging_rotates_at_kgahp_max_log(tmp_path: Path,
+                                                root_logger: logging.Logger) -> None:
     path = tmp_path / "c.log"
-    try:
-        setup_logging(str(path), max_bytes=2000)
-        handler = next(h for h in root.handlers if isinstance(h, BatchedLineHandler))
-        log = logging.getLogger("kgahp.test.rotation")
-        for i in range(40):
-            log.info("request %d %s", i, "y" * 60)
-            handler.flush()
-        text = (tmp_path / "c.log.old").read_text() + path.read_text()
-        assert "request 39 " in text and path.stat().st_size < 2000 + 200
-    finally:
-        for h in list(root.handlers):
-            root.removeHandler(h)
-            if isinstance(h, BatchedLineHandler):
-                h.close()
-        for h in saved:
-            root.addHandler(h)
-        root.setLevel(level)
-        logging._srcfile = srcfile
-        logging.logThreads = logging.logMultiprocessing = True
-        logging.captureWarnings(False)
+    setup_logging(str(path), max_bytes=2000)
+    handler = next(h for h in root_logger.handlers if isinstance(h, BatchedLineHandler))
+    log = logging.getLogger("kgahp.test.rotation")
+    for i in range(40):
+        log.info("request %d %s", i, "y" * 60)
+        handler.flush()
+    text = (tmp_path / "c.log.old").read_text() + path.read_text()
+    assert "request 39 " in text and path.stat().st_size < 2000 + 200
