@@ -343,6 +343,30 @@ class Logging(FakeHandlers):
         return super().submit(ad_text)
 
 
+def test_an_answered_status_poll_is_logged_at_debug_everything_else_at_info(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The gridmanager polls every job again and again: at INFO the log is not a list of
+    those polls, but a failed poll, a submit and a ping are there."""
+    caplog.set_level(logging.INFO, logger="kgahp.protocol.server")
+    s = Session(FakeHandlers(answer_now=True))
+    for line in (b"BLAH_JOB_STATUS 2 kubernetes/a/b", b"BLAH_JOB_STATUS 3 not-a-job-id",
+                 b"BLAH_JOB_SUBMIT 4 [\\ ]", b"BLAH_PING 5 kubernetes"):
+        assert s.command(line) == ["S"]
+    wait_results(s, 4)
+    assert s.close() == 0
+    logged = {r.getMessage().split()[0]: r.levelname for r in caplog.records
+              if r.getMessage().startswith("reqid=")}
+    assert logged == {"reqid=3": "INFO", "reqid=4": "INFO", "reqid=5": "INFO"}
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="kgahp.protocol.server")
+    s = Session(FakeHandlers())                       # answered on a worker: the same
+    assert s.command(b"BLAH_JOB_STATUS 6 kubernetes/a/b") == ["S"]
+    wait_results(s, 1)
+    assert s.close() == 0
+    assert [r.levelname for r in caplog.records
+            if r.getMessage().startswith("reqid=6 cmd=BLAH_JOB_STATUS")] == ["DEBUG"]
+
+
 def test_what_a_request_logged_is_in_the_log_before_its_result_is_read() -> None:
     # kgahp writes log lines in batches; an admin (or a test) reading a result must find in
     # the log what that request logged
