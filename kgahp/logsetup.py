@@ -126,12 +126,16 @@ class RotatingLog:
     def __call__(self, stream: TextIO) -> TextIO:
         if os.fstat(stream.fileno()).st_size < self.max_bytes:
             return stream
-        stream.close()
         try:
             os.replace(self.path, self.path + ".old")
         except OSError:
             pass    # renamed or removed by someone else: begin the new file anyway
-        return _open_log(self.path)
+        try:
+            fresh = _open_log(self.path)
+        except OSError:
+            return stream   # no new file can be made (yet): go on in this one, try again later
+        stream.close()
+        return fresh
 
 
 def setup_logging(path: str, level: str = "INFO", max_bytes: int = 0) -> None:

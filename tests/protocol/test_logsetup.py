@@ -9,10 +9,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import pytest
 
+from kgahp import logsetup
 from kgahp.logsetup import (
     DATEFMT,
     FORMAT,
@@ -206,6 +207,29 @@ def test_a_full_log_becomes_log_old_and_a_new_one_begins(tmp_path: Path) -> None
     for kept in (path, tmp_path / "KGahpLog.alice.old"):
         assert kept.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["KGahpLog.alice", "KGahpLog.alice.old"]
+
+
+def test_when_no_new_log_can_be_made_lines_go_on_into_the_old_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "d.log"
+    handler = BatchedLineHandler(open(path, "a"), interval=60,
+                                 rotate=RotatingLog(str(path), max_bytes=10))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def refuse(_path: str) -> TextIO:
+        raise PermissionError("the log directory went read-only")
+
+    monkeypatch.setattr(logsetup, "_open_log", refuse)
+    for i in range(3):
+        handler.emit(logging.LogRecord("kgahp", logging.INFO, "", 0, f"line {i}", None, None))
+        handler.flush()
+    monkeypatch.undo()
+    handler.emit(logging.LogRecord("kgahp", logging.INFO, "", 0, "line 3", None, None))
+    handler.flush()                    # a new file is made once it can be
+    handler.emit(logging.LogRecord("kgahp", logging.INFO, "", 0, "line 4", None, None))
+    handler.close()
+    assert _lines_of(tmp_path / "d.log.old") == [f"line {i}" for i in range(4)]
+    assert _lines_of(path) == ["line 4"]
 
 
 def test_without_a_bound_or_under_it_the_log_is_never_renamed(tmp_path: Path) -> None:
