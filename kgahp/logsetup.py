@@ -116,7 +116,8 @@ def _open_log(path: str) -> TextIO:
 class RotatingLog:
     """HTCondor's way with a daemon log (MAX_<SUBSYS>_LOG): once the file has reached
     `max_bytes` it is renamed to `<path>.old`, replacing the one before, and a new file is
-    begun. A GAHP runs for weeks and logs a line per request; without this it fills the disk.
+    begun. A GAHP runs for weeks and logs a line per request (per status poll too, at DEBUG);
+    without this it fills the disk.
     Checked after each batch is written (one fstat), so a file ends up at most one batch over."""
 
     def __init__(self, path: str, max_bytes: int) -> None:
