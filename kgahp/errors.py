@@ -35,6 +35,10 @@ class TransferError(KgahpError):
     """Input or output files could not be moved (size limits, unsafe paths, missing outputs)."""
 
 
+class StoreError(KgahpError):
+    """kgahp's durable job store could not be written (a full disk, a read-only directory)."""
+
+
 class ApiError(KgahpError):
     """The Kubernetes API refused or failed a request."""
 

@@ -27,6 +27,7 @@ from enum import IntEnum
 from typing import Any, Optional
 
 from kgahp.codes import JobStatus
+from kgahp.errors import StoreError
 from kgahp.model import JobState
 
 _SCHEMA = """
@@ -153,12 +154,21 @@ class JobStore:
         row = self._jobs.get(job)
         return _record(row) if row else None
 
+    def _execute(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run a write; SQLite's failure becomes a StoreError an admin can act on (the mirror
+        is only changed after the write went through)."""
+        try:
+            self._db.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"kgahp cannot write its job store {self.path}: {exc}; free space there or "
+                "point KGAHP_STATE_DIR at a writable directory") from exc
+
     def _write(self, rec: JobRecord) -> None:
-        self._db.execute(
-            _UPSERT,
+        self._execute(_UPSERT, [
             (rec.job, rec.namespace, rec.attempt, rec.ad, rec.submitted_at, rec.restarts,
              int(rec.started), int(rec.cancelled), _state_to_json(rec.final), rec.finished_at,
-             int(rec.reported)))
+             int(rec.reported))])
         self._jobs[rec.job] = _row(rec)
 
     def record_submit(self, job: str, namespace: str, attempt: int, ad: str,
@@ -211,9 +221,9 @@ class JobStore:
         with self._lock:
             old = [j for j, r in self._jobs.items()
                    if r[_FINISHED_AT] is not None and r[_FINISHED_AT] < older_than]
+            self._execute("DELETE FROM jobs WHERE job = ?", [(j,) for j in old])
             for job in old:
                 del self._jobs[job]
-            self._db.executemany("DELETE FROM jobs WHERE job = ?", [(j,) for j in old])
             return len(old)
 
     def jobs(self) -> list[JobRecord]:
