@@ -93,6 +93,18 @@ def start_sim(workdir: str, *, seed: int = 0) -> SimCluster:
     return cluster.start()
 
 
+def sim_service(kubeconfig: str, state_dir: Path, *, start: bool) -> Any:
+    """kgahp's Service in this process on the simulated cluster, as the reconcile tests use it:
+    no file transfer, no rate limit, its store in `state_dir`; `start`: its watches too."""
+    from kgahp.app import build_service
+    from kgahp.config import settings_from_mapping
+
+    settings = settings_from_mapping({
+        "KUBECONFIG": kubeconfig, "STATE_DIR": str(state_dir), "TRANSFER_MODE": "none",
+        "QPS": "0", "DEFAULT_IMAGE": "busybox:1.36"}, user="tester")
+    return build_service(settings, start=start)
+
+
 class Gahp:
     """A kgahp process plus the job-level conveniences of a gridmanager."""
 

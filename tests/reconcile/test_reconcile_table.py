@@ -19,9 +19,8 @@ from typing import Any, Callable, Optional
 
 import classad2
 import pytest
+from harness import sim_service
 
-from kgahp.app import build_service
-from kgahp.config import settings_from_mapping
 from kgahp.finalizers import FINALIZER
 from kgahp.model import COMPLETED, HELD, IDLE, REMOVED, JobState
 from kgahp.podspec import names
@@ -103,10 +102,7 @@ def rig(sim: Any, sim_kubeconfig: str, tmp_path: Path) -> Iterator[Rig]:
     sim.require_sim()
     iwd = tmp_path / "iwd"
     iwd.mkdir()
-    settings = settings_from_mapping({
-        "KUBECONFIG": sim_kubeconfig, "STATE_DIR": str(tmp_path / "state"),
-        "TRANSFER_MODE": "none", "QPS": "0", "DEFAULT_IMAGE": "busybox:1.36"}, user="tester")
-    service = build_service(settings, start=False)
+    service = sim_service(sim_kubeconfig, tmp_path / "state", start=False)
     try:
         yield Rig(service, sim, iwd)
     finally:

@@ -10,9 +10,8 @@ from typing import Any
 
 import classad2
 import pytest
+from harness import sim_service
 
-from kgahp.app import build_service
-from kgahp.config import settings_from_mapping
 from kgahp.errors import StoreError
 from kgahp.model import JobState
 from kgahp.podspec import names
@@ -87,10 +86,7 @@ def test_a_submit_with_a_full_store_fails_clearly_and_makes_no_pod(
     is refused with the store's reason (the gridmanager holds the job with it) and no pod
     exists that kgahp could not account for after a restart."""
     sim.require_sim()
-    settings = settings_from_mapping({
-        "KUBECONFIG": sim_kubeconfig, "STATE_DIR": str(tmp_path / "state"),
-        "TRANSFER_MODE": "none", "QPS": "0", "DEFAULT_IMAGE": "busybox:1.36"}, user="tester")
-    service = build_service(settings, start=False)
+    service = sim_service(sim_kubeconfig, tmp_path / "state", start=False)
     try:
         _fill(service.store, service.store.path)
         iwd = tmp_path / "iwd"
@@ -103,7 +99,7 @@ def test_a_submit_with_a_full_store_fails_clearly_and_makes_no_pod(
         assert (code, job_id) == (1, None)
         assert msg.startswith("kgahp cannot write its job store ") and "full" in msg
         pods, _ = service.kube.list_pods("default", service.actions.job_selector(
-            names.job_base_name("/spool/full", settings.pod.pod_name_prefix)))
+            names.job_base_name("/spool/full", service.settings.pod.pod_name_prefix)))
         assert pods == []
     finally:
         service.close(secrets_deadline=0)

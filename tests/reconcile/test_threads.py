@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import classad2
 import pytest
+from harness import sim_service
 
 from kgahp.app import build_service
 from kgahp.config import settings_from_mapping
@@ -53,10 +54,8 @@ class Watched:
 
 
 def _service(sim_kubeconfig: str, tmp_path: Path, start: bool) -> Service:
-    settings = settings_from_mapping({
-        "KUBECONFIG": sim_kubeconfig, "STATE_DIR": str(tmp_path / "state"),
-        "TRANSFER_MODE": "none", "QPS": "0", "DEFAULT_IMAGE": "busybox:1.36"}, user="tester")
-    return build_service(settings, start=start)
+    service: Service = sim_service(sim_kubeconfig, tmp_path / "state", start=start)
+    return service
 
 
 @pytest.fixture
