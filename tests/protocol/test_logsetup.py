@@ -14,6 +14,8 @@ from typing import Callable, TextIO
 import pytest
 
 from kgahp import logsetup
+from kgahp.config import settings_from_mapping
+from kgahp.errors import ConfigError
 from kgahp.logsetup import (
     DATEFMT,
     FORMAT,
@@ -232,7 +234,7 @@ def test_when_no_new_log_can_be_made_lines_go_on_into_the_old_one(
     assert _lines_of(path) == ["line 4"]
 
 
-def test_without_a_bound_or_under_it_the_log_is_never_renamed(tmp_path: Path) -> None:
+def test_under_its_bound_the_log_is_never_renamed(tmp_path: Path) -> None:
     path = tmp_path / "a.log"
     rotate = RotatingLog(str(path), max_bytes=10_000)
     handler = BatchedLineHandler(open(path, "a"), interval=60, rotate=rotate)
@@ -256,3 +258,10 @@ def test_setup_logging_rotates_at_kgahp_max_log(tmp_path: Path,
         handler.flush()
     text = (tmp_path / "c.log.old").read_text() + path.read_text()
     assert "request 39 " in text and path.stat().st_size < 2000 + 200
+
+
+def test_kgahp_max_log_is_bytes_with_0_for_never_and_no_negative() -> None:
+    assert settings_from_mapping({}).server.max_log == 100 * 2**20
+    assert settings_from_mapping({"MAX_LOG": "0"}).server.max_log == 0
+    with pytest.raises(ConfigError, match="KGAHP_MAX_LOG"):
+        settings_from_mapping({"MAX_LOG": "-1"})
