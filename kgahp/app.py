@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Optional
 
 from kgahp.config import Settings
 from kgahp.errors import KgahpError
+from kgahp.threads import start_daemon
 
 if TYPE_CHECKING:
     from kgahp.service import Service
@@ -128,7 +129,7 @@ class StartingService:
         if error:
             self._ready.set()
         else:
-            threading.Thread(target=self._build, name="startup", daemon=True).start()
+            start_daemon(self._build, "startup")
 
     def _build(self) -> None:
         try:

@@ -10,6 +10,8 @@ import time
 import warnings
 from typing import Callable, Optional, TextIO
 
+from kgahp.threads import start_daemon
+
 FORMAT = "%(asctime)s.%(msecs)03d [%(process)d] %(levelname)s %(name)s: %(message)s"
 DATEFMT = "%m/%d/%y %H:%M:%S"
 
@@ -58,7 +60,7 @@ class BatchedLineHandler(logging.Handler):
         self._write_lock = threading.Lock()
         self._has_lines = threading.Event()
         self._closed = False
-        threading.Thread(target=self._write_batches, name="log-writer", daemon=True).start()
+        start_daemon(self._write_batches, "log-writer")
 
     def handle(self, record: logging.LogRecord) -> bool:
         # no handler lock: emit only appends (atomic), and flush has its own

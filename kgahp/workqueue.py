@@ -31,6 +31,8 @@ from collections import deque
 from collections.abc import Hashable
 from typing import Callable, Generic, Optional, TypeVar
 
+from kgahp.threads import start_daemon
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K", bound=Hashable)
@@ -137,9 +139,7 @@ class WorkQueue(Generic[K]):
             if self._threads:
                 return
             for i in range(self._workers):
-                t = threading.Thread(target=self._work, name=f"{self._name}-{i}", daemon=True)
-                self._threads.append(t)
-                t.start()
+                self._threads.append(start_daemon(self._work, f"{self._name}-{i}"))
 
     def stop(self, wait: float = 0.0, *, drain: bool = False) -> bool:
         """Stop handing out keys; running handlers finish. With `drain`, the keys already

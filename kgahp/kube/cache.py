@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from kgahp.errors import ApiError, api_error
 from kgahp.kube import jsonio
 from kgahp.kube.api import Kube
+from kgahp.threads import start_daemon
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,7 @@ class PodCache:
     def start(self) -> None:
         for ns in self.namespaces:
             name = f"watch-{ns}" if self.kind == "pod" else f"watch-{self.kind}-{ns}"
-            t = threading.Thread(target=self._run, args=(ns,), name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._threads.append(start_daemon(self._run, name, (ns,)))
 
     def stop(self) -> None:
         self._stop.set()

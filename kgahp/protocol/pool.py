@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from typing import Callable, Optional
+
+from kgahp.threads import start_daemon
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +18,7 @@ class WorkerPool:
         self.size = size
         self.outstanding = 0        # accepted and not finished (guarded by the server's lock)
         self._tasks: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-                         for i in range(size)]
-        for t in self._threads:
-            t.start()
+        self._threads = [start_daemon(self._work, f"{name}-{i}") for i in range(size)]
 
     def _work(self) -> None:
         while True:

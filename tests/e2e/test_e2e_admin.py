@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from harness import sleeps
 
 from kgahp.knob_reference import config_snippet
@@ -73,3 +74,21 @@ def test_help_and_version(tmp_path):
     out = subprocess.run([sys.executable, "-m", "kgahp", "--help"], env=env,
                          capture_output=True, text=True, timeout=30)
     assert "kgahp sim" in out.stdout and "kgahp demo" in out.stdout
+
+
+def test_top_shows_which_of_kgahps_threads_is_busy(gahp):
+    """`top -H` and `ps -L` name each thread (/proc/<pid>/task/*/comm), so an admin can see
+    whether the submit workers, the watch or the reconcilers are busy."""
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("no /proc here")
+    job_id = gahp.submit("named_threads.0", **sleeps())
+    gahp.wait_status(job_id, {RUNNING}, timeout=60)
+    pid = gahp.driver.proc.pid
+    names = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names.add((task / "comm").read_text().strip())
+        except OSError:     # a thread that ended while the folder was read
+            continue
+    assert {"gahp-submit-0", "gahp-submit-15", "reconcile-0", "log-writer"} <= names
+    assert any(n.startswith("watch-") for n in names)
