@@ -316,6 +316,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     windows: list[tuple[float, float]] = []
     submit_seconds = submit_cpu = 0.0
+    by_thread: dict[str, procstat.ThreadUse] = {}   # kgahp's CPU while submitting, per thread kind
     sim_cpu: Optional[float] = 0.0 if bench.target.is_sim else None
     # the server's count over the same windows as the client's (not what kgahp's start or a
     # watch's renewal sends between them)
@@ -330,6 +331,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
                                        start=len(job_ids), cmd=work.cmd,
                                        arguments=work.arguments)
             gahp0, sim0 = procstat.sample(driver.pid), bench.server_cpu()
+            threads0 = procstat.thread_usage(driver.pid)
             api0 = bench.server_requests()
             t0 = time.monotonic()
             timed = pipeline(driver, requests)
@@ -340,6 +342,12 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
             seconds = t1 - t0
             windows.append((t0, t1))
             gahp_cpu = procstat.sample(driver.pid).cpu_seconds - gahp0.cpu_seconds
+            for role, use in procstat.usage_between(
+                    threads0, procstat.thread_usage(driver.pid)).items():
+                was = by_thread.get(role, procstat.ThreadUse(0.0, 0))
+                by_thread[role] = procstat.ThreadUse(
+                    was.cpu_seconds + use.cpu_seconds,
+                    was.voluntary_switches + use.voluntary_switches)
             step_sim_cpu = _minus(bench.server_cpu(), sim0)
             submit_seconds += seconds
             submit_cpu += gahp_cpu
@@ -390,9 +398,20 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
                            submit_api if submit_api is not None else client_submit_api,
                            len(job_ids)),
                        "client_api_requests_per_submit": _per(client_submit_api, len(job_ids)),
+                       "by_thread": _per_submit_by_thread(by_thread, len(job_ids)),
                        "load_average_before": load0,
                        "load_average_after": os.getloadavg()[0]},
             "recovery": recovery}
+
+
+def _per_submit_by_thread(by_thread: dict[str, procstat.ThreadUse],
+                          submits: int) -> dict[str, dict[str, float]]:
+    """Each kind of kgahp thread's CPU ms and voluntary switches per submit, busiest first;
+    kinds that spent nothing are left out."""
+    busiest = sorted(by_thread.items(), key=lambda item: -item[1].cpu_seconds)
+    return {role: {"cpu_ms_per_submit": use.cpu_seconds / max(submits, 1) * 1000,
+                   "switches_per_submit": use.voluntary_switches / max(submits, 1)}
+            for role, use in busiest if use.cpu_seconds > 0 or use.voluntary_switches > 0}
 
 
 def _recover(bench: Bench, name: str, knobs: dict[str, str],

@@ -48,3 +48,59 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ThreadUse:
+    cpu_seconds: float
+    voluntary_switches: int     # times the thread slept: waiting for the GIL, a lock or I/O
+
+
+def thread_role(comm: str, is_main: bool) -> str:
+    """kgahp names its threads (gahp-submit-3, watch-default): the kind, without the number.
+    The main thread keeps the process's name; it is kgahp's protocol reader."""
+    if is_main:
+        return "main (protocol)"
+    head, sep, tail = comm.rpartition("-")
+    return head if sep and tail.isdigit() else comm
+
+
+def parse_voluntary_switches(status_text: str) -> int:
+    for line in status_text.splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    return 0
+
+
+def thread_usage(pid: int) -> dict[str, ThreadUse]:
+    """CPU and voluntary switches of each kind of thread of `pid` (Linux /proc; {} elsewhere).
+    A thread that ends between the listing and the read is left out."""
+    out: dict[str, ThreadUse] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            with open(f"{base}/comm") as fh:
+                comm = fh.read().strip()
+            with open(f"{base}/stat") as fh:
+                cpu = parse_stat_cpu(fh.read())
+            with open(f"{base}/status") as fh:
+                switches = parse_voluntary_switches(fh.read())
+        except OSError:
+            continue
+        role = thread_role(comm, tid == str(pid))
+        was = out.get(role, ThreadUse(0.0, 0))
+        out[role] = ThreadUse(was.cpu_seconds + cpu, was.voluntary_switches + switches)
+    return out
+
+
+def usage_between(before: dict[str, ThreadUse],
+                  after: dict[str, ThreadUse]) -> dict[str, ThreadUse]:
+    """What each kind of thread spent from `before` to `after`."""
+    zero = ThreadUse(0.0, 0)
+    return {role: ThreadUse(use.cpu_seconds - before.get(role, zero).cpu_seconds,
+                            use.voluntary_switches - before.get(role, zero).voluntary_switches)
+            for role, use in after.items()}

@@ -165,7 +165,20 @@ def limit_table(results: dict[str, Any]) -> list[str]:
         f"{_fmt(sub['load_average_before'], 1) + '/' + _fmt(sub['load_average_after'], 1):>10} "
         f"{_fmt(lim['load_average_before'], 1) + '/' + _fmt(lim['load_average_after'], 1):>10}",
     ]
-    return rows + stages_lines(results)
+    return rows + thread_lines(sub) + stages_lines(results)
+
+
+def thread_lines(sub: dict[str, Any]) -> list[str]:
+    """Where kgahp's CPU per submit went, by kind of thread, and how often each slept."""
+    by_thread = sub.get("by_thread")
+    if not by_thread:
+        return []
+    rows = ["kgahp CPU per submit by thread (scale phase; switches: times a thread slept on the "
+            "GIL, a lock or I/O):"]
+    for role, figures in by_thread.items():
+        rows.append(f"  {role:<26} {_fmt(figures['cpu_ms_per_submit']):>10} ms "
+                    f"{_fmt(figures['switches_per_submit'], 1):>8} switches")
+    return rows
 
 
 STEP_NAMES = {"parse": "parse the ad", "policy": "policy check", "render": "render + verify",

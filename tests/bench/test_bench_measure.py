@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -94,6 +97,51 @@ def test_stat_cpu_with_a_nasty_command_name() -> None:
 def test_status_memory_in_bytes() -> None:
     text = "Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t4\n"
     assert procstat.parse_status_memory(text) == (100 * 2**20, 200 * 2**20)
+
+
+def test_thread_roles_drop_the_worker_number_and_name_the_main_thread() -> None:
+    assert procstat.thread_role("gahp-submit-12", is_main=False) == "gahp-submit"
+    assert procstat.thread_role("reconcile-0", is_main=False) == "reconcile"
+    assert procstat.thread_role("watch-default", is_main=False) == "watch-default"
+    assert procstat.thread_role("watch-ns-2024", is_main=False) == "watch-ns"
+    assert procstat.thread_role("log-writer", is_main=False) == "log-writer"
+    assert procstat.thread_role("kgahp", is_main=True) == "main (protocol)"
+    assert procstat.parse_voluntary_switches(
+        "Name:\tx\nvoluntary_ctxt_switches:\t42\nnonvoluntary_ctxt_switches:\t7\n") == 42
+
+
+def test_usage_between_is_per_role_and_counts_a_new_thread_whole() -> None:
+    before = {"gahp-submit": procstat.ThreadUse(1.0, 10)}
+    after = {"gahp-submit": procstat.ThreadUse(1.5, 25), "reconcile": procstat.ThreadUse(0.2, 3)}
+    assert procstat.usage_between(before, after) == {
+        "gahp-submit": procstat.ThreadUse(0.5, 15), "reconcile": procstat.ThreadUse(0.2, 3)}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
+def test_thread_usage_sums_the_workers_of_one_kind() -> None:
+    from kgahp.threads import start_daemon
+
+    stop = threading.Event()
+
+    def burn() -> None:
+        while not stop.is_set():
+            sum(i * i for i in range(20_000))
+            stop.wait(0.001)
+
+    workers = [start_daemon(burn, f"bench-burn-{i}") for i in range(3)]
+    try:
+        time.sleep(0.3)
+        before = procstat.thread_usage(os.getpid())
+        time.sleep(0.3)
+        spent = procstat.usage_between(before, procstat.thread_usage(os.getpid()))
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(5)
+    assert "main (protocol)" in before
+    assert spent["bench-burn"].cpu_seconds > 0
+    assert spent["bench-burn"].voluntary_switches >= 3      # each worker slept on its wait
+    assert not any(role.startswith("bench-burn-") for role in spent)
 
 
 def test_sample_of_this_process_is_plausible() -> None:

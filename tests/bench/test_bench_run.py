@@ -128,6 +128,16 @@ def test_submit_against_the_limit_over_https(tmp_path: Path) -> None:
     assert results["scale"]["submit"]["api_requests_per_submit"] >= 1
     assert results["scale"]["recovery"]["unanswered"] == 0
     assert "https://127.0.0.1" in (out / "results.txt").read_text()
+    # where kgahp's CPU per submit went, by kind of thread (Linux /proc)
+    if sys.platform.startswith("linux"):
+        by_thread = results["scale"]["submit"]["by_thread"]
+        # 30 submits cost each thread less than a clock tick of CPU; its sleeps are counted
+        assert by_thread["gahp-submit"]["switches_per_submit"] > 0
+        assert all(f["cpu_ms_per_submit"] >= 0 for f in by_thread.values())
+        assert "main (protocol)" in by_thread
+        shares = sum(f["cpu_ms_per_submit"] for f in by_thread.values())
+        assert shares <= results["scale"]["submit"]["cpu_ms_per_submit"] * 1.05 + 0.05
+        assert "kgahp CPU per submit by thread" in (out / "results.txt").read_text()
 
 
 @pytest.mark.timeout(240)
