@@ -26,6 +26,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import IO, Any  # noqa: E402
 
+from kgahp.threads import start_daemon  # noqa: E402
+
 LOG_ENV = "KGAHP_BENCH_REQUEST_LOG"
 
 
@@ -64,7 +66,7 @@ def install(path: str, interval: float = 0.05) -> None:
             time.sleep(interval)
             flush()
 
-    threading.Thread(target=loop, name="bench-request-log", daemon=True).start()
+    start_daemon(loop, "bench-request-log")   # named for /proc: the benchmark's own thread
     atexit.register(flush)
 
 
