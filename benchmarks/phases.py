@@ -43,9 +43,10 @@ class Bench:
 
     def __init__(self, target: ClusterTarget, workdir: str, say: Say,
                  log_level: str = "INFO", argv: Optional[Sequence[str]] = None,
-                 workload: str = "pod") -> None:
+                 workload: str = "pod", workers: int = WORKERS) -> None:
         self.target = target
         self.workload = workload      # KGAHP_WORKLOAD of every kgahp started: pod or job
+        self.workers = workers        # KGAHP_WORKERS of every kgahp started
         self.kubeconfig = target.kubeconfig
         self.workdir = workdir
         self.say = say
@@ -61,7 +62,7 @@ class Bench:
 
     def knobs(self, name: str, **knobs: str) -> dict[str, str]:
         extra = {"NAMESPACE": self.namespace, "DEBUG": self.log_level,
-                 "WORKLOAD": self.workload, **knobs}
+                 "WORKLOAD": self.workload, "WORKERS": str(self.workers), **knobs}
         if self.target.context:
             extra["CONTEXT"] = self.target.context
         return gahp_knobs(self.kubeconfig, self.workdir, name, **extra)
@@ -344,10 +345,11 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
             gahp_cpu = procstat.sample(driver.pid).cpu_seconds - gahp0.cpu_seconds
             for role, use in procstat.usage_between(
                     threads0, procstat.thread_usage(driver.pid)).items():
-                was = by_thread.get(role, procstat.ThreadUse(0.0, 0))
+                was = by_thread.get(role, procstat.ThreadUse(0.0, 0, 0))
                 by_thread[role] = procstat.ThreadUse(
                     was.cpu_seconds + use.cpu_seconds,
-                    was.voluntary_switches + use.voluntary_switches)
+                    was.voluntary_switches + use.voluntary_switches,
+                    max(was.threads, use.threads))
             step_sim_cpu = _minus(bench.server_cpu(), sim0)
             submit_seconds += seconds
             submit_cpu += gahp_cpu
@@ -410,7 +412,8 @@ def _per_submit_by_thread(by_thread: dict[str, procstat.ThreadUse],
     kinds that spent nothing are left out."""
     busiest = sorted(by_thread.items(), key=lambda item: -item[1].cpu_seconds)
     return {role: {"cpu_ms_per_submit": use.cpu_seconds / max(submits, 1) * 1000,
-                   "switches_per_submit": use.voluntary_switches / max(submits, 1)}
+                   "switches_per_submit": use.voluntary_switches / max(submits, 1),
+                   "threads": use.threads}
             for role, use in busiest if use.cpu_seconds > 0 or use.voluntary_switches > 0}
 
 
@@ -516,7 +519,8 @@ def retry_after(bench: Bench, jobs: int, seconds: float = 4.0, retry_seconds: in
             "answered_429": len(answered_429), "creates_during": len(during),
             "creates_per_second_during": len(during) / seconds,
             "seconds_after_fault": max(0.0, done - fault_off),
-            "allowed_per_second_during": WORKERS / retry_seconds,
+            "workers": bench.workers,
+            "allowed_per_second_during": bench.workers / retry_seconds,
             "min_wait_after_429": min(waits) if waits else None,
             "waits_counted": len(waits),
             "submits_ok": len(timed) - len(failures(timed)),

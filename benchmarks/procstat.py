@@ -54,6 +54,7 @@ def cpu_count() -> int:
 class ThreadUse:
     cpu_seconds: float
     voluntary_switches: int     # times the thread slept: waiting for the GIL, a lock or I/O
+    threads: int = 1            # how many threads of the kind
 
 
 def thread_role(comm: str, is_main: bool) -> str:
@@ -92,15 +93,17 @@ def thread_usage(pid: int) -> dict[str, ThreadUse]:
         except OSError:
             continue
         role = thread_role(comm, tid == str(pid))
-        was = out.get(role, ThreadUse(0.0, 0))
-        out[role] = ThreadUse(was.cpu_seconds + cpu, was.voluntary_switches + switches)
+        was = out.get(role, ThreadUse(0.0, 0, 0))
+        out[role] = ThreadUse(was.cpu_seconds + cpu, was.voluntary_switches + switches,
+                              was.threads + 1)
     return out
 
 
 def usage_between(before: dict[str, ThreadUse],
                   after: dict[str, ThreadUse]) -> dict[str, ThreadUse]:
-    """What each kind of thread spent from `before` to `after`."""
-    zero = ThreadUse(0.0, 0)
+    """What each kind of thread spent from `before` to `after` (and how many there are now)."""
+    zero = ThreadUse(0.0, 0, 0)
     return {role: ThreadUse(use.cpu_seconds - before.get(role, zero).cpu_seconds,
-                            use.voluntary_switches - before.get(role, zero).voluntary_switches)
+                            use.voluntary_switches - before.get(role, zero).voluntary_switches,
+                            use.threads)
             for role, use in after.items()}

@@ -176,7 +176,8 @@ def thread_lines(sub: dict[str, Any]) -> list[str]:
     rows = ["kgahp CPU per submit by thread (scale phase; switches: times a thread slept on the "
             "GIL, a lock or I/O):"]
     for role, figures in by_thread.items():
-        rows.append(f"  {role:<26} {_fmt(figures['cpu_ms_per_submit']):>10} ms "
+        kind = f"{role} x{figures.get('threads', 1)}"
+        rows.append(f"  {kind:<26} {_fmt(figures['cpu_ms_per_submit']):>10} ms "
                     f"{_fmt(figures['switches_per_submit'], 1):>8} switches")
     return rows
 
@@ -323,7 +324,8 @@ def retry_line(retry: Any, ok: dict[str, bool], mark: dict[bool, str]) -> str:
             f"{_fmt(retry['min_wait_after_429'])} s "
             f"[{'n/a' if verdict is None else mark[verdict]}]; creates "
             f"{_fmt(retry['creates_per_second_during'], 1)}/s meanwhile (at most "
-            f"{_fmt(retry['allowed_per_second_during'], 1)}/s with 16 threads); "
+            f"{_fmt(retry['allowed_per_second_during'], 1)}/s with "
+            f"{retry.get('workers', 16)} threads); "
             f"{retry['submits_ok']} of {retry['jobs']} submits succeeded, the last "
             f"{_fmt(retry['seconds_after_fault'], 1)} s after the server accepted again")
 

@@ -78,8 +78,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--stages-jobs", type=int, default=-1,
                         help="submits timed step by step in one thread (default: --jobs, at "
                              "most 300; 0 = skip)")
-    parser.add_argument("--limit-threads", type=int, default=phases.WORKERS,
-                        help="threads of the bare client (default 16, kgahp's KGAHP_WORKERS)")
+    parser.add_argument("--workers", type=int, default=phases.WORKERS,
+                        help="KGAHP_WORKERS of every kgahp started (default 16, kgahp's own)")
+    parser.add_argument("--limit-threads", type=int, default=0,
+                        help="threads of the bare client (default: --workers, the same "
+                             "concurrency as kgahp's)")
     parser.add_argument("--retry-jobs", type=int, default=0,
                         help="submits of the 429 Retry-After phase (default 100; sim only)")
     parser.add_argument("--kubeconfig", default="",
@@ -154,6 +157,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
         args.limit_jobs = args.jobs
     if args.stages_jobs < 0:
         args.stages_jobs = min(args.jobs, 300)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    args.limit_threads = args.limit_threads or args.workers
     if args.context and not args.kubeconfig:
         parser.error("--context needs --kubeconfig")
     if args.kubeconfig and not os.path.exists(os.path.expanduser(args.kubeconfig)):
@@ -277,11 +283,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             _cleanup(target, say)
         argv = [args.kgahp_python, *phases.COUNTED_KGAHP[1:]]
         bench = phases.Bench(target, workdir, say, log_level=args.log_level, argv=argv,
-                             workload=args.workload)
+                             workload=args.workload, workers=args.workers)
         results["meta"]["kgahp_python"] = args.kgahp_python
         results["meta"]["kgahp_version"] = _kgahp_version(args.kgahp_python)
         results["meta"]["phases"] = list(args.phases)
         results["meta"]["workload"] = args.workload
+        results["meta"]["kgahp_workers"] = args.workers
         say(f"cluster: {target.description}, {results['meta']['server_version']}; "
             f"scratch {workdir}; kgahp {results['meta']['kgahp_version']}")
         run_phases(args, bench, target, results, say)

@@ -111,10 +111,11 @@ def test_thread_roles_drop_the_worker_number_and_name_the_main_thread() -> None:
 
 
 def test_usage_between_is_per_role_and_counts_a_new_thread_whole() -> None:
-    before = {"gahp-submit": procstat.ThreadUse(1.0, 10)}
-    after = {"gahp-submit": procstat.ThreadUse(1.5, 25), "reconcile": procstat.ThreadUse(0.2, 3)}
+    before = {"gahp-submit": procstat.ThreadUse(1.0, 10, 16)}
+    after = {"gahp-submit": procstat.ThreadUse(1.5, 25, 16),
+             "reconcile": procstat.ThreadUse(0.2, 3, 4)}
     assert procstat.usage_between(before, after) == {
-        "gahp-submit": procstat.ThreadUse(0.5, 15), "reconcile": procstat.ThreadUse(0.2, 3)}
+        "gahp-submit": procstat.ThreadUse(0.5, 15, 16), "reconcile": procstat.ThreadUse(0.2, 3, 4)}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads Linux's /proc")
@@ -139,7 +140,7 @@ def test_thread_usage_sums_the_workers_of_one_kind() -> None:
         for w in workers:
             w.join(5)
     assert "main (protocol)" in before
-    assert spent["bench-burn"].cpu_seconds > 0
+    assert spent["bench-burn"].cpu_seconds > 0 and spent["bench-burn"].threads == 3
     assert spent["bench-burn"].voluntary_switches >= 3      # each worker slept on its wait
     assert not any(role.startswith("bench-burn-") for role in spent)
 

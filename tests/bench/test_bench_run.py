@@ -119,12 +119,15 @@ def test_submit_against_the_limit_over_https(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--phases", "limit,scale",
-         "--jobs", "30", "--paced-samples", "3", "--sim-tls", "--no-chart", "--out", str(out)],
+         "--jobs", "30", "--paced-samples", "3", "--sim-tls", "--workers", "6", "--no-chart",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=110, check=False)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["transport"] == "https"
     assert results["limit"]["jobs"] == 30 and results["limit"]["retries"] == 0
+    # --workers: kgahp's KGAHP_WORKERS and, the same concurrency, the limit's threads
+    assert results["meta"]["kgahp_workers"] == 6 and results["limit"]["threads"] == 6
     assert results["scale"]["submit"]["api_requests_per_submit"] >= 1
     assert results["scale"]["recovery"]["unanswered"] == 0
     assert "https://127.0.0.1" in (out / "results.txt").read_text()
@@ -133,6 +136,7 @@ def test_submit_against_the_limit_over_https(tmp_path: Path) -> None:
         by_thread = results["scale"]["submit"]["by_thread"]
         # 30 submits cost each thread less than a clock tick of CPU; its sleeps are counted
         assert by_thread["gahp-submit"]["switches_per_submit"] > 0
+        assert by_thread["gahp-submit"]["threads"] == 6
         assert all(f["cpu_ms_per_submit"] >= 0 for f in by_thread.values())
         assert "main (protocol)" in by_thread
         shares = sum(f["cpu_ms_per_submit"] for f in by_thread.values())
