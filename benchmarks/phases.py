@@ -30,7 +30,7 @@ from kgahp.model import COMPLETED, RUNNING
 
 FAST_API = {"QPS": "1000", "BURST": "2000"}   # throughput phases: the server, not pacing, limits
 DEFAULT_API = {"QPS": "20", "BURST": "40"}     # kgahp's defaults (KGAHP_QPS, KGAHP_BURST)
-WORKERS = 16                                   # kgahp's KGAHP_WORKERS default: its API threads
+WORKERS = 50                                   # kgahp's KGAHP_WORKERS default: its API threads
 COUNTED_KGAHP = [sys.executable, str(Path(__file__).with_name("counted_kgahp.py"))]
 FLUSH_WAIT = 0.15                              # counted_kgahp writes its log every 50 ms
 Say = Callable[[str], None]

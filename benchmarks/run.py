@@ -79,7 +79,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="submits timed step by step in one thread (default: --jobs, at "
                              "most 300; 0 = skip)")
     parser.add_argument("--workers", type=int, default=phases.WORKERS,
-                        help="KGAHP_WORKERS of every kgahp started (default 16, kgahp's own)")
+                        help="KGAHP_WORKERS of every kgahp started (default 50, kgahp's own)")
     parser.add_argument("--limit-threads", type=int, default=0,
                         help="threads of the bare client (default: --workers, the same "
                              "concurrency as kgahp's)")

@@ -6,7 +6,7 @@ Threading model (one GAHP process)
 
 Threads, and what each owns:
 - main (1): reads stdin and writes every immediate reply (protocol/server.py).
-- gahp-status-N (KGAHP_WORKERS/2, at least 2) and gahp-submit-N (KGAHP_WORKERS): run the
+- gahp-status-N (KGAHP_WORKERS/2, 2 to 8) and gahp-submit-N (KGAHP_WORKERS): run the
   verbs (service.py). Status reads the store and the cache and enqueues jobs that need action,
   never writing the store; submit, cancel and refresh-proxy act through `PodActions` under the
   job's stripe lock.

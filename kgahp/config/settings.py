@@ -74,8 +74,9 @@ class KubeSettings:
 @dataclass(frozen=True)
 class ServerSettings:
     workers: int = knob(
-        "WORKERS", "16",
-        "Threads doing API work for submit/cancel/refresh",
+        "WORKERS", "50",
+        "Threads doing API work for submit/cancel/refresh; 50 gives one to every request the "
+        "gridmanager may have outstanding (GRIDMANAGER_MAX_PENDING_REQUESTS)",
         parse=int)
     max_queued: int = knob(
         "MAX_QUEUED", "1000",

@@ -65,7 +65,8 @@ class GahpServer:
         self._max_queued = max(0, max_queued)
         self._grace = shutdown_grace
         workers = max(1, workers)
-        self._fast_size = max(2, workers // 2)
+        # pings and the few statuses memory cannot answer: a handful of threads is plenty
+        self._fast_size = max(2, min(8, workers // 2))
         self._slow_size = workers
         self._lock = threading.Lock()         # guards stdout, the result queue and counters
         self._idle = threading.Condition(self._lock)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from kgahp.config.settings import ServerSettings
 from kgahp_sim.api import VERSION_INFO
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,7 +64,8 @@ def test_tiny_benchmark_run(tmp_path: Path) -> None:
     assert rec["client_api_requests"] == rec["api_requests"]
 
     lim = results["limit"]
-    assert lim["jobs"] == 60 and lim["threads"] == 16
+    # the same concurrency as kgahp: its KGAHP_WORKERS default
+    assert lim["jobs"] == 60 and lim["threads"] == ServerSettings().workers == 50
     assert lim["api_requests_per_submit"] == 1 and lim["server_requests_per_submit"] == 1
     assert lim["cpu_ms_per_submit"] > 0 and lim["sim_cpu_ms_per_submit"] > 0
 

@@ -153,7 +153,7 @@ def test_config_check_shows_every_knob_and_fails_on_a_bad_one(
     assert settings is not None and settings.kube.namespace == "jobs"
     assert good.status == OK and "1 set" in good.detail
     assert good.data["knobs"]["KGAHP_NAMESPACE"] == {"value": "jobs", "source": ENVIRONMENT}
-    assert good.data["knobs"]["KGAHP_WORKERS"] == {"value": "16", "source": DEFAULT}
+    assert good.data["knobs"]["KGAHP_WORKERS"] == {"value": "50", "source": DEFAULT}
     settings, [bad] = check_config(account(), {"_CONDOR_KGAHP_QPS": "fast"})
     assert settings is None and bad.status == FAIL and "KGAHP_QPS" in bad.detail
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from harness import sleeps
 
+from kgahp.config.settings import ServerSettings
 from kgahp.knob_reference import config_snippet
 from kgahp.model import RUNNING
 from kgahp.testing import GahpDriver, condor_env
@@ -90,5 +91,6 @@ def test_top_shows_which_of_kgahps_threads_is_busy(gahp):
             names.add((task / "comm").read_text().strip())
         except OSError:     # a thread that ended while the folder was read
             continue
-    assert {"gahp-submit-0", "gahp-submit-15", "reconcile-0", "log-writer"} <= names
+    last = f"gahp-submit-{ServerSettings().workers - 1}"
+    assert {"gahp-submit-0", last, "gahp-status-0", "reconcile-0", "log-writer"} <= names
     assert any(n.startswith("watch-") for n in names)
