@@ -94,3 +94,5 @@ def test_top_shows_which_of_kgahps_threads_is_busy(gahp):
     last = f"gahp-submit-{ServerSettings().workers - 1}"
     assert {"gahp-submit-0", last, "gahp-status-0", "reconcile-0", "log-writer"} <= names
     assert any(n.startswith("watch-") for n in names)
+    # status threads serve only pings and cache misses: 8 at most, however many submit threads
+    assert "gahp-status-7" in names and "gahp-status-8" not in names
