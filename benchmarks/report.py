@@ -202,7 +202,7 @@ def stages_lines(results: dict[str, Any]) -> list[str]:
     sub = (results.get("scale") or {}).get("submit")
     if sub:
         rows.append(f"  {'in the scale phase':<26} {_fmt(sub['cpu_ms_per_submit']):>10}   "
-                    "(+ the watch, reconciles, protocol and logging, among ~30 threads)")
+                    "(+ the watch, reconciles, protocol and logging, among all of kgahp's threads)")
     return rows
 
 
