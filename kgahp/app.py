@@ -29,8 +29,8 @@ is held around that job's store and API calls):
 - `PodCache._lock`: the cache's maps (the watch thread writes, everyone reads).
 - `JobStore._lock`: the SQLite connection and the in-memory records.
 - `WorkQueue._cv`: the queue's ready, dirty, running and delayed keys; handlers run outside it.
-- `PodActions._stripes[hash(job) % 64]`: submit, cancel and recreation of one job (fixed
-  memory, unlike a lock per job).
+- `PodActions._stripes[hash(job) % 1024]`: submit, cancel and recreation of one job (fixed
+  memory, unlike a lock per job; enough stripes that 50 jobs in flight rarely share one).
 - `PodActions._secrets_guard`: Secrets due for deletion and those already deleted.
 - `Reconciler._pending_guard`: deleted pods' last states, jobs being recreated or found gone,
   and final answers a status gave that the store does not show yet.
