@@ -96,3 +96,31 @@ def test_top_shows_which_of_kgahps_threads_is_busy(gahp):
     assert any(n.startswith("watch-") for n in names)
     # status threads serve only pings and cache misses: 8 at most, however many submit threads
     assert "gahp-status-7" in names and "gahp-status-8" not in names
+
+
+def test_a_slow_api_server_under_a_burst_never_overflows_the_connection_pool(sim, make_gahp):
+    """50 slow creates at once, beside a watch in each of 13 namespaces, fit in the
+    connection pool. urllib3 throws away a connection that comes back to a full pool, with a
+    warning, so a pool too small for kgahp's threads would cost a slow API server a new TCP
+    (and TLS) handshake for each extra connection."""
+    if not getattr(sim, "is_sim", True):
+        pytest.skip("slows the simulator's pod creates")
+    from kubernetes import client
+
+    spaces = [f"burst-{i}" for i in range(12)]
+    core = client.CoreV1Api(sim.api_client())
+    for name in spaces:
+        core.create_namespace({"metadata": {"name": name}})
+    gahp = make_gahp(ALLOWED_NAMESPACES=",".join(["default", *spaces]), QPS="1000",
+                     BURST="2000")
+    sim.faults.add(method="POST", path="/pods$", latency=1.0)   # 50 creates in flight at once
+    try:
+        reqids = [gahp.driver.send("BLAH_JOB_SUBMIT", gahp.ad(
+            f"burst_{i}.0", KubernetesImage="sim.invalid/sleep",
+            KubernetesNamespace=spaces[i % len(spaces)])) for i in range(60)]
+        results = gahp.driver.wait(reqids, timeout=60)
+    finally:
+        sim.faults.clear()
+    assert [r for r in results.values() if r[1] != "0"] == []
+    gahp.driver.close()
+    assert "Connection pool is full" not in gahp.log.read_text()
