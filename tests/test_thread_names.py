@@ -46,14 +46,12 @@ def test_the_target_gets_its_arguments_and_a_long_name_is_cut_to_15_bytes() -> N
 
 def test_naming_the_calling_thread_changes_only_that_thread() -> None:
     main_before = _os_name(threading.main_thread())
-    done = threading.Event()
-    thread = threading.Thread(target=lambda: (name_os_thread("tidy-0"), done.wait(5)))
+    named, done = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=lambda: (name_os_thread("tidy-0"), named.set(), done.wait(5)))
     thread.start()
     try:
-        for _ in range(500):
-            if _os_name(thread) == "tidy-0":
-                break
-            threading.Event().wait(0.01)
+        assert named.wait(5)
         assert _os_name(thread) == "tidy-0"
         assert _os_name(threading.main_thread()) == main_before
     finally:

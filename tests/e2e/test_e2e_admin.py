@@ -99,10 +99,12 @@ def test_top_shows_which_of_kgahps_threads_is_busy(gahp):
 
 
 def test_a_slow_api_server_under_a_burst_never_overflows_the_connection_pool(sim, make_gahp):
-    """50 slow creates at once, beside a watch in each of 13 namespaces, fit in the
-    connection pool. urllib3 throws away a connection that comes back to a full pool, with a
-    warning, so a pool too small for kgahp's threads would cost a slow API server a new TCP
-    (and TLS) handshake for each extra connection."""
+    """50 slow creates at once, beside a watch in each of 13 namespaces: urllib3 throws no
+    connection away. It discards, with a warning, a connection that comes back to a full
+    pool, which would cost a slow API server a new TCP (and TLS) handshake each time. This
+    catches a pool smaller than the submit workers (it fails with a pool of 9). The watches'
+    own connections come back only when a watch ends, minutes later; the test does not wait
+    for that."""
     if not getattr(sim, "is_sim", True):
         pytest.skip("slows the simulator's pod creates")
     from kubernetes import client
