@@ -316,7 +316,8 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
     job_ids: list[str] = []
     steps: list[dict[str, Any]] = []
     windows: list[tuple[float, float]] = []
-    submit_seconds = submit_cpu = 0.0
+    submit_seconds = submit_cpu = driver_cpu = 0.0
+    acks: list[float] = []    # each submit's wait for its `S`
     by_thread: dict[str, procstat.ThreadUse] = {}   # kgahp's CPU while submitting, per thread kind
     sim_cpu: Optional[float] = 0.0 if bench.target.is_sim else None
     # the server's count over the same windows as the client's (not what kgahp's start or a
@@ -334,9 +335,11 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
             gahp0, sim0 = procstat.sample(driver.pid), bench.server_cpu()
             threads0 = procstat.thread_usage(driver.pid)
             api0 = bench.server_requests()
+            client0 = time.process_time()    # this process: microseconds, not clock ticks
             t0 = time.monotonic()
             timed = pipeline(driver, requests)
             t1 = time.monotonic()
+            driver_cpu += time.process_time() - client0
             step_api = _minus(bench.server_requests(), api0)
             submit_api = None if submit_api is None or step_api is None \
                 else submit_api + step_api
@@ -357,6 +360,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
                 sim_cpu += step_sim_cpu
             _check(timed, "submits")
             job_ids += [t.result[3] for t in timed]
+            acks += [t.immediate for t in timed]
             submit_step = {"jobs": count, "per_second": count / seconds,
                            "gahp_cpu_ms_per_submit": gahp_cpu / count * 1000,
                            "sim_cpu_ms_per_submit": _ms_per(step_sim_cpu, count),
@@ -390,6 +394,13 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
                        "per_second": len(job_ids) / submit_seconds,
                        "cpu_ms_per_submit": _per(submit_cpu, len(job_ids)) * 1000,
                        "gahp_cpu_utilisation": submit_cpu / submit_seconds,
+                       # the gridmanager sends a command only once the last one's `S` is
+                       # in: one at a time, however many run
+                       "immediate": summary_ms(acks),
+                       "immediate_share": sum(acks) / max(submit_seconds, 1e-9),
+                       # the gridmanager stand-in (this process) shares the cores too
+                       "driver_cpu_ms_per_submit": _per(driver_cpu, len(job_ids)) * 1000,
+                       "driver_cpu_utilisation": driver_cpu / submit_seconds,
                        "sim_cpu_utilisation": None if sim_cpu is None
                        else sim_cpu / submit_seconds,
                        "sim_cpu_ms_per_submit": None if sim_cpu is None

@@ -66,6 +66,14 @@ def thread_role(comm: str, is_main: bool) -> str:
     return head if sep and tail.isdigit() else comm
 
 
+def parse_schedstat_cpu(schedstat_text: str) -> float:
+    """Seconds on a CPU from /proc/<pid>/task/<tid>/schedstat: its first field is the
+    scheduler's own count in nanoseconds. The tick-based utime/stime of `stat` are rounded
+    for each thread, and across ~60 threads that each run a few microseconds at a time
+    they came to 15-20% less than the process's total."""
+    return int(schedstat_text.split()[0]) / 1e9
+
+
 def parse_voluntary_switches(status_text: str) -> int:
     for line in status_text.splitlines():
         if line.startswith("voluntary_ctxt_switches:"):
@@ -86,8 +94,12 @@ def thread_usage(pid: int) -> dict[str, ThreadUse]:
         try:
             with open(f"{base}/comm") as fh:
                 comm = fh.read().strip()
-            with open(f"{base}/stat") as fh:
-                cpu = parse_stat_cpu(fh.read())
+            try:
+                with open(f"{base}/schedstat") as fh:
+                    cpu = parse_schedstat_cpu(fh.read())
+            except (OSError, ValueError, IndexError):   # a kernel without schedstat
+                with open(f"{base}/stat") as fh:
+                    cpu = parse_stat_cpu(fh.read())
             with open(f"{base}/status") as fh:
                 switches = parse_voluntary_switches(fh.read())
         except OSError:

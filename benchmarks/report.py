@@ -165,7 +165,7 @@ def limit_table(results: dict[str, Any]) -> list[str]:
         f"{_fmt(sub['load_average_before'], 1) + '/' + _fmt(sub['load_average_after'], 1):>10} "
         f"{_fmt(lim['load_average_before'], 1) + '/' + _fmt(lim['load_average_after'], 1):>10}",
     ]
-    return rows + thread_lines(sub) + stages_lines(results)
+    return rows + thread_lines(sub) + handshake_lines(sub) + stages_lines(results)
 
 
 def thread_lines(sub: dict[str, Any]) -> list[str]:
@@ -180,6 +180,17 @@ def thread_lines(sub: dict[str, Any]) -> list[str]:
         rows.append(f"  {kind:<26} {_fmt(figures['cpu_ms_per_submit']):>10} ms "
                     f"{_fmt(figures['switches_per_submit'], 1):>8} switches")
     return rows
+
+
+def handshake_lines(sub: dict[str, Any]) -> list[str]:
+    """How long the gridmanager stand-in waited for each submit's `S`. It sends its next
+    command only after that (as the gridmanager does), so this wait paces every burst."""
+    imm = sub.get("immediate")
+    if not imm:
+        return []
+    return [f"the gridmanager's wait for each submit's S: p50 {_fmt(imm['p50_ms'], 2)} ms, "
+            f"p99 {_fmt(imm['p99_ms'], 1)} ms, {_pct(sub['immediate_share'])} of the burst "
+            f"(its own CPU: {_fmt(sub['driver_cpu_ms_per_submit'])} ms/submit)"]
 
 
 STEP_NAMES = {"parse": "parse the ad", "policy": "policy check", "render": "render + verify",
@@ -294,6 +305,8 @@ def scale_lines(results: dict[str, Any], head: dict[str, Any], ok: dict[str, boo
         + ("" if sub["sim_cpu_utilisation"] is None else
            f", sim {_pct(sub['sim_cpu_utilisation'])}, sim CPU/submit "
            f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms; bottleneck: {sub['bottleneck']}")
+        + ("" if sub.get("driver_cpu_utilisation") is None else
+           f", the gridmanager stand-in {_pct(sub['driver_cpu_utilisation'])}")
         + f" (kgahp alone on one core: {_fmt(sub['one_core_capacity_per_second'], 0)}/s) "
         f"[{mark[ok['submits_per_second']]} >= 200/s]",
         f"status at {head['tracked_jobs']} tracked: p99 {_fmt(head['status_p99_ms'], 3)} ms "

@@ -94,6 +94,10 @@ def test_stat_cpu_with_a_nasty_command_name() -> None:
     assert procstat.parse_stat_cpu(text, ticks=100) == 3.0
 
 
+def test_schedstat_cpu_is_its_first_field_in_nanoseconds() -> None:
+    assert procstat.parse_schedstat_cpu("1500000000 2000 37\n") == 1.5
+
+
 def test_status_memory_in_bytes() -> None:
     text = "Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\nThreads:\t4\n"
     assert procstat.parse_status_memory(text) == (100 * 2**20, 200 * 2**20)
