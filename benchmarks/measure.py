@@ -62,3 +62,19 @@ def evenly(items: Sequence[str], count: int) -> list[str]:
         return list(items)
     step = len(items) / count
     return [items[int(i * step)] for i in range(count)]
+
+
+SATURATED = 0.9   # of a core: kgahp's Python, and the simulator's, run on one at a time
+
+
+def bottleneck(gahp_busy: float, server_busy: float | None, handshake_share: float) -> str:
+    """What paced a submit burst. A process using (nearly) a whole core; failing that, the
+    gridmanager's one-command-at-a-time `S` handshake when waiting for it filled most of the
+    burst; "n/a" when neither is clear (a real server's CPU is not known)."""
+    if gahp_busy >= SATURATED:
+        return "kgahp"
+    if server_busy is not None and server_busy >= SATURATED:
+        return "sim"
+    if handshake_share >= 0.5:
+        return "the S handshake"
+    return "n/a"

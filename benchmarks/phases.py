@@ -24,7 +24,7 @@ from benchmarks.gahpclient import (
     status_requests,
     submit_requests,
 )
-from benchmarks.measure import delta, evenly, steady_rate, summary_ms
+from benchmarks.measure import bottleneck, delta, evenly, steady_rate, summary_ms
 from benchmarks.target import ClusterTarget, Workload, instance_label
 from kgahp.model import COMPLETED, RUNNING
 
@@ -388,7 +388,9 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
     finally:
         if driver.proc.poll() is None:
             driver.close()
-    bottleneck = "n/a" if sim_cpu is None else ("kgahp" if submit_cpu >= sim_cpu else "sim")
+    pacer = bottleneck(submit_cpu / submit_seconds,
+                       None if sim_cpu is None else sim_cpu / submit_seconds,
+                       sum(acks) / max(submit_seconds, 1e-9))
     return {"jobs": len(job_ids), "steps": steps, "paced": paced,
             "submit": {"jobs": len(job_ids), "seconds": submit_seconds,
                        "per_second": len(job_ids) / submit_seconds,
@@ -405,7 +407,7 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
                        else sim_cpu / submit_seconds,
                        "sim_cpu_ms_per_submit": None if sim_cpu is None
                        else _per(sim_cpu, len(job_ids)) * 1000,
-                       "bottleneck": bottleneck,
+                       "bottleneck": pacer,
                        "one_core_capacity_per_second": len(job_ids) / max(submit_cpu, 1e-9),
                        "api_requests_per_submit": _per(
                            submit_api if submit_api is not None else client_submit_api,

@@ -304,9 +304,10 @@ def scale_lines(results: dict[str, Any], head: dict[str, Any], ok: dict[str, boo
         f"{_pct(sub['gahp_cpu_utilisation'])} of a core"
         + ("" if sub["sim_cpu_utilisation"] is None else
            f", sim {_pct(sub['sim_cpu_utilisation'])}, sim CPU/submit "
-           f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms; bottleneck: {sub['bottleneck']}")
+           f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms")
         + ("" if sub.get("driver_cpu_utilisation") is None else
            f", the gridmanager stand-in {_pct(sub['driver_cpu_utilisation'])}")
+        + f"; paced by: {sub['bottleneck']}"
         + f" (kgahp alone on one core: {_fmt(sub['one_core_capacity_per_second'], 0)}/s) "
         f"[{mark[ok['submits_per_second']]} >= 200/s]",
         f"status at {head['tracked_jobs']} tracked: p99 {_fmt(head['status_p99_ms'], 3)} ms "

@@ -87,7 +87,8 @@ def test_kubeconfig_branch_with_the_limit(tmp_path: Path, separate_sim: str) -> 
     assert life["image"] == "busybox:1.36 /bin/sh -c 'sleep 2'"
 
     sub = results["scale"]["submit"]
-    assert sub["sim_cpu_ms_per_submit"] is None and sub["bottleneck"] == "n/a"
+    # the server's CPU is not known on a real cluster: never blamed
+    assert sub["sim_cpu_ms_per_submit"] is None and sub["bottleneck"] != "sim"
     assert sub["api_requests_per_submit"] == 1
     assert results["scale"]["steps"][0]["burst"]["api_requests_per_status"] == 0
     assert results["scale"]["recovery"]["unanswered"] == 0

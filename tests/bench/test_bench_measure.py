@@ -155,3 +155,16 @@ def test_sample_of_this_process_is_plausible() -> None:
     assert burn > 0 and s.cpu_seconds > 0
     assert 10 * 2**20 < s.rss_bytes <= s.peak_rss_bytes
     assert procstat.cpu_count() >= 1
+
+
+@pytest.mark.parametrize("gahp, server, share, paced_by", [
+    (0.95, 0.70, 0.60, "kgahp"),             # a saturated process comes first
+    (0.60, 0.93, 0.60, "sim"),
+    (0.77, 0.72, 0.62, "the S handshake"),   # neither saturated, waiting for S most of the time
+    (0.77, 0.72, 0.30, "n/a"),
+    (0.50, None, 0.70, "the S handshake"),   # a real server: its CPU is unknown
+    (0.50, None, 0.20, "n/a"),
+])
+def test_what_paced_a_submit_burst(gahp: float, server: float | None, share: float,
+                                   paced_by: str) -> None:
+    assert measure.bottleneck(gahp, server, share) == paced_by
