@@ -388,26 +388,25 @@ def scale(bench: Bench, jobs: int, paced_samples: int = 50) -> dict[str, Any]:
     finally:
         if driver.proc.poll() is None:
             driver.close()
-    pacer = bottleneck(submit_cpu / submit_seconds,
-                       None if sim_cpu is None else sim_cpu / submit_seconds,
-                       sum(acks) / max(submit_seconds, 1e-9))
+    gahp_busy = submit_cpu / submit_seconds
+    sim_busy = None if sim_cpu is None else sim_cpu / submit_seconds
+    # the gridmanager sends a command only once the last one's `S` is in: one at a time,
+    # however many run
+    waiting_for_s = sum(acks) / max(submit_seconds, 1e-9)
     return {"jobs": len(job_ids), "steps": steps, "paced": paced,
             "submit": {"jobs": len(job_ids), "seconds": submit_seconds,
                        "per_second": len(job_ids) / submit_seconds,
                        "cpu_ms_per_submit": _per(submit_cpu, len(job_ids)) * 1000,
-                       "gahp_cpu_utilisation": submit_cpu / submit_seconds,
-                       # the gridmanager sends a command only once the last one's `S` is
-                       # in: one at a time, however many run
+                       "gahp_cpu_utilisation": gahp_busy,
                        "immediate": summary_ms(acks),
-                       "immediate_share": sum(acks) / max(submit_seconds, 1e-9),
+                       "immediate_share": waiting_for_s,
                        # the gridmanager stand-in (this process) shares the cores too
                        "driver_cpu_ms_per_submit": _per(driver_cpu, len(job_ids)) * 1000,
                        "driver_cpu_utilisation": driver_cpu / submit_seconds,
-                       "sim_cpu_utilisation": None if sim_cpu is None
-                       else sim_cpu / submit_seconds,
+                       "sim_cpu_utilisation": sim_busy,
                        "sim_cpu_ms_per_submit": None if sim_cpu is None
                        else _per(sim_cpu, len(job_ids)) * 1000,
-                       "bottleneck": pacer,
+                       "bottleneck": bottleneck(gahp_busy, sim_busy, waiting_for_s),
                        "one_core_capacity_per_second": len(job_ids) / max(submit_cpu, 1e-9),
                        "api_requests_per_submit": _per(
                            submit_api if submit_api is not None else client_submit_api,
