@@ -23,7 +23,7 @@ from kgahp.errors import NotFoundError, TransientApiError
 from kgahp.kube import jsonio
 from kgahp.kube.credentials import reauthenticator_of
 from kgahp.kube.failures import Backoff, is_transient, translate
-from kgahp.kube.ratelimit import TokenBucket
+from kgahp.kube.ratelimit import ThrottleNotes, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class Kube:
         self.api_client = api_client
         self.settings = settings
         self.limiter = TokenBucket(settings.qps, settings.burst)
+        self.throttle_notes = ThrottleNotes(settings.qps, settings.burst)
         self.timeout = settings.api_timeout
         # The gridmanager gives an async command 300 s; retries stop well before that.
         self.retry_deadline = retry_deadline
@@ -57,7 +58,9 @@ class Kube:
 
     # ---- plumbing
     def _once(self, what: str, fn: Callable[[], T], secret: bool = False) -> T:
-        self.limiter.acquire()
+        note = self.throttle_notes.note(self.limiter.acquire(), what)
+        if note:
+            log.info("%s", note)
         self.requests += 1
         reauth = reauthenticator_of(self.api_client)
         used = reauth.current() if reauth is not None else ""
