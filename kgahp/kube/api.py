@@ -50,7 +50,7 @@ class Kube:
         self.api_client = api_client
         self.settings = settings
         self.limiter = TokenBucket(settings.qps, settings.burst)
-        self.throttle_notes = ThrottleNotes(settings.qps, settings.burst)
+        self.throttle_notes = ThrottleNotes(self.limiter)
         self.timeout = settings.api_timeout
         # The gridmanager gives an async command 300 s; retries stop well before that.
         self.retry_deadline = retry_deadline

@@ -40,10 +40,9 @@ class ThrottleNotes:
     client-side limit, as client-go says "Waited for ... due to client-side throttling". A
     submit burst slowed by KGAHP_QPS looks like a slow API server otherwise."""
 
-    def __init__(self, qps: float, burst: int, *, least: float = 1.0, every: float = 60.0,
+    def __init__(self, bucket: TokenBucket, *, least: float = 1.0, every: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.qps = qps
-        self.burst = burst
+        self.bucket = bucket      # the limit the waits were for: its knobs are named
         self.least = least        # shorter waits are the pacing working as meant: not noted
         self.every = every
         self._clock = clock
@@ -68,5 +67,5 @@ class ThrottleNotes:
             f"; {count} requests waited {self.least:g} s or more since the last such note, "
             f"the longest {longest:.1f} s")
         return (f"{what} waited {waited:.1f} s for the client-side rate limit (KGAHP_QPS = "
-                f"{self.qps:g}, KGAHP_BURST = {self.burst}){others}. Raise both if the API "
-                "server can take more.")
+                f"{self.bucket.qps:g}, KGAHP_BURST = {self.bucket.burst}){others}. Raise both "
+                "if the API server can take more.")

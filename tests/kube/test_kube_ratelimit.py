@@ -42,7 +42,7 @@ def test_qps_0_never_waits() -> None:
 
 def test_a_long_wait_is_noted_at_most_once_a_minute_with_what_came_between() -> None:
     clock = _Clock()
-    notes = ThrottleNotes(qps=20, burst=40, clock=clock)
+    notes = ThrottleNotes(TokenBucket(qps=20, burst=40), clock=clock)
     assert notes.note(0.9, "creating pod a/p1") is None   # pacing as meant: nothing to say
     first = notes.note(1.25, "creating pod a/p2")
     assert first == ("creating pod a/p2 waited 1.2 s for the client-side rate limit "
@@ -64,7 +64,7 @@ def test_a_long_wait_is_noted_at_most_once_a_minute_with_what_came_between() -> 
 
 def test_kube_logs_a_request_held_back_by_its_own_rate_limit(caplog: Any) -> None:
     kube = Kube(client.ApiClient(client.Configuration()), KubeSettings(qps=2, burst=1))
-    kube.throttle_notes = ThrottleNotes(2, 1, least=0.1)
+    kube.throttle_notes = ThrottleNotes(kube.limiter, least=0.1)
     with caplog.at_level(logging.INFO, logger="kgahp.kube.api"):
         assert kube.call("creating pod a/p1", lambda: "ok") == "ok"
         assert kube.call("creating pod a/p2", lambda: "ok") == "ok"   # waits up to 0.5 s
