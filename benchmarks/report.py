@@ -185,9 +185,7 @@ def thread_lines(sub: dict[str, Any]) -> list[str]:
 def handshake_lines(sub: dict[str, Any]) -> list[str]:
     """How long the gridmanager stand-in waited for each submit's `S`. It sends its next
     command only after that (as the gridmanager does), so this wait paces every burst."""
-    imm = sub.get("immediate")
-    if not imm:
-        return []
+    imm = sub["immediate"]
     return [f"the gridmanager's wait for each submit's S: p50 {_fmt(imm['p50_ms'], 2)} ms, "
             f"p99 {_fmt(imm['p99_ms'], 1)} ms, {_pct(sub['immediate_share'])} of the burst "
             f"(its own CPU: {_fmt(sub['driver_cpu_ms_per_submit'])} ms/submit)"]
@@ -305,8 +303,7 @@ def scale_lines(results: dict[str, Any], head: dict[str, Any], ok: dict[str, boo
         + ("" if sub["sim_cpu_utilisation"] is None else
            f", sim {_pct(sub['sim_cpu_utilisation'])}, sim CPU/submit "
            f"{_fmt(sub['sim_cpu_ms_per_submit'])} ms")
-        + ("" if sub.get("driver_cpu_utilisation") is None else
-           f", the gridmanager stand-in {_pct(sub['driver_cpu_utilisation'])}")
+        + f", the gridmanager stand-in {_pct(sub['driver_cpu_utilisation'])}"
         + f"; paced by: {sub['bottleneck']}"
         + f" (kgahp alone on one core: {_fmt(sub['one_core_capacity_per_second'], 0)}/s) "
         f"[{mark[ok['submits_per_second']]} >= 200/s]",
